@@ -1,0 +1,325 @@
+"""One frozen config object: every field of SPEC.md with the paper preset as defaults.
+
+Names follow the spec (``p_gen``, ``rho``, ``F0``, ``F_min``, ``max_lifetime``...). Durations are integer
+slots, lengths kilometres. Every field is validated in ``__post_init__``; a bad value raises
+``ValueError`` naming the field, the value and what is allowed, and an unknown field name is an error
+(with the closest known name suggested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+TOPOLOGIES = ("erdos_renyi", "random_regular", "small_world", "scale_free")
+SWAP_MODELS = ("paper", "werner")
+ROUTINGS = ("reactive", "shortest", "highest_fidelity")
+PREPOSITION_PATHS = ("static", "available")
+
+
+@dataclass(frozen=True)
+class SpepConfig:
+    """Every parameter of the model; the defaults are the paper preset (SPEC.md).
+
+    ``topology`` is a generator name or any connected ``networkx.Graph`` whose edge attributes
+    ``p_gen``, ``F0``, ``link_capacity`` and ``length_km`` override the defaults per link.
+    """
+
+    # 1. Time
+    episode_slots: int = 2000  # T, slots per episode (then truncation)
+    slots_per_day: int = 240  # 10 slots per hour; slot 0 is midnight
+
+    # 2. Network
+    num_nodes: int = 16  # n (ignored for a user graph, whose size counts)
+    topology: Any = "erdos_renyi"  # a name of TOPOLOGIES or a networkx.Graph
+    topology_seed: int | None = None  # None: a graph per episode seed; int: one graph kept
+    er_p: float = 0.25  # Erdos-Renyi edge probability
+    regular_degree: int = 3  # random regular degree
+    ws_k: int = 4  # Watts-Strogatz neighbours
+    ws_p: float = 0.3  # Watts-Strogatz rewiring probability
+    ba_m: int = 2  # Barabasi-Albert edges per new node
+    p_gen: float = 0.12  # link generation probability per slot
+    F0: float = 0.92  # fidelity of a new link pair
+    link_capacity: int = 1  # stored pairs per link
+    reference_km: float = (
+        10.0  # with length_km, decay per slot is rho ** (length_km / reference_km)
+    )
+
+    # 3. Entanglement
+    rho: float = 0.96  # decay factor per slot (eq. 1)
+    max_lifetime: int = 15  # slots; a pair older than this is discarded
+    F_min: float = 0.5  # pairs below this fidelity are discarded
+    swap_model: str = "paper"  # "paper" (eq. 2 literally) or "werner"
+    swap_success: float = 1.0  # probability that one swap succeeds
+    preposition_rho: float | None = None  # decay of pre-positioned pairs; None: equal to rho
+    prediction_window: int = 15  # slots a pre-positioned pair stays usable
+
+    # 4. Demand
+    arrival_rate: float = 0.1  # Poisson rate of requests per slot
+    business_hours_factor: float = 3.0  # rate multiplier in business hours
+    business_hours: tuple[int, int] = (9, 17)  # [start, end) hours of day
+    num_hot_pairs: int = 4
+    num_medium_pairs: int = 12
+    hot_traffic_share: float = 0.5
+    min_pair_hops: int = 2  # hot/medium pairs are at least this many hops apart when possible
+    demand_pairs: tuple[tuple[int, int, float], ...] | None = None  # (source, destination, weight)
+    trace: str | None = None  # CSV slot,source,destination,F_req,deadline,priority
+    fidelity_req_range: tuple[float, float] = (0.6, 0.9)  # F_req ~ U(low, high)
+    deadline_range: tuple[int, int] = (3, 12)  # D ~ U{low..high} slots; t_d = t_a + D
+    priority_weights: tuple[float, ...] = (1.0, 2.0, 3.0)  # w drawn uniformly from these
+
+    # 5. One slot
+    max_prepositioned: int = 8  # K, pre-positioned pairs held at most
+    max_new_prepositions: int = 2  # placed per slot at most
+    preposition_path: str = "static"  # "static" topology path or "available" fewest-hop path
+    routing: str = "shortest"  # on-demand routing strategy
+
+    # Environment (not in the paper)
+    action_len: int = 8  # length of the agent's preference list of node pairs per slot
+    queue_obs_size: int = 32  # queued requests shown in the observation (padded, masked)
+    demand_obs_slots: int = 15  # window of the "demand" observation (recent arrivals per pair)
+    reward_served: float = 1.0  # reward per priority weight of a served request
+    reward_failed: float = 1.0  # penalty per priority weight of a failed request
+
+    def __post_init__(self) -> None:
+        # Normalise sequences given as lists (e.g. from the command line or JSON) to tuples.
+        for name in ("business_hours", "fidelity_req_range", "deadline_range", "priority_weights"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        if self.demand_pairs is not None:
+            object.__setattr__(self, "demand_pairs", tuple(tuple(p) for p in self.demand_pairs))
+        if isinstance(self.trace, Path):
+            object.__setattr__(self, "trace", str(self.trace))
+        _validate(self)
+
+    # Derived values
+    @property
+    def effective_preposition_rho(self) -> float:
+        """Decay of pre-positioned pairs: ``preposition_rho`` or, when unset, ``rho``."""
+        return self.rho if self.preposition_rho is None else self.preposition_rho
+
+    @property
+    def slots_per_hour(self) -> float:
+        return self.slots_per_day / 24
+
+    @property
+    def topology_name(self) -> str:
+        return self.topology if isinstance(self.topology, str) else "custom"
+
+    @property
+    def n(self) -> int:
+        """Number of nodes of the network (a user graph's own size)."""
+        if isinstance(self.topology, nx.Graph):
+            return int(self.topology.number_of_nodes())
+        return self.num_nodes
+
+    # Construction
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], base: SpepConfig | None = None) -> SpepConfig:
+        """Build a config from ``values`` over ``base`` (default: the paper preset).
+
+        Unknown names raise ``ValueError`` with the closest known name.
+        """
+        known = cls.field_names()
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"unknown config field {key!r}{hint} Known fields: {', '.join(known)}"
+                )
+        return dataclasses.replace(base or cls(), **values)
+
+    def replace(self, **values: Any) -> SpepConfig:
+        return SpepConfig.from_dict(values, base=self)
+
+    @classmethod
+    def paper(cls) -> SpepConfig:
+        """The paper preset (SPEC.md defaults)."""
+        return cls()
+
+    @classmethod
+    def tiny(cls, **values: Any) -> SpepConfig:
+        """A small, fast network for tests and examples."""
+        return cls.from_dict({"num_nodes": 6, "episode_slots": 200, "er_p": 0.5, **values})
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"config field {name!r} = {value!r} is invalid: allowed {allowed}")
+
+
+def _int(cfg: SpepConfig, name: str, low: int, high: float = math.inf) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        upper = "" if high == math.inf else f" and <= {int(high)}"
+        _fail(name, value, f"an integer >= {low}{upper}")
+
+
+def _real(cfg: SpepConfig, name: str, low: float, high: float, low_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        _fail(name, value, f"a number in {bracket}{low}, {high}]")
+
+
+def _range(cfg: SpepConfig, name: str, low: float, high: float, integer: bool) -> None:
+    value = getattr(cfg, name)
+    kind = "integers" if integer else "numbers"
+    allowed = f"a pair (low, high) of {kind} with {low} <= low <= high <= {high}"
+    if not isinstance(value, tuple) or len(value) != 2:
+        _fail(name, value, allowed)
+    lo, hi = value
+    types = (int,) if integer else (int, float)
+    if not all(isinstance(v, types) and not isinstance(v, bool) for v in value):
+        _fail(name, value, allowed)
+    if not low <= lo <= hi <= high:
+        _fail(name, value, allowed)
+
+
+def _validate(cfg: SpepConfig) -> None:
+    _int(cfg, "episode_slots", 1)
+    _int(cfg, "slots_per_day", 24)
+    _real(cfg, "p_gen", 0.0, 1.0)
+    _real(cfg, "F0", 0.25, 1.0, low_open=True)
+    _int(cfg, "link_capacity", 1)
+    _real(cfg, "reference_km", 0.0, math.inf, low_open=True)
+    _real(cfg, "rho", 0.0, 1.0, low_open=True)
+    _int(cfg, "max_lifetime", 0)
+    _real(cfg, "F_min", 0.0, 1.0)
+    if cfg.swap_model not in SWAP_MODELS:
+        _fail("swap_model", cfg.swap_model, f"one of {SWAP_MODELS}")
+    _real(cfg, "swap_success", 0.0, 1.0)
+    if cfg.preposition_rho is not None:
+        _real(cfg, "preposition_rho", 0.0, 1.0, low_open=True)
+    _int(cfg, "prediction_window", 1)
+    _real(cfg, "arrival_rate", 0.0, math.inf)
+    _real(cfg, "business_hours_factor", 0.0, math.inf)
+    _range(cfg, "business_hours", 0, 24, integer=True)
+    _int(cfg, "num_hot_pairs", 0)
+    _int(cfg, "num_medium_pairs", 0)
+    if cfg.num_hot_pairs + cfg.num_medium_pairs == 0 and cfg.demand_pairs is None:
+        _fail("num_hot_pairs", cfg.num_hot_pairs, "num_hot_pairs + num_medium_pairs >= 1")
+    _real(cfg, "hot_traffic_share", 0.0, 1.0)
+    _int(cfg, "min_pair_hops", 1)
+    _range(cfg, "fidelity_req_range", 0.0, 1.0, integer=False)
+    _range(cfg, "deadline_range", 0, 10**9, integer=True)
+    w = cfg.priority_weights
+    if (
+        not isinstance(w, tuple)
+        or not w
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in w)
+    ):
+        _fail("priority_weights", w, "a non-empty sequence of positive numbers")
+    _int(cfg, "max_prepositioned", 0)
+    _int(cfg, "max_new_prepositions", 0)
+    if cfg.preposition_path not in PREPOSITION_PATHS:
+        _fail("preposition_path", cfg.preposition_path, f"one of {PREPOSITION_PATHS}")
+    if cfg.routing not in ROUTINGS:
+        _fail("routing", cfg.routing, f"one of {ROUTINGS}")
+    _int(cfg, "action_len", 1)
+    _int(cfg, "queue_obs_size", 1)
+    _int(cfg, "demand_obs_slots", 1)
+    _real(cfg, "reward_served", -math.inf, math.inf)
+    _real(cfg, "reward_failed", -math.inf, math.inf)
+    if cfg.topology_seed is not None:
+        _int(cfg, "topology_seed", 0)
+    _validate_topology(cfg)
+    if cfg.demand_pairs is not None:
+        _validate_demand_pairs(cfg)
+    if cfg.trace is not None and not Path(cfg.trace).is_file():
+        _fail("trace", cfg.trace, "the path of an existing CSV file")
+
+
+def _validate_topology(cfg: SpepConfig) -> None:
+    topo = cfg.topology
+    if isinstance(topo, nx.Graph):
+        if topo.is_directed() or topo.is_multigraph():
+            _fail("topology", topo, "an undirected simple networkx.Graph")
+        if topo.number_of_nodes() < 2 or not nx.is_connected(topo):
+            _fail("topology", topo, "a connected networkx.Graph with at least 2 nodes")
+        if nx.number_of_selfloops(topo):
+            _fail("topology", topo, "a graph without self-loops")
+        for u, v, data in topo.edges(data=True):
+            for key, check in (
+                ("p_gen", lambda x: 0.0 <= x <= 1.0),
+                ("F0", lambda x: 0.25 < x <= 1.0),
+                ("length_km", lambda x: x >= 0.0),
+            ):
+                if key in data and not (isinstance(data[key], int | float) and check(data[key])):
+                    _fail(
+                        f"topology edge ({u}, {v}) attribute {key}", data[key], _EDGE_ALLOWED[key]
+                    )
+            if "link_capacity" in data:
+                c = data["link_capacity"]
+                if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                    _fail(f"topology edge ({u}, {v}) attribute link_capacity", c, "an integer >= 1")
+        return
+    if topo not in TOPOLOGIES:
+        _fail("topology", topo, f"one of {TOPOLOGIES} or a connected networkx.Graph")
+    _int(cfg, "num_nodes", 2)
+    n = cfg.num_nodes
+    if topo == "erdos_renyi":
+        _real(cfg, "er_p", 0.0, 1.0, low_open=True)
+    elif topo == "random_regular":
+        d = cfg.regular_degree
+        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < n or (n * d) % 2:
+            _fail(
+                "regular_degree",
+                d,
+                f"an integer 1 <= degree < num_nodes={n} with num_nodes * degree even"
+                + (" (degree >= 2 for a connected graph when num_nodes > 2)" if n > 2 else ""),
+            )
+        if d == 1 and n > 2:
+            _fail(
+                "regular_degree", d, f"degree >= 2: a 1-regular graph on {n} nodes is disconnected"
+            )
+    elif topo == "small_world":
+        if isinstance(cfg.ws_k, bool) or not isinstance(cfg.ws_k, int) or not 2 <= cfg.ws_k < n:
+            _fail("ws_k", cfg.ws_k, f"an integer 2 <= ws_k < num_nodes={n}")
+        _real(cfg, "ws_p", 0.0, 1.0)
+    elif topo == "scale_free" and (
+        isinstance(cfg.ba_m, bool) or not isinstance(cfg.ba_m, int) or not 1 <= cfg.ba_m < n
+    ):
+        _fail("ba_m", cfg.ba_m, f"an integer 1 <= ba_m < num_nodes={n}")
+
+
+_EDGE_ALLOWED = {
+    "p_gen": "a number in [0, 1]",
+    "F0": "a number in (0.25, 1]",
+    "length_km": "a number >= 0",
+}
+
+
+def _validate_demand_pairs(cfg: SpepConfig) -> None:
+    n = cfg.n
+    pairs = cfg.demand_pairs or ()
+    allowed = f"a non-empty list of (source, destination, weight), nodes in 0..{n - 1}, weight > 0"
+    if not pairs:
+        _fail("demand_pairs", pairs, allowed)
+    for p in pairs:
+        if len(p) != 3:
+            _fail("demand_pairs", p, allowed)
+        s, d, w = p
+        if not (isinstance(s, int) and isinstance(d, int) and 0 <= s < n and 0 <= d < n and s != d):
+            _fail("demand_pairs", p, allowed + ", source != destination")
+        if not (isinstance(w, int | float) and w > 0):
+            _fail("demand_pairs", p, allowed)
+
+
+# The fields with their defaults, for docs and the command line.
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(SpepConfig)}

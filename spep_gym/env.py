@@ -1,0 +1,284 @@
+"""``SpepEnv``: the Gymnasium environment over :class:`spep_gym.simulator.Simulator`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from spep_gym.config import SpepConfig
+from spep_gym.metrics import HOW_NAMES
+from spep_gym.simulator import Simulator, SlotEvents
+from spep_gym.topology import num_pairs
+
+QUEUE_FEATURES = ("source", "destination", "F_req", "slots_left", "waited", "priority")
+
+
+class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """Predictive entanglement pre-positioning in a quantum network (the SPEP paper, SPEC.md).
+
+    ## Description
+    A discrete-time network of quantum nodes: links generate entangled pairs that decay, requests
+    for end-to-end pairs arrive with a fidelity requirement, a deadline and a priority, and are served
+    by swapping link pairs along a path, or at once by an end-to-end pair pre-positioned earlier. The
+    agent decides which node pairs to pre-position each slot (paper Algorithm 2's role).
+
+    One step is one slot. The agent acts at the decision point of a slot (after the slot's expiry,
+    generation and arrivals); the step then pre-positions, serves, fails overdue requests, and runs the
+    next slot up to its decision point.
+
+    ## Action Space
+    ``MultiDiscrete([P + 1] * action_len)``, P = n(n-1)/2 node pairs in ``numpy.triu_indices(n, 1)``
+    order: the node pairs to pre-position, in order of preference; the value P means "none". The
+    simulator tries them in order and skips those whose path lacks a pair, until
+    ``max_new_prepositions`` are placed this slot or ``max_prepositioned`` are held.
+    ``action_masks()`` (for sb3-contrib's MaskablePPO) marks the choices that can succeed now.
+
+    ## Observation Space
+    A ``Dict`` of float32 arrays with the same shapes for every topology of one node count:
+
+    | key | shape | meaning |
+    |---|---|---|
+    | adjacency | (P,) | 1 where the node pair is a link |
+    | link_pairs | (P,) | pairs stored on the link |
+    | link_fidelity | (P,) | fidelity of the link's best pair now (0: none) |
+    | link_age | (P,) | age in slots of the link's best pair (0: none) |
+    | path_fidelity | (P,) | fidelity a pre-position of the node pair would get now (0: impossible) |
+    | prepositioned | (P,) | pre-positioned pairs held for the node pair |
+    | prepositioned_fidelity | (P,) | best fidelity among them now |
+    | demand | (P,) | requests that arrived in the last ``demand_obs_slots`` slots |
+    | queue | (6 Q,) | queued requests in service order, 6 numbers each (row-major): source, destination, F_req, slots left, slots waited, priority |
+    | queue_mask | (Q,) | 1 for a real request, 0 for padding |
+    | time_of_day | (2,) | sin and cos of the slot's phase in the day |
+
+    ## Rewards
+    ``reward_served * (priority weight served this slot) - reward_failed * (priority weight failed)``,
+    the terms in ``info["rewards"]``.
+
+    ## Starting State
+    An empty network (no pairs, requests or history) at slot 0, midnight; the topology and the whole
+    workload are drawn from the episode's seed (``topology_seed`` fixes the graph instead).
+
+    ## Episode End
+    Never terminates; truncates after ``episode_slots`` slots. Requests still queued then are pending.
+
+    ## Arguments
+    ``gym.make("Spep-v0", config=None, render_mode=None, **fields)``: any field of
+    :class:`spep_gym.config.SpepConfig` as a keyword, over ``config`` (default: the paper preset).
+
+    ## Version History
+    * v0: first version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+
+    def __init__(
+        self, config: SpepConfig | None = None, render_mode: str | None = None, **fields: Any
+    ) -> None:
+        self.config = cfg = SpepConfig.from_dict(fields, base=config)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is invalid: allowed None, 'ansi' or 'rgb_array'"
+            )
+        self.render_mode = render_mode
+        self.sim = Simulator(cfg)
+        n = cfg.n
+        self.num_pairs = P = num_pairs(n)
+        Q = cfg.queue_obs_size
+        cap = float(cfg.link_capacity)
+        if self.sim._fixed_net is not None:
+            cap = float(max(cap, self.sim._fixed_net.capacity.max(initial=1)))
+        big = float(np.finfo(np.float32).max)  # counts without a bound (Poisson arrivals)
+        d_max = float(self.sim.max_deadline_slots)
+        w_max = float(self.sim.max_priority)
+        box = spaces.Box
+        f32 = np.float32
+        self.observation_space: spaces.Dict = spaces.Dict(  # type: ignore[assignment]
+            {
+                "adjacency": box(0.0, 1.0, (P,), f32),
+                "link_pairs": box(0.0, cap, (P,), f32),
+                "link_fidelity": box(0.0, 1.0, (P,), f32),
+                "link_age": box(0.0, float(cfg.max_lifetime + 1), (P,), f32),
+                "path_fidelity": box(0.0, 1.0, (P,), f32),
+                "prepositioned": box(0.0, float(cfg.max_prepositioned), (P,), f32),
+                "prepositioned_fidelity": box(0.0, 1.0, (P,), f32),
+                "demand": box(0.0, big, (P,), f32),
+                "queue": box(
+                    np.zeros(Q * 6, f32),
+                    np.tile(np.array([n - 1, n - 1, 1.0, d_max, d_max, w_max], f32), Q),
+                    dtype=f32,
+                ),
+                "queue_mask": box(0.0, 1.0, (Q,), f32),
+                "time_of_day": box(-1.0, 1.0, (2,), f32),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete(np.full(cfg.action_len, P + 1, dtype=np.int64))
+        self._demand = np.zeros(P, dtype=np.float32)
+        self._events: SlotEvents | None = None
+        self._pf: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        episode_seed = seed if seed is not None else int(self.np_random.integers(2**63 - 1))
+        self.episode_seed = episode_seed
+        events = self.sim.reset(episode_seed)
+        self._pf = None
+        net = self.sim.net
+        self._link_pair = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
+        self._adjacency = np.zeros(self.num_pairs, dtype=np.float32)
+        self._adjacency[self._link_pair] = 1.0
+        self._demand[:] = 0.0
+        self._update_demand(events)
+        self._events = events
+        return self._observation(), self._info(events, 0.0, 0.0)
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._events is None:
+            raise RuntimeError("call reset() before step()")
+        if self.sim.done:
+            raise RuntimeError("the episode is over (truncated): call reset()")
+        events = self.sim.step(np.asarray(action, dtype=np.int64).reshape(-1).tolist())
+        self._pf = None
+        self._update_demand(events)
+        served = self.config.reward_served * events.served_weight
+        failed = self.config.reward_failed * events.failed_weight
+        reward = served - failed
+        truncated = self.sim.done
+        info = self._info(events, served, failed)
+        if truncated:
+            info["episode_metrics"] = info["metrics"]
+        self._events = events
+        return self._observation(), float(reward), False, truncated, info
+
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        from spep_gym import render
+
+        if self.render_mode == "ansi":
+            return render.ansi(self)
+        return render.rgb_array(self)
+
+    # ------------------------------------------------------------------ masks
+    def action_masks(self) -> np.ndarray:
+        """(action_len * (P + 1),) bool: per action entry, the node pairs that can be placed now."""
+        one = np.ones(self.num_pairs + 1, dtype=bool)
+        cfg = self.config
+        if len(self.sim.held) >= cfg.max_prepositioned or cfg.max_new_prepositions == 0:
+            one[:-1] = False
+        else:
+            one[:-1] = self._path_fidelity() > 0.0
+        return np.tile(one, cfg.action_len)
+
+    # ------------------------------------------------------------------ internals
+    def _path_fidelity(self) -> np.ndarray:
+        """``sim.preposition_fidelity()``, computed once per decision point (obs and mask share it)."""
+        pf = self._pf
+        if pf is None:
+            pf = self._pf = self.sim.preposition_fidelity()
+        return pf
+
+    def _update_demand(self, events: SlotEvents) -> None:
+        """Slide the window of ``demand``: add this slot's arrivals, drop those W slots ago."""
+        w = self.sim.workload
+        pair = w.pair
+        t = self.sim.t
+        if events.arrived:
+            np.add.at(self._demand, pair[events.arrived], 1.0)
+        old = t - self.config.demand_obs_slots
+        if old >= 0 and not self.sim.done:
+            lo, hi = w.starts[old], w.starts[old + 1]
+            if hi > lo:
+                np.subtract.at(self._demand, pair[lo:hi], 1.0)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        sim, cfg = self.sim, self.config
+        P, lp = self.num_pairs, self._link_pair
+        t = sim.t
+        link_pairs = np.zeros(P, np.float32)
+        link_pairs[lp] = sim.count
+        link_fid = np.zeros(P, np.float32)
+        link_fid[lp] = sim.link_fidelity()
+        link_age = np.zeros(P, np.float32)
+        link_age[lp] = np.where(sim.count > 0, t - sim.youngest, 0)
+        held = np.zeros(P, np.float32)
+        held_fid = np.zeros(P, np.float32)
+        for pair, f in sim.held_fidelities():
+            held[pair] += 1.0
+            held_fid[pair] = max(held_fid[pair], f)
+        Q = cfg.queue_obs_size
+        queue = np.zeros((Q, 6), np.float32)
+        mask = np.zeros(Q, np.float32)
+        if sim.queue:
+            ids = np.array([key[3] for key in sim.queue[:Q]])
+            w = sim.workload
+            k = len(ids)
+            queue[:k, 0] = w.source[ids]
+            queue[:k, 1] = w.destination[ids]
+            queue[:k, 2] = w.F_req[ids]
+            queue[:k, 3] = w.deadline[ids] - t
+            queue[:k, 4] = t - w.arrival[ids]
+            queue[:k, 5] = w.priority[ids]
+            mask[:k] = 1.0
+        phase = 2.0 * np.pi * (t % cfg.slots_per_day) / cfg.slots_per_day
+        return {
+            "adjacency": self._adjacency.copy(),
+            "link_pairs": link_pairs,
+            "link_fidelity": link_fid,
+            "link_age": link_age,
+            "path_fidelity": self._path_fidelity().astype(np.float32),
+            "prepositioned": held,
+            "prepositioned_fidelity": held_fid,
+            "demand": self._demand.copy(),
+            "queue": queue.reshape(-1),
+            "queue_mask": mask,
+            "time_of_day": np.array([np.sin(phase), np.cos(phase)], np.float32),
+        }
+
+    def _info(self, events: SlotEvents, served: float, failed: float) -> dict[str, Any]:
+        w = self.sim.workload
+        arrived = [
+            {
+                "id": r,
+                "source": int(w.source[r]),
+                "destination": int(w.destination[r]),
+                "pair": int(w.pair[r]),
+                "arrival": int(w.arrival[r]),
+                "F_req": float(w.F_req[r]),
+                "deadline": int(w.deadline[r]),
+                "priority": float(w.priority[r]),
+            }
+            for r in events.arrived
+        ]
+        return {
+            "slot": events.slot,
+            "next_slot": self.sim.t,
+            "arrived": arrived,
+            "served": [
+                {
+                    "id": r,
+                    "how": HOW_NAMES[how],
+                    "fidelity": f,
+                    "hops": h,
+                    "latency": events.slot - int(w.arrival[r]),
+                }
+                for r, how, f, h in events.served
+            ],
+            "failed": list(events.failed),
+            "placed": [{"pair": a, "fidelity": f, "hops": h} for a, f, h in events.placed],
+            "prepositions_used": sum(1 for s in events.served if s[1] == 2),
+            "prepositions_expired": events.prepositions_expired,
+            "pairs_generated": events.pairs_generated,
+            "pairs_consumed": events.pairs_consumed,
+            "pairs_expired": events.pairs_expired,
+            "swap_failures": events.swap_failures,
+            "rewards": {"served": served, "failed": -failed},
+            "metrics": self.sim.metrics.summary(),
+            "action_mask": self.action_masks(),
+        }
