@@ -1,0 +1,47 @@
+# spep-gym: `make demo` and `make test` work on a fresh machine with Python 3.11 and pip.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch, installed before the project so that no CUDA build is pulled in.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+
+.PHONY: venv test test-slow test-all lint pytest demo bench docs docs-serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check spep_gym agents tests examples benchmarks
+	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest -q -n 2
+
+test: lint pytest
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: lint
+	$(BIN)/python -m pytest -q -n 2 -m "slow or not slow"
+
+demo: venv
+	$(BIN)/spep reproduce --runs 3 --slots 500 --out $(DEMO_OUT)
+
+bench: venv
+	$(BIN)/python benchmarks/bench_env.py
+
+docs: venv
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""Non-predictive agents: the paper's three baselines (SPEC section 5), ``noop`` and ``random``.
+
+The baselines never pre-position; they differ only in their on-demand routing strategy, which they
+carry in ``env_config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.base import Agent, register
+from spep_gym.env import SpepEnv
+
+
+class NoPreposition(Agent):
+    """Pre-positions nothing; the environment's routing strategy does all the work."""
+
+    def __init__(self, name: str = "noop", routing: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.env_config = {} if routing is None else {"routing": routing}
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        num_pairs = len(observation["adjacency"])
+        action_len = self.env.config.action_len if self.env is not None else 1
+        return self.none_action(num_pairs, action_len)
+
+
+class RandomAgent(Agent):
+    """Pre-positions node pairs drawn at random among those that can succeed now."""
+
+    name = "random"
+    env_config: dict[str, Any] = {}  # noqa: RUF012  (read-only default; instances replace it)
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        super().reset(seed, env)
+        if seed is not None:
+            self.rng = np.random.default_rng([seed, 0x5EED])
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        num_pairs = len(observation["adjacency"])
+        action_len = self.env.config.action_len if self.env is not None else 1
+        feasible = np.flatnonzero(np.asarray(observation["path_fidelity"]) > 0)
+        action = self.none_action(num_pairs, action_len)
+        if len(feasible):
+            k = min(action_len, len(feasible))
+            action[:k] = self.rng.choice(feasible, size=k, replace=False)
+        return action
+
+
+for _routing in ("reactive", "shortest", "highest_fidelity"):
+    register(_routing, lambda _r=_routing, **kw: NoPreposition(name=_r, routing=_r, **kw))
+register("noop", lambda **kw: NoPreposition(name="noop", **kw))
+register("random", RandomAgent)
