@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: venv test test-slow test-all lint pytest demo bench docs docs-serve clean
+.PHONY: venv test test-slow test-all test-bare lint pytest demo bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,16 @@ demo: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_env.py
 
+# The bare environment installs and runs with its core dependencies only (no torch, sb3, ...).
+test-bare:
+	rm -rf .venv-bare
+	$(PYTHON) -m venv .venv-bare
+	.venv-bare/bin/pip install -q .
+	.venv-bare/bin/python -c "import gymnasium as gym, spep_gym; env = gym.make('Spep-v0'); env.reset(seed=0); [env.step(env.action_space.sample()) for _ in range(200)]; print('bare environment OK')"
+	rm -rf .venv-bare
+
 docs: venv
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bare site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
