@@ -1,0 +1,307 @@
+"""LSTM demand predictor (paper section IV-B2, SPEC 8), trained online with torch.
+
+One small network is shared by all node pairs: its batch dimension runs over pairs, so it learns
+"how a pair's recent demand and the time of day predict its next window" once, from every pair's
+history at the same time, and it does not depend on the number of nodes (a saved model serves
+any topology).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.predictors.base import CountHistory, HourlyRates, Predictor
+
+__all__ = ["LSTMPredictor"]
+
+_NUM_FEATURES = 4  # log1p(pair count), log1p(total count), sin and cos of the time of day
+
+
+class _DemandLSTM(nn.Module):
+    """The paper's network: LSTM(50) - dropout - LSTM(50) - dropout - dense sigmoid."""
+
+    def __init__(self, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            _NUM_FEATURES,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, 1)
+        with torch.no_grad():  # start near a small probability: most pairs are idle
+            self.head.bias.fill_(-3.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (batch, seq_len, features) -> (batch,) probabilities."""
+        hidden, _ = self.lstm(x)
+        return torch.sigmoid(self.head(self.dropout(hidden[:, -1]))).squeeze(-1)
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int) -> Iterator[None]:
+    """Run with ``num_threads`` intra-op threads and restore the global setting afterwards."""
+    previous = torch.get_num_threads()
+    if previous != num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        if previous != num_threads:
+            torch.set_num_threads(previous)
+
+
+class LSTMPredictor(Predictor):
+    """Shared-weight LSTM over bucketed demand, retrained online on labels already known.
+
+    Input at slot t, for each pair: the last ``seq_len`` windows of ``bucket_slots`` slots ending
+    at t (window j covers slots ``(t - (L-1-j) B - B, t - (L-1-j) B]``), each step with four
+    features: log1p of the pair's count, log1p of the total count, and sin/cos of the time of day
+    at the end of the window. Output: the probability that the pair is requested in t+1..t+W.
+    Windows slide with t, so a prediction is available every slot and spans ``seq_len *
+    bucket_slots`` slots (360 by default: 1.5 days, so "this time yesterday" is in view).
+
+    Training (no leakage): an anchor slot a is a training example only once its label window
+    (a, a+W] has been observed, i.e. ``a <= t - W``. Anchors are taken every ``anchor_stride``
+    slots from the last ``train_window_slots`` slots; pairs with identical inputs at one anchor
+    are merged into one weighted example with the mean label (exact for MSE), which shrinks the
+    many all-zero pairs to one example. Training starts once ``min_train_slots`` anchors with full
+    history exist and is repeated every ``retrain_interval`` slots for ``epochs`` epochs,
+    warm-started (weights and Adam state kept). Until the first training the predictor returns
+    the frequency estimate of the window probability (:class:`HourlyRates`).
+
+    Args:
+        seq_len: L, sequence length in buckets.
+        bucket_slots: B, slots per sequence step; None uses the prediction window.
+        hidden_size: LSTM units per layer (paper: 50).
+        num_layers: LSTM layers (paper: 2).
+        dropout: Dropout after each LSTM layer (paper: 0.2).
+        learning_rate: Adam learning rate.
+        retrain_interval: Slots between trainings; 0 never trains (use with a loaded model).
+        epochs: Passes over the training set per retraining (warm-started).
+        first_epochs: Passes at the first training, from fresh weights.
+        batch_size: Minibatch size.
+        max_train_samples: Cap on merged examples per training (drawn at random, seeded).
+        train_window_slots: Anchors come from this many most recent slots.
+        anchor_stride: Slots between consecutive anchors.
+        min_train_slots: Anchor slots with full history needed before the first training; None
+            waits for a whole day of them, so that every time of day is in the training set
+            (trained on part of a day, the time features extrapolate badly).
+        device: torch device, "cpu" or "cuda".
+        num_threads: torch intra-op threads while training and predicting (restored after).
+    """
+
+    name = "lstm"
+
+    def __init__(
+        self,
+        seq_len: int = 24,
+        bucket_slots: int | None = None,
+        hidden_size: int = 50,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        learning_rate: float = 3e-3,
+        retrain_interval: int = 240,
+        epochs: int = 4,
+        first_epochs: int = 20,
+        batch_size: int = 64,
+        max_train_samples: int = 1024,
+        train_window_slots: int = 1440,
+        anchor_stride: int = 3,
+        min_train_slots: int | None = None,
+        device: str = "cpu",
+        num_threads: int = 1,
+    ) -> None:
+        super().__init__()
+        if seq_len < 1 or (bucket_slots is not None and bucket_slots < 1):
+            raise ValueError("seq_len and bucket_slots must be positive")
+        if retrain_interval < 0 or epochs < 1 or batch_size < 1 or anchor_stride < 1:
+            raise ValueError("retrain_interval >= 0, epochs, batch_size, anchor_stride >= 1")
+        self.config: dict[str, Any] = {
+            "seq_len": seq_len,
+            "bucket_slots": bucket_slots,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "dropout": dropout,
+            "learning_rate": learning_rate,
+            "retrain_interval": retrain_interval,
+            "epochs": epochs,
+            "first_epochs": first_epochs,
+            "batch_size": batch_size,
+            "max_train_samples": max_train_samples,
+            "train_window_slots": train_window_slots,
+            "anchor_stride": anchor_stride,
+            "min_train_slots": min_train_slots,
+        }
+        self.seq_len = seq_len
+        self.retrain_interval = retrain_interval
+        self.num_threads = num_threads
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("LSTMPredictor(device='cuda'): CUDA is not available; use 'cpu'")
+        self._pretrained: dict[str, torch.Tensor] | None = None
+        self.model: _DemandLSTM | None = None
+        self.trained = False
+        self.trainings = 0
+
+    @property
+    def bucket_slots(self) -> int:
+        """B, slots per sequence step (the prediction window unless set)."""
+        b = self.config["bucket_slots"]
+        return int(b) if b is not None else self.prediction_window
+
+    def _reset(self) -> None:
+        self._history = CountHistory(self.num_pairs)
+        self._rates = HourlyRates(self.num_pairs, self.slots_per_day)
+        self._rng = np.random.default_rng(self.seed)
+        self._last_train: int | None = None
+        self.trainings = 0
+        cfg = self.config
+        with self._seeded(int(self._rng.integers(2**62))):
+            self.model = _DemandLSTM(cfg["hidden_size"], cfg["num_layers"], cfg["dropout"])
+        if self._pretrained is not None:
+            self.model.load_state_dict(self._pretrained)
+        self.model.to(self.device)
+        self.model.eval()  # dropout only while training
+        self.trained = self._pretrained is not None
+        self._optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg["learning_rate"])
+
+    def _seeded(self, seed: int) -> contextlib.AbstractContextManager[Any]:
+        """Fork torch's global generators, seed them, and restore them on exit."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        ctx = torch.random.fork_rng(devices=devices)
+
+        @contextlib.contextmanager
+        def seeded() -> Iterator[None]:
+            with ctx:
+                torch.manual_seed(seed)
+                yield
+
+        return seeded()
+
+    # --- features -----------------------------------------------------------------------------
+
+    def _sequences(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pair counts ``(A, L, P)`` and shared features ``(A, L, 3)`` for anchor slots."""
+        b, length = self.bucket_slots, self.seq_len
+        offsets = (np.arange(length) - (length - 1)) * b
+        ends = anchors[:, None] + offsets[None, :]
+        counts = self._history.window_sums(ends.reshape(-1), b).reshape(len(anchors), length, -1)
+        angle = 2.0 * math.pi * ((ends + 1) % self.slots_per_day) / self.slots_per_day
+        shared = np.stack([np.log1p(counts.sum(axis=2)), np.sin(angle), np.cos(angle)], axis=2)
+        return counts, shared
+
+    @staticmethod
+    def _features(counts: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """Stack ``(N, L)`` pair counts with ``(N, L, 3)`` shared features -> ``(N, L, 4)``."""
+        return np.concatenate([np.log1p(counts)[:, :, None], shared], axis=2).astype(np.float32)
+
+    # --- training -----------------------------------------------------------------------------
+
+    def _observe(self, slot: int, pairs: np.ndarray) -> None:
+        self._history.append(pairs)
+        self._rates.add(slot, pairs)
+        if self.retrain_interval == 0:
+            return
+        if self._last_train is not None and slot - self._last_train < self.retrain_interval:
+            return
+        first = self.seq_len * self.bucket_slots - 1
+        last = slot - self.prediction_window
+        needed = self.config["min_train_slots"] or self.slots_per_day
+        if last - first + 1 < needed:
+            return
+        self._train(max(first, last - self.config["train_window_slots"] + 1), last)
+        self._last_train = slot
+
+    def _training_set(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Merged examples from anchors in [first, last]: inputs, mean labels, weights."""
+        anchors = np.arange(last, first - 1, -self.config["anchor_stride"])[::-1]
+        counts, shared = self._sequences(anchors)
+        w = self.prediction_window
+        labels = self._history.window_sums(anchors + w, w) > 0  # (A, P), all slots <= last + W
+        a, length, p = counts.shape
+        keys = np.concatenate(
+            [np.repeat(np.arange(a), p)[:, None], counts.transpose(0, 2, 1).reshape(a * p, length)],
+            axis=1,
+        )
+        uniq, inverse, weights = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        mean_labels = np.bincount(inverse.reshape(-1), weights=labels.reshape(-1)) / weights
+        if len(uniq) > self.config["max_train_samples"]:
+            keep = np.sort(
+                self._rng.choice(len(uniq), self.config["max_train_samples"], replace=False)
+            )
+            uniq, mean_labels, weights = uniq[keep], mean_labels[keep], weights[keep]
+        x = self._features(uniq[:, 1:], shared[uniq[:, 0]])
+        return x, mean_labels.astype(np.float32), np.sqrt(weights).astype(np.float32)
+
+    def _train(self, first: int, last: int) -> None:
+        """A few epochs of weighted MSE on the merged examples, warm-started."""
+        assert self.model is not None
+        x_np, y_np, w_np = self._training_set(first, last)
+        x = torch.from_numpy(x_np).to(self.device)
+        y = torch.from_numpy(y_np).to(self.device)
+        wt = torch.from_numpy(w_np).to(self.device)
+        bs = self.config["batch_size"]
+        with _torch_threads(self.num_threads), self._seeded(int(self._rng.integers(2**62))):
+            self.model.train()
+            epochs = self.config["epochs"] if self.trained else self.config["first_epochs"]
+            for _ in range(epochs):
+                order = torch.randperm(len(x), device=self.device)
+                for start in range(0, len(x), bs):
+                    idx = order[start : start + bs]
+                    self._optimizer.zero_grad()
+                    err = (self.model(x[idx]) - y[idx]) ** 2
+                    loss = (err * wt[idx]).sum() / wt[idx].sum()
+                    loss.backward()
+                    self._optimizer.step()
+            self.model.eval()
+        self.trained = True
+        self.trainings += 1
+
+    # --- prediction ---------------------------------------------------------------------------
+
+    def _predict(self, slot: int) -> np.ndarray:
+        if not self.trained:
+            return self._rates.window_probability(slot, self.prediction_window)
+        assert self.model is not None
+        counts, shared = self._sequences(np.array([slot]))
+        per_pair = counts[0].T  # (P, L)
+        uniq, inverse = np.unique(per_pair, axis=0, return_inverse=True)
+        x = self._features(uniq, np.broadcast_to(shared, (len(uniq), *shared.shape[1:])))
+        with _torch_threads(self.num_threads), torch.no_grad():
+            out = self.model(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        return out.astype(np.float64)[inverse.reshape(-1)]
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Save the config and weights (``torch.save`` of plain dicts, loadable weights_only)."""
+        if self.model is None:
+            raise RuntimeError("nothing to save: call reset() (and train) first")
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        torch.save({"config": dict(self.config), "state_dict": state}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", **overrides: Any) -> LSTMPredictor:
+        """Load a saved predictor; call ``reset()`` before use (the weights survive resets).
+
+        Args:
+            path: File written by :meth:`save`.
+            device: torch device for the loaded model.
+            **overrides: Config fields to change, e.g. ``retrain_interval=0`` to freeze it.
+        """
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        config = {**data["config"], **overrides}
+        predictor = cls(device=device, **config)
+        predictor._pretrained = data["state_dict"]
+        return predictor
