@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 
 
@@ -72,6 +73,10 @@ class Agent:
     def none_action(self, num_pairs: int, action_len: int) -> np.ndarray:
         """The action that pre-positions nothing."""
         return np.full(action_len, num_pairs, dtype=np.int64)
+
+    def action_length(self) -> int:
+        """``action_len`` of the environment handed to :meth:`reset` (the preset's without one)."""
+        return self.env.config.action_len if self.env is not None else SpepConfig.action_len
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

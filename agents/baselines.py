@@ -24,8 +24,7 @@ class NoPreposition(Agent):
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         num_pairs = len(observation["adjacency"])
-        action_len = self.env.config.action_len if self.env is not None else 1
-        return self.none_action(num_pairs, action_len)
+        return self.none_action(num_pairs, self.action_length())
 
 
 class RandomAgent(Agent):
@@ -45,7 +44,7 @@ class RandomAgent(Agent):
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         num_pairs = len(observation["adjacency"])
-        action_len = self.env.config.action_len if self.env is not None else 1
+        action_len = self.action_length()
         feasible = np.flatnonzero(np.asarray(observation["path_fidelity"]) > 0)
         action = self.none_action(num_pairs, action_len)
         if len(feasible):
