@@ -1,0 +1,50 @@
+"""Gymnasium wrappers for training agents on ``Spep-v0``; none changes what the environment reports.
+
+* :class:`SinglePairAction`: one node pair per slot as ``Discrete(P + 1)``, for algorithms that need a
+  discrete action (DQN).
+* :class:`EpisodeMetricsInfo`: copies the final ``success_rate`` to the top of ``info`` so
+  stable-baselines3's ``Monitor(info_keywords=...)`` writes it beside the episode return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class SinglePairAction(gym.ActionWrapper):
+    """``Discrete(P + 1)``: the node pair to pre-position this slot, P meaning none.
+
+    Action ``a`` becomes the preference list ``[a, P, ..., P]`` of the wrapped environment, so at most
+    one pair is placed per slot. ``action_masks()`` is the first entry's mask ((P + 1,) bool).
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        inner = env.action_space
+        if not isinstance(inner, spaces.MultiDiscrete):
+            raise ValueError(f"SinglePairAction wraps a MultiDiscrete action space, got {inner!r}")
+        self.num_pairs = int(inner.nvec[0]) - 1
+        self.action_len = len(inner.nvec)
+        self.action_space = spaces.Discrete(self.num_pairs + 1)
+
+    def action(self, action: Any) -> np.ndarray:
+        out = np.full(self.action_len, self.num_pairs, dtype=np.int64)
+        out[0] = int(np.asarray(action).reshape(()))
+        return out
+
+    def action_masks(self) -> np.ndarray:
+        return np.asarray(self.env.get_wrapper_attr("action_masks")())[: self.num_pairs + 1]
+
+
+class EpisodeMetricsInfo(gym.Wrapper):
+    """At the episode's end, ``info["success_rate"]`` = ``info["episode_metrics"]["success_rate"]``."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "episode_metrics" in info:
+            info["success_rate"] = info["episode_metrics"]["success_rate"]
+        return obs, float(reward), terminated, truncated, info

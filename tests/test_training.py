@@ -1,0 +1,184 @@
+"""``spep train`` and the ``sb3`` agent: short runs save, resume, reload identically and evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+import agents
+from agents import learned, training
+from agents.cli import main
+from agents.evaluate import run_episode
+from spep_gym.config import SpepConfig
+from spep_gym.env import SpepEnv
+from spep_gym.wrappers import SinglePairAction
+
+TINY = ["--set", "num_nodes=6", "--set", "er_p=0.5", "--set", "episode_slots=100"]
+HYPER = {
+    "ppo": ["--hyper", "n_steps=64", "--hyper", "batch_size=64", "--hyper", "n_epochs=1"],
+    "dqn": ["--hyper", "learning_starts=50", "--hyper", "buffer_size=1000"],
+}
+HYPER["maskable_ppo"] = HYPER["ppo"]
+
+
+def train_cli(out: Path, algo: str, timesteps: int, *extra: str) -> int:
+    args = ["train", "--algo", algo, "--timesteps", str(timesteps), "--out", str(out)]
+    args += ["--n-envs", "2", "--seed", "3", "--checkpoint-freq", "128", *TINY, *HYPER[algo]]
+    return main([*args, *extra])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One short run per algorithm, shared by the tests below."""
+    out = {}
+    for algo in training.ALGOS:
+        folder = tmp_path_factory.mktemp(algo)
+        assert train_cli(folder, algo, 256) == 0
+        out[algo] = folder
+    return out
+
+
+@pytest.mark.parametrize("algo", training.ALGOS)
+def test_train_saves_model_metadata_checkpoints_and_logs(runs: dict[str, Path], algo: str) -> None:
+    folder = runs[algo]
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["algo"] == algo and meta["seed"] == 3
+    assert meta["timesteps"] >= 256
+    assert meta["config"]["num_nodes"] == 6 and meta["config"]["action_len"] == 2
+    assert training.saved_num_timesteps(folder / "model.zip") == meta["timesteps"]
+    assert (folder / "obs_stats.npz").is_file()
+    latest = training.latest_checkpoint(folder)
+    assert latest is not None and latest[1] == 256
+    assert (
+        Path(str(latest[0]).replace("rl_model_", "rl_model_obs_stats_"))
+        .with_suffix(".npz")
+        .is_file()
+    )
+    assert list((folder / "tb").rglob("events.out.tfevents.*"))
+    assert len(list((folder / "monitor").glob("*.monitor.csv"))) == 2
+
+
+def test_resume_continues_the_timestep_counter(tmp_path: Path) -> None:
+    assert train_cli(tmp_path, "maskable_ppo", 256) == 0
+    assert train_cli(tmp_path, "maskable_ppo", 512, "--resume") == 0
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["resumed_from"] == 256
+    assert meta["timesteps"] == 512
+    assert training.latest_checkpoint(tmp_path) == (
+        tmp_path / "checkpoints" / "rl_model_512_steps.zip",
+        512,
+    )
+    # a resumed run keeps one TensorBoard run (reset_num_timesteps=False)
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == ["maskable_ppo_1"]
+
+
+def test_resume_without_checkpoint_and_wrong_algo_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no checkpoint"):
+        training.train("ppo", tmp_path, 100, resume=True)
+    assert train_cli(tmp_path, "ppo", 128) == 0
+    with pytest.raises(ValueError, match="differs"):
+        training.train("dqn", tmp_path, 256, resume=True)
+    with pytest.raises(ValueError, match="algo='a2c'"):
+        training.train("a2c", tmp_path, 256)
+
+
+@pytest.mark.parametrize("algo", training.ALGOS)
+def test_loaded_agent_acts_like_the_in_memory_model(runs: dict[str, Path], algo: str) -> None:
+    """The agent (fresh policy + weights only) picks the same actions as SB3's own model."""
+    folder = runs[algo]
+    cls = training.algorithm_class(algo)
+    model = cls.load(folder / "model.zip", device="cpu")  # trusted: our own file, in a test
+    agent = agents.make("sb3", path=folder / "model.zip")
+    stats = training.load_obs_stats(folder / "obs_stats.npz")
+    cfg = SpepConfig.from_dict(json.loads((folder / "model.json").read_text())["config"])
+    env = SpepEnv(cfg)
+    obs, info = env.reset(seed=11)
+    agent.reset(seed=11, env=env)
+    P = env.num_pairs
+    for _ in range(40):
+        norm = training.normalize_obs(obs, stats)
+        if algo == "maskable_ppo":
+            expected, _ = model.predict(norm, deterministic=True, action_masks=env.action_masks())
+        else:
+            expected, _ = model.predict(norm, deterministic=True)
+        expected = np.atleast_1d(expected)
+        action = agent.act(obs, info)
+        assert action.shape == (cfg.action_len,)
+        np.testing.assert_array_equal(action[: len(expected)], expected)
+        assert np.all(action[len(expected) :] == P)
+        if algo == "maskable_ppo":
+            assert all(info["action_mask"][a] for a in action)
+        obs, _, _, _, info = env.step(action)
+
+
+def test_agent_plugs_into_run_episode_and_pads_to_the_env_action_len(
+    runs: dict[str, Path],
+) -> None:
+    config = SpepConfig.tiny(episode_slots=60)  # action_len 8, while the model was trained with 2
+    row = run_episode(agents.make("sb3", path=runs["maskable_ppo"]), seed=5, config=config)
+    assert row["agent"] == "sb3" and row["slots"] == 60
+    assert 0.0 <= row["success_rate"] <= 1.0
+    again = run_episode(agents.make("sb3", path=runs["maskable_ppo"]), seed=5, config=config)
+    assert again["success_rate"] == row["success_rate"]
+    assert again["prepositions_placed"] == row["prepositions_placed"]
+
+
+def test_agent_predict_follows_the_sb3_protocol(runs: dict[str, Path]) -> None:
+    agent = agents.make("sb3", path=runs["ppo"])
+    env = SpepEnv(SpepConfig.tiny())
+    obs, info = env.reset(seed=0)
+    agent.reset(env=env)
+    batch = {k: np.stack([v, v]) for k, v in obs.items()}
+    actions, state = agent.predict(batch)
+    assert state is None and actions.shape == (2, env.config.action_len)
+    np.testing.assert_array_equal(actions[0], agent.act(obs, info))
+
+
+def test_agent_rejects_a_network_of_another_size(runs: dict[str, Path]) -> None:
+    agent = agents.make("sb3", path=runs["ppo"])
+    with pytest.raises(ValueError, match="num_nodes"):
+        run_episode(agent, seed=0, config={"num_nodes": 7, "episode_slots": 5})
+    with pytest.raises(ValueError, match="run folder"):
+        learned.run_folder(runs["ppo"] / "nothing")
+
+
+def test_single_pair_action_maps_to_a_one_entry_preference_list() -> None:
+    env = SinglePairAction(SpepEnv(SpepConfig.tiny(action_len=3)))
+    P = env.num_pairs
+    assert env.action_space.n == P + 1
+    np.testing.assert_array_equal(env.action(4), [4, P, P])
+    np.testing.assert_array_equal(env.action(np.int64(P)), [P, P, P])
+    env.reset(seed=1)
+    inner = env.unwrapped.action_masks()
+    np.testing.assert_array_equal(env.action_masks(), inner[: P + 1])
+    # stepping with a feasible pair places it, as the unwrapped env would with [a, P, P]
+    feasible = np.flatnonzero(env.action_masks()[:P])
+    twin = SpepEnv(SpepConfig.tiny(action_len=3))
+    twin.reset(seed=1)
+    if len(feasible):
+        a = int(feasible[0])
+        _, r1, _, _, i1 = env.step(a)
+        _, r2, _, _, i2 = twin.step(np.array([a, P, P]))
+        assert i1["placed"] == i2["placed"] and i1["placed"][0]["pair"] == a and r1 == r2
+
+
+def test_observation_statistics_round_trip_matches_vec_normalize(tmp_path: Path) -> None:
+    cfg = SpepConfig.tiny(episode_slots=30)
+    vec = training.make_vec(cfg, "ppo", n_envs=1, seed=0)
+    vec.reset()
+    for _ in range(20):
+        vec.step(np.array([vec.action_space.sample()]))
+    training.save_obs_stats(vec, tmp_path / "s.npz")
+    stats = training.load_obs_stats(tmp_path / "s.npz")
+    raw = vec.get_original_obs()
+    ours = training.normalize_obs({k: v[0] for k, v in raw.items()}, stats)
+    theirs = vec.normalize_obs(raw)
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key][0], rtol=1e-6, atol=1e-6)
+    vec.close()
