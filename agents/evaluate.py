@@ -30,16 +30,22 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def agent_config(agent: Agent, config: Mapping[str, Any] | SpepConfig | None) -> SpepConfig:
+def agent_config(
+    agent: Agent,
+    config: Mapping[str, Any] | SpepConfig | None,
+    base: SpepConfig | None = None,
+) -> SpepConfig:
     """The config a run of ``agent`` uses: the user's fields plus the agent's own settings.
 
-    A user field that contradicts a setting the agent is defined by (e.g. ``routing`` for a baseline)
-    is an error rather than silently overridden.
+    A user field (in a mapping) that contradicts a setting the agent is defined by (e.g.
+    ``routing`` for a baseline) is an error rather than silently overridden; a whole
+    ``SpepConfig`` gets the agent's settings applied. A mapping applies over ``base`` (default: the
+    paper preset).
     """
     if isinstance(config, SpepConfig):
         base, fields = config, {}
     else:
-        base, fields = SpepConfig(), dict(config or {})
+        base, fields = base or SpepConfig(), dict(config or {})
     for key, value in agent.env_config.items():
         if key in fields and fields[key] != value:
             raise ValueError(
@@ -137,17 +143,19 @@ def evaluate(
         raise ValueError(f"seed = {seed!r} is invalid: allowed an integer >= 0")
     if isinstance(agent, str):
         agent = make(agent)
+    # validates before any process starts
     if isinstance(config, SpepConfig):
-        base = config.replace(**fields)
+        cfg = agent_config(agent, fields, base=config)
     else:
-        base = SpepConfig.from_dict({**dict(config or {}), **fields})
-    cfg = agent_config(agent, base)  # validates before any process starts
+        cfg = agent_config(agent, {**dict(config or {}), **fields})
     seeds = [seed + i for i in range(runs)]
     workers = min(jobs or os.cpu_count() or 1, runs)
     rows: dict[int, dict[str, Any]] = {}
 
     def frame() -> pd.DataFrame:
-        done = [rows[s] for s in seeds if s in rows]
+        done = [  # None (a rate undefined in a run, e.g. nothing served) becomes NaN
+            {k: np.nan if v is None else v for k, v in rows[s].items()} for s in seeds if s in rows
+        ]
         df = pd.DataFrame(done)
         if done:
             df = df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
@@ -355,7 +363,7 @@ def _cmd_evaluate(args: Any) -> int:
         except TypeError as err:
             raise ValueError(f"agent {name!r}: bad --param: {err}") from None
     for a in agents_:  # every config problem shows before the first run
-        agent_config(a, SpepConfig.from_dict(fields))
+        agent_config(a, fields)
     frames: list[pd.DataFrame] = []
 
     def save(current: pd.DataFrame) -> None:  # keep finished runs of every agent so far

@@ -1,0 +1,165 @@
+"""The evaluation API, ``spep evaluate`` / ``spep quality``, and SB3's ``evaluate_policy`` on agents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+import agents
+from agents.cli import main
+from agents.evaluate import COLUMNS, prediction_quality_table, run_episode, workload_arrivals
+from spep_gym.config import SpepConfig
+
+TINY = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 200}
+
+
+def without_time(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["wall_time_s"])
+
+
+def test_module_and_function_share_the_name() -> None:
+    import agents.evaluate as module
+
+    assert module.run_episode is run_episode
+    assert callable(agents.evaluate)
+    df = agents.evaluate("shortest", runs=1, jobs=1, **TINY)
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+
+
+def test_same_seed_same_rows_and_seed_per_run() -> None:
+    a = agents.evaluate("spep-frequency", runs=3, seed=7, jobs=1, **TINY)
+    b = agents.evaluate(agents.make("spep-frequency"), runs=2, seed=8, jobs=1, **TINY)
+    assert a["seed"].tolist() == [7, 8, 9] and b["seed"].tolist() == [8, 9]
+    pd.testing.assert_frame_equal(without_time(a.iloc[1:]).reset_index(drop=True), without_time(b))
+    row = run_episode("spep-frequency", 8, SpepConfig.from_dict(TINY))
+    assert {k: row[k] for k in COLUMNS} == {k: b.iloc[0][k] for k in COLUMNS}
+
+
+def test_parallel_equals_in_process() -> None:
+    one = agents.evaluate("random", runs=3, seed=0, jobs=1, **TINY)
+    two = agents.evaluate("random", runs=3, seed=0, jobs=2, **TINY)
+    pd.testing.assert_frame_equal(without_time(one), without_time(two))
+
+
+def test_every_agent_meets_the_same_requests() -> None:
+    cfg = SpepConfig.from_dict(TINY)
+    keys = ("arrival", "source", "destination", "F_req", "deadline", "priority")
+    reference = None
+    for name in ("reactive", "highest_fidelity", "random", "spep-frequency", "spep-oracle"):
+        row = run_episode(name, seed=3, config=cfg, return_records=True)
+        seen = (row["arrived"], {k: row["records"][k].tolist() for k in keys})
+        if reference is None:
+            reference = seen
+        assert seen == reference, name
+    assert reference is not None and reference[0] > 0
+    arrivals = workload_arrivals(3, cfg)  # the quality report scores predictors on these
+    assert arrivals[:, 0].tolist() == reference[1]["arrival"]
+
+
+def test_networkx_topology_and_config_errors() -> None:
+    g = nx.cycle_graph(["a", "b", "c", "d", "e"])
+    df = agents.evaluate("shortest", runs=2, jobs=1, topology=g, episode_slots=100)
+    assert df["topology"].tolist() == ["custom", "custom"]
+    assert (df["arrived"] > 0).all()
+    with pytest.raises(ValueError, match="unknown config field 'topolgy'"):
+        agents.evaluate("shortest", runs=1, topolgy="small_world")
+    with pytest.raises(ValueError, match="runs = 0"):
+        agents.evaluate("shortest", runs=0)
+    with pytest.raises(ValueError, match="'routing' = 'reactive' contradicts agent 'shortest'"):
+        agents.evaluate("shortest", runs=1, routing="reactive")
+
+
+def test_out_csv_keeps_finished_runs(tmp_path: Path) -> None:
+    seen: list[int] = []
+    out = tmp_path / "rows.csv"
+    df = agents.evaluate(
+        "noop", runs=2, jobs=1, out=str(out), callback=lambda d: seen.append(len(d)), **TINY
+    )
+    assert seen == [1, 2]
+    pd.testing.assert_frame_equal(pd.read_csv(out), df, check_dtype=False)
+
+
+def test_prediction_quality_table_on_env_workload() -> None:
+    table = prediction_quality_table(seed=0, runs=2, predictors=("frequency",), **TINY)
+    assert table["predictor"].tolist() == ["frequency", "frequency"]
+    assert table["seed"].tolist() == [0, 1]
+    assert ((table["precision_at_k"] >= 0) & (table["precision_at_k"] <= 1)).all()
+    assert (table["base_rate"] > 0).all()
+    with pytest.raises(ValueError, match="predictor 'prophet' is unknown"):
+        prediction_quality_table(predictors=("prophet",), **TINY)
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def test_cli_evaluate_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res.csv"
+    argv = ["evaluate", "--agent", "shortest,spep-frequency", "--topology", "small_world"]
+    argv += ["--runs", "2", "--slots", "120", "--seed", "4", "--out", str(out), "--jobs", "1"]
+    argv += ["--set", "num_nodes=8", "--param", "threshold=0.1", "--no-progress"]
+    assert main(argv) == 2  # shortest takes no threshold
+    assert "agent 'shortest': bad --param" in capsys.readouterr().err
+    argv.remove("--param"), argv.remove("threshold=0.1")
+    assert main(argv) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert df["agent"].tolist() == ["shortest"] * 2 + ["spep-frequency"] * 2
+    assert df["seed"].tolist() == [4, 5, 4, 5]
+    assert set(df["topology"]) == {"small_world"} and set(df["slots"]) == {120}
+    assert "spep-frequency" in capsys.readouterr().out
+
+
+def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--runs", "1", "--slots", "50", "--jobs", "1", "--no-progress"]
+    assert main([*base, "--agent", "shortes"]) == 2
+    assert "did you mean 'shortest'" in capsys.readouterr().err
+    assert main([*base, "--agent", "noop", "--set", "rhoo=0.9"]) == 2
+    assert "unknown config field 'rhoo'" in capsys.readouterr().err
+    assert main([*base, "--agent", "noop", "--topology", "torus"]) == 2
+    assert "topology" in capsys.readouterr().err
+
+
+def test_cli_quality(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "q.csv"
+    argv = ["quality", "--predictors", "frequency", "--slots", "150", "--out", str(out)]
+    assert main([*argv, "--set", "num_nodes=6"]) == 0
+    assert pd.read_csv(out)["predictor"].tolist() == ["frequency"]
+    assert "precision_at_k" in capsys.readouterr().out
+
+
+def test_spep_evaluate_subprocess(tmp_path: Path) -> None:
+    out = tmp_path / "res.csv"
+    spep = Path(sys.executable).with_name("spep")
+    cmd = [str(spep), "evaluate", "--agent", "reactive", "--runs", "2", "--slots", "100"]
+    cmd += ["--seed", "1", "--out", str(out), "--jobs", "2", "--set", "num_nodes=6"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(out)
+    assert df["seed"].tolist() == [1, 2] and set(df["agent"]) == {"reactive"}
+    assert "success_rate" in done.stdout
+    bad = subprocess.run([str(spep), "evaluate", "--agent", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown agent 'nope'" in bad.stderr
+
+
+# ---------------------------------------------------------------------- stable-baselines3
+
+
+@pytest.mark.parametrize("name", ["shortest", "random", "spep-frequency"])
+def test_sb3_evaluate_policy_takes_an_agent(name: str) -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from spep_gym.env import SpepEnv
+
+    agent = agents.make(name)
+    cfg = agents.evaluate.agent_config(agent, SpepConfig.tiny(episode_slots=60))
+    venv = make_vec_env(SpepEnv, n_envs=1, seed=0, env_kwargs={"config": cfg})
+    rewards, lengths = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True)
+    assert lengths == [60, 60]
+    assert all(np.isfinite(rewards))
