@@ -1,0 +1,146 @@
+"""Figures of ``spep reproduce`` (PNG, matplotlib's Agg backend): the paper's figures 3-9 and more.
+
+- ``fig3_success_rate.png``, ``fig4_latency.png``, ``fig5_fidelity.png``, ``utilization.png``: mean
+  per topology and agent with 95 % confidence intervals (grouped bars).
+- ``fig6``-``fig9`` (Erdős–Rényi, regular, scale-free, small-world, the paper's order): latency and
+  fidelity distributions of the served requests, pooled over runs, one box per agent.
+- ``sensitivity.png``: success rate per sensitivity variant for shortest, SPEP and the oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: (file name, metric, axis label) of the bar figures.
+BAR_FIGURES = (
+    ("fig3_success_rate.png", "success_rate", "success rate"),
+    ("fig4_latency.png", "avg_latency", "average latency (slots)"),
+    ("fig5_fidelity.png", "avg_fidelity", "average delivered fidelity"),
+    ("utilization.png", "utilization", "resource utilization"),
+)
+#: Figures 6-9 of the paper, one per topology.
+DISTRIBUTION_FIGURES = {
+    "erdos_renyi": "fig6_distributions_erdos_renyi.png",
+    "random_regular": "fig7_distributions_random_regular.png",
+    "scale_free": "fig8_distributions_scale_free.png",
+    "small_world": "fig9_distributions_small_world.png",
+}
+TOPOLOGY_LABELS = {
+    "erdos_renyi": "Erdős–Rényi",
+    "random_regular": "regular",
+    "small_world": "small-world",
+    "scale_free": "scale-free",
+}
+DPI = 100
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def grouped_bars(
+    summary: pd.DataFrame,
+    metric: str,
+    ylabel: str,
+    path: Path,
+    group: str = "topology",
+    series: str = "agent",
+    title: str | None = None,
+) -> Path:
+    """Bars of ``metric``'s mean per ``group`` (x) and ``series`` (colour), 95 % CI error bars."""
+    plt = _pyplot()
+    data = summary[summary["metric"] == metric]
+    groups = list(dict.fromkeys(data[group]))
+    names = list(dict.fromkeys(data[series]))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.2))
+    for i, name in enumerate(names):
+        part = data[data[series] == name].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
+        err = np.nan_to_num(part["half_width"].to_numpy(dtype=float))
+        ax.bar(x, part["mean"].to_numpy(dtype=float), width, yerr=err, capsize=2, label=name)
+    ax.set_xticks(np.arange(len(groups)), [TOPOLOGY_LABELS.get(g, g) for g in groups])
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(
+        fontsize="small", ncol=min(len(names), 4), loc="upper center", bbox_to_anchor=(0.5, -0.12)
+    )
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def distributions(
+    samples: dict[tuple[str, str], dict[str, np.ndarray]],
+    topology: str,
+    agents: Sequence[str],
+    path: Path,
+) -> Path:
+    """Two panels for one topology: latency and fidelity of served requests, one box per agent."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label in zip(
+        axes, ("latency", "fidelity"), ("latency (slots)", "delivered fidelity"), strict=True
+    ):
+        data = [samples.get((topology, a), {}).get(key, np.empty(0)) for a in agents]
+        ax.boxplot([d if len(d) else [np.nan] for d in data], showmeans=True)
+        ax.set_xticks(np.arange(1, len(agents) + 1), list(agents), rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{TOPOLOGY_LABELS.get(topology, topology)}: served requests, pooled over runs")
+    return _save(fig, path)
+
+
+def make_all(out: Path, samples: dict[tuple[str, str], dict[str, np.ndarray]]) -> list[Path]:
+    """Every figure from ``out/results.csv`` (and ``out/sensitivity.csv``) into ``out/figures``."""
+    import pandas as pd
+
+    from agents import stats
+
+    folder = Path(out) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    results = Path(out) / "results.csv"
+    if results.exists() and results.stat().st_size > 1:
+        df = pd.read_csv(results)
+        summary = stats.summarize(df, [m for _, m, _ in BAR_FIGURES])
+        for name, metric, label in BAR_FIGURES:
+            written.append(grouped_bars(summary, metric, label, folder / name))
+        agents = list(dict.fromkeys(df["agent"]))
+        for topology in dict.fromkeys(df["topology"]):
+            name = DISTRIBUTION_FIGURES.get(topology, f"distributions_{topology}.png")
+            written.append(distributions(samples, topology, agents, folder / name))
+    sens = Path(out) / "sensitivity.csv"
+    if sens.exists() and sens.stat().st_size > 1:
+        df = pd.read_csv(sens)
+        summary = stats.summarize(df, ["success_rate"], by=("variant", "agent"))
+        written.append(
+            grouped_bars(
+                summary,
+                "success_rate",
+                "success rate",
+                folder / "sensitivity.png",
+                group="variant",
+                title="Sensitivity (Erdős–Rényi, one factor at a time)",
+            )
+        )
+    return written

@@ -1,0 +1,197 @@
+"""Statistics of an experiment (SPEC section 7): means with 95 % confidence intervals, and tests.
+
+Every function takes the result rows (a DataFrame with the columns of ``results.csv``). Missing values
+(``avg_latency`` of a run that served nothing) are dropped from that metric only (SPEC section 6).
+Tests compare each SPEP agent with each non-predictive one per topology: Mann–Whitney U (two-sided,
+unpaired, as the paper did) and the Wilcoxon signed-rank test on runs paired by seed (valid because
+every agent meets the same workload and link draws for a seed: common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Metrics in the order tables show them; any other numeric column follows.
+METRICS = (
+    "success_rate", "avg_latency", "avg_fidelity", "utilization",
+    "preposition_hit_rate", "preposition_use_rate", "preposition_waste_rate",
+    "arrived", "served", "failed", "pending", "pairs_generated", "prepositions_placed",
+    "prepositions_used", "prepositions_expired", "swap_failures",
+)  # fmt: skip
+#: Metrics the tests are run on.
+TESTED_METRICS = ("success_rate", "avg_latency", "avg_fidelity", "utilization")
+BASELINES = ("reactive", "shortest", "highest_fidelity")
+NOT_METRICS = ("agent", "topology", "seed", "slots", "variant")
+
+
+def mean_ci(values: npt.ArrayLike, confidence: float = 0.95) -> tuple[float, ...]:
+    """Mean and Student-t confidence interval: ``(mean, low, high, n)``; NaNs are dropped.
+
+    With one value the interval is undefined (NaN); with identical values it is the point.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return (math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n == 1:
+        return (mean, math.nan, math.nan, 1)
+    sem = float(stats.sem(x))
+    if sem == 0.0:
+        return (mean, mean, mean, n)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    return (mean, float(low), float(high), n)
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The numeric metric columns of ``df``: :data:`METRICS` first, then the rest."""
+    numeric = [c for c in df.columns if c not in NOT_METRICS and _is_numeric(df[c])]
+    return [m for m in METRICS if m in numeric] + [c for c in numeric if c not in METRICS]
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(column)) and not pd.api.types.is_bool_dtype(column)
+
+
+def summarize(
+    df: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    by: Sequence[str] = ("topology", "agent"),
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mean and confidence interval of every metric per group, one row per (group, metric).
+
+    Columns: ``*by, metric, n, mean, ci_low, ci_high, half_width`` (``n`` counts the runs where the
+    metric is defined).
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    metrics = list(metrics) if metrics is not None else metric_columns(df)
+    for keys, group in df.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for metric in metrics:
+            mean, low, high, n = mean_ci(pd.to_numeric(group[metric]), confidence)
+            rows.append(
+                {
+                    **dict(zip(by, keys, strict=True)),
+                    "metric": metric,
+                    "n": n,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "half_width": (high - low) / 2,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def mann_whitney(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float]:
+    """Two-sided Mann–Whitney U test: ``(U of a, p)``; NaN when a sample is empty."""
+    from scipy import stats
+
+    x, y = _finite(a), _finite(b)
+    if len(x) == 0 or len(y) == 0:
+        return (math.nan, math.nan)
+    result = stats.mannwhitneyu(x, y, alternative="two-sided")
+    return (float(result.statistic), float(result.pvalue))
+
+
+def wilcoxon_paired(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float, int]:
+    """Two-sided Wilcoxon signed-rank test of paired samples: ``(W, p, pairs)``.
+
+    Pairs with a NaN are dropped. When every difference is zero there is no evidence of a
+    difference: ``W = 0``, ``p = 1`` (scipy would warn and divide by zero).
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n == 0:
+        return (math.nan, math.nan, 0)
+    if np.all(x == y):
+        return (0.0, 1.0, n)
+    result = stats.wilcoxon(x, y, alternative="two-sided")
+    return (float(result.statistic), float(result.pvalue), n)
+
+
+def _finite(values: npt.ArrayLike) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[~np.isnan(x)]
+
+
+def _mean(values: npt.ArrayLike) -> float:
+    x = _finite(values)
+    return float(x.mean()) if len(x) else math.nan
+
+
+def predictive_agents(df: pd.DataFrame) -> list[str]:
+    """The SPEP agents of ``df`` (names starting with ``spep-``), in order of appearance."""
+    return [a for a in df["agent"].unique() if str(a).startswith("spep-")]
+
+
+def compare(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = TESTED_METRICS,
+    agents: Sequence[str] | None = None,
+    baselines: Sequence[str] = BASELINES,
+    by: str = "topology",
+) -> pd.DataFrame:
+    """Each of ``agents`` (default: the SPEP agents) against each baseline, per ``by`` group.
+
+    One row per (group, agent, baseline, metric): the means, their difference (agent - baseline)
+    and relative difference, Mann–Whitney U and p, and the Wilcoxon W and p over runs paired by
+    seed.
+    """
+    import pandas as pd
+
+    agents = list(agents) if agents is not None else predictive_agents(df)
+    rows: list[dict[str, Any]] = []
+    for group_key, group in df.groupby(by, sort=False):
+        runs = {a: g.set_index("seed") for a, g in group.groupby("agent", sort=False)}
+        for agent in agents:
+            for base in baselines:
+                if agent not in runs or base not in runs or agent == base:
+                    continue
+                for metric in metrics:
+                    a = pd.to_numeric(runs[agent][metric])
+                    b = pd.to_numeric(runs[base][metric])
+                    u, p_u = mann_whitney(a, b)
+                    paired = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
+                    w, p_w, pairs = wilcoxon_paired(paired["a"], paired["b"])
+                    mean_a, mean_b = _mean(a), _mean(b)
+                    rows.append(
+                        {
+                            by: group_key,
+                            "agent": agent,
+                            "baseline": base,
+                            "metric": metric,
+                            "mean_agent": mean_a,
+                            "mean_baseline": mean_b,
+                            "difference": mean_a - mean_b,
+                            "relative_difference": (mean_a - mean_b) / mean_b
+                            if mean_b
+                            else math.nan,
+                            "mwu_u": u,
+                            "mwu_p": p_u,
+                            "wilcoxon_w": w,
+                            "wilcoxon_p": p_w,
+                            "pairs": pairs,
+                        }
+                    )
+    return pd.DataFrame(rows)
