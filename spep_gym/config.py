@@ -272,10 +272,13 @@ def _validate_topology(cfg: SpepConfig) -> None:
     if topo not in TOPOLOGIES:
         _fail("topology", topo, f"one of {TOPOLOGIES} or a connected networkx.Graph")
     _int(cfg, "num_nodes", 2)
+    # Every generator's parameters are checked; those that must fit the size, for the chosen one.
+    _real(cfg, "er_p", 0.0, 1.0, low_open=True)
+    _real(cfg, "ws_p", 0.0, 1.0)
+    for name in ("regular_degree", "ws_k", "ba_m"):
+        _int(cfg, name, 1)
     n = cfg.num_nodes
-    if topo == "erdos_renyi":
-        _real(cfg, "er_p", 0.0, 1.0, low_open=True)
-    elif topo == "random_regular":
+    if topo == "random_regular":
         d = cfg.regular_degree
         if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < n or (n * d) % 2:
             _fail(
@@ -291,7 +294,6 @@ def _validate_topology(cfg: SpepConfig) -> None:
     elif topo == "small_world":
         if isinstance(cfg.ws_k, bool) or not isinstance(cfg.ws_k, int) or not 2 <= cfg.ws_k < n:
             _fail("ws_k", cfg.ws_k, f"an integer 2 <= ws_k < num_nodes={n}")
-        _real(cfg, "ws_p", 0.0, 1.0)
     elif topo == "scale_free" and (
         isinstance(cfg.ba_m, bool) or not isinstance(cfg.ba_m, int) or not 1 <= cfg.ba_m < n
     ):

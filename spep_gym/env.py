@@ -168,13 +168,14 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     # ------------------------------------------------------------------ masks
     def action_masks(self) -> np.ndarray:
         """(action_len * (P + 1),) bool: per action entry, the node pairs that can be placed now."""
-        one = np.ones(self.num_pairs + 1, dtype=bool)
         cfg = self.config
+        mask = np.empty((cfg.action_len, self.num_pairs + 1), dtype=bool)
+        mask[:, -1] = True
         if len(self.sim.held) >= cfg.max_prepositioned or cfg.max_new_prepositions == 0:
-            one[:-1] = False
+            mask[:, :-1] = False
         else:
-            one[:-1] = self._path_fidelity() > 0.0
-        return np.tile(one, cfg.action_len)
+            mask[:, :-1] = self._path_fidelity() > 0.0
+        return mask.reshape(-1)
 
     # ------------------------------------------------------------------ internals
     def _path_fidelity(self) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ class Metrics:
         None rather than NaN keeps infos comparable with ``==`` (determinism checks); pandas reads it
         as NaN.
         """
-        out: dict[str, Any] = asdict(self)
+        out: dict[str, Any] = dict(vars(self))  # the fields are scalars: no deep copy (asdict)
         out["pending"] = self.pending
         done = self.served + self.failed
         out["success_rate"] = self.served / done if done else None

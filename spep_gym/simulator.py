@@ -114,6 +114,10 @@ class Simulator:
         self._usable = [False] * E
         self._factor = [0.0] * E
         self._cost = [math.inf] * E
+        # The same as arrays padded with the padding link E (usable, factor 1) for path products.
+        self._usable_pad = np.ones(E + 1, dtype=bool)
+        self._factor_pad = np.ones(E + 1)
+        self._links = np.arange(E)
         self.held: list[Preposition] = []
         self.queue: list[tuple[float, int, int, int]] = []  # (-w, t_d, t_a, id), sorted
         self.metrics = Metrics()
@@ -339,16 +343,18 @@ class Simulator:
 
     def link_fidelity(self) -> np.ndarray:
         """(E,) fidelity of each link's best (youngest) pair now; 0 where the link holds none."""
-        age = np.minimum(self.t - self.youngest, self.net.fidelity_table.shape[1] - 1)
-        best = self.net.fidelity_table[np.arange(self.net.num_links), age]
-        return np.where(self.count > 0, best, 0.0)
+        table = self.net.fidelity_table
+        age = np.minimum(self.t - self.youngest, table.shape[1] - 1)
+        return np.where(self.count > 0, table[self._links, age], 0.0)
 
     def _refresh_all_links(self) -> None:
         fid = self.link_fidelity()
         factor = physics.link_factor(fid, self._model)
         usable = self.count > 0
         self._usable = usable.tolist()
-        self._factor = np.where(usable, factor, 0.0).tolist()
+        self._usable_pad[:-1] = usable
+        self._factor_pad[:-1] = np.where(usable, factor, 0.0)
+        self._factor = self._factor_pad[:-1].tolist()
         if self.cfg.routing == "highest_fidelity":
             with np.errstate(divide="ignore", invalid="ignore"):
                 cost = -np.log(np.clip(factor, 1e-300, None))
@@ -357,21 +363,21 @@ class Simulator:
     def _refresh_link(self, e: int) -> None:
         usable = bool(self.count[e] > 0)
         self._usable[e] = usable
+        self._usable_pad[e] = usable
         if not usable:
-            self._factor[e] = 0.0
+            self._factor[e] = self._factor_pad[e] = 0.0
             self._cost[e] = math.inf
             return
         f = float(self.net.fidelity_table[e, self.t - self.youngest[e]])
         factor = float(physics.link_factor(f, self._model))
-        self._factor[e] = factor
+        self._factor[e] = self._factor_pad[e] = factor
         self._cost[e] = -math.log(max(factor, 1e-300))
 
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> np.ndarray:
         """(P,) fidelity a pre-position of each node pair would get now; 0 where it cannot."""
         net = self.net
-        usable = np.append(self.count > 0, True)
-        factor = np.append(np.asarray(self._factor), 1.0)
+        usable, factor = self._usable_pad, self._factor_pad
         if self.cfg.preposition_path == "static":
             paths = net.static_paths
             ok = usable[paths].all(axis=1) & (net.static_hops > 0)

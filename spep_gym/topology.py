@@ -15,6 +15,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from spep_gym.config import SpepConfig
+from spep_gym.physics import decayed
 
 MAX_REDRAWS = 1000
 
@@ -114,8 +115,15 @@ class Network:
 
         # A pair of age a has fidelity F0 * rho**a; it is discarded at the first age a with
         # a > max_lifetime or fidelity < F_min, so it exists for `lifetime` slots (at least 1).
+        # Scalar pow (paper eq. 1 as physics.decayed computes it): numpy's vectorised pow can differ
+        # from it in the last bit, and a pair's fidelity should be exactly F0 * rho**age.
         ages = np.arange(cfg.max_lifetime + 2)
-        fid = f0[:, None] * rho[:, None] ** ages[None, :]
+        fid = np.array(
+            [
+                [decayed(f, r, a) for a in range(len(ages))]
+                for f, r in zip(f0.tolist(), rho.tolist(), strict=True)
+            ]
+        ).reshape(num_links, len(ages))
         bad = (ages[None, :] > cfg.max_lifetime) | (fid < cfg.F_min)
         bad[:, 0] = False
         lifetime = np.argmax(bad, axis=1)
