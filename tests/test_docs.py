@@ -1,0 +1,130 @@
+"""Every Python snippet of the docs and the README runs, and the reference pages cover the code.
+
+Snippets: the ```python blocks of each page run in order in one fresh namespace per page, in a
+temporary working directory. A block right after a line ``<!-- no-test -->`` is skipped (for
+illustrative or long-running code; use sparingly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import spep_gym
+from spep_gym.config import SpepConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+NO_TEST = "<!-- no-test -->"
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """(line number, code) of every ```python fenced block not preceded by the no-test marker."""
+    blocks: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == "```python":
+            start = i + 1
+            end = start
+            while end < len(lines) and lines[end].strip() != "```":
+                end += 1
+            previous = next((s.strip() for s in reversed(lines[:i]) if s.strip()), "")
+            if previous != NO_TEST:
+                blocks.append((start + 1, textwrap.dedent("\n".join(lines[start:end]))))
+            i = end + 1
+        else:
+            i += 1
+    return blocks
+
+
+def test_block_extraction_honours_the_marker() -> None:
+    text = "a\n```python\nx = 1\n```\n\n<!-- no-test -->\n\n```python\nraise SystemExit\n```\n"
+    text += "- item\n\n  ```python\n  y = 2\n  ```\n"
+    assert python_blocks(text) == [(3, "x = 1"), (14, "y = 2")]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_snippets_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # snippets that write files write them here
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
+    for line, code in python_blocks(page.read_text(encoding="utf-8")):
+        # The filename and blank lines make a traceback point at the page and its line.
+        source = "\n" * (line - 1) + code
+        exec(compile(source, str(page), "exec"), namespace)
+
+
+def _literal(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def test_config_page_lists_every_field_with_its_default() -> None:
+    text = (DOCS / "config.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)` \|", text, re.M)}
+    fields = {f.name: f.default for f in dataclasses.fields(SpepConfig)}
+    assert set(rows) == set(fields), "config.md rows differ from the SpepConfig fields"
+    for name, default in fields.items():
+        assert rows[name] == _literal(default), f"config.md: default of {name}"
+
+
+def test_environment_page_names_every_info_and_metrics_key() -> None:
+    import gymnasium as gym
+
+    text = (DOCS / "environment.md").read_text(encoding="utf-8")
+    env = gym.make("Spep-v0", config=SpepConfig.tiny())
+    env.action_space.seed(0)
+    _, info = env.reset(seed=0)
+    keys = set(info) | set(info["metrics"])
+    records = {"arrived": 0, "served": 0, "placed": 0}
+    truncated = False
+    while not truncated:
+        _, _, _, truncated, info = env.step(env.action_space.sample())
+        keys |= set(info)
+        for item in records:  # the fields of the event records
+            for record in info[item]:
+                keys |= set(record)
+                records[item] += 1
+    assert all(records.values()), f"the episode should have every kind of event: {records}"
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert not missing, f"docs/environment.md does not name these info keys: {missing}"
+
+
+def test_env_docstring_tables_every_observation_key() -> None:
+    doc = spep_gym.SpepEnv.__doc__ or ""
+    env = spep_gym.SpepEnv(SpepConfig.tiny())
+    for key, space in env.observation_space.spaces.items():
+        row = re.search(rf"^\s*\| {key} \| \(([^)]*)\) \|", doc, re.M)
+        assert row is not None, f"SpepEnv docstring has no table row for observation {key!r}"
+        P, Q = env.num_pairs, env.config.queue_obs_size
+        dims = [d.strip().replace(" ", " * ") for d in row.group(1).split(",") if d.strip()]
+        shape = tuple(eval(d, {"P": P, "Q": Q}) for d in dims)
+        assert shape == space.shape, f"observation {key}: documented {shape}, space {space.shape}"
+    assert np.all(env.action_space.nvec == env.num_pairs + 1)
+
+
+def test_docs_hook_inserts_the_env_docstring() -> None:
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = (DOCS / "environment.md").read_text(encoding="utf-8")
+    assert "<!-- docstring: spep_gym.env.SpepEnv -->" in page
+    out = hooks.on_page_markdown(page, page=None, config=None, files=None)
+    assert "<!-- docstring:" not in out
+    assert (spep_gym.SpepEnv.__doc__ or "").split("\n")[0] in out
+    assert "## Observation Space" in out and "## Episode End" in out
+
+
+def test_every_page_is_in_the_nav() -> None:
+    nav = re.findall(r"^\s*- [^:\n]+: (\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = sorted(p.name for p in DOCS.glob("*.md"))
+    assert not sorted(set(pages) - set(nav)), "docs pages missing from the mkdocs.yml nav"
