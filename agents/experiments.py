@@ -370,7 +370,7 @@ def execute(
 
     def on_error(task: Task, info: dict[str, Any]) -> None:
         errors[task] = info["error"]
-        bar.write(f"run {task.filename} failed:\n{info['error']}")
+        bar.write(f"run {task.filename} failed:\n{info['error']}", file=sys.stderr)
 
     try:
         if backend == "ray":
