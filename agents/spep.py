@@ -76,7 +76,9 @@ def algorithm2(
         & (fidelity > 0.0)
     )
     score = probability[candidates] * fidelity[candidates]
-    order = np.lexsort((candidates, -score))  # last key first: score descending, then index
+    order = np.argsort(
+        -score, kind="stable"
+    )  # candidates ascend: equal scores keep lower index first
     chosen = candidates[order][:action_len]
     action = np.full(action_len, num_pairs, dtype=np.int64)
     action[: len(chosen)] = chosen
