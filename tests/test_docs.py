@@ -111,17 +111,30 @@ def test_env_docstring_tables_every_observation_key() -> None:
     assert np.all(env.action_space.nvec == env.num_pairs + 1)
 
 
-def test_docs_hook_inserts_the_env_docstring() -> None:
+def load_hooks() -> Any:
     spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
     assert spec is not None and spec.loader is not None
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
+    return hooks
+
+
+def test_docs_hook_inserts_the_env_docstring() -> None:
     page = (DOCS / "environment.md").read_text(encoding="utf-8")
     assert "<!-- docstring: spep_gym.env.SpepEnv -->" in page
-    out = hooks.on_page_markdown(page, page=None, config=None, files=None)
+    out = load_hooks().on_page_markdown(page, page=None, config=None, files=None)
     assert "<!-- docstring:" not in out
     assert (spep_gym.SpepEnv.__doc__ or "").split("\n")[0] in out
     assert "## Observation Space" in out and "## Episode End" in out
+
+
+def test_docs_hook_turns_sphinx_roles_into_links() -> None:
+    html = "see :class:<code>~agents.base.Agent</code> and :meth:<code>reset</code>."
+    out = load_hooks().on_page_content(html, page=None, config=None, files=None)
+    assert out == (
+        'see <autoref identifier="agents.base.Agent" optional><code>Agent</code></autoref> and '
+        '<autoref identifier="reset" optional><code>reset</code></autoref>.'
+    )
 
 
 def test_every_page_is_in_the_nav() -> None:
