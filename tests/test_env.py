@@ -162,6 +162,54 @@ def test_action_masks_match_info_and_predict_placement():
     assert checked_in > 10 and checked_out > 10 and full > 0
 
 
+def test_observation_matches_the_state():
+    """Every observation array recomputed from the simulator's state and the workload."""
+    from spep_gym.physics import path_fidelity
+
+    env = tiny_env(episode_slots=120, arrival_rate=0.5, demand_obs_slots=5, queue_obs_size=4)
+    obs, _ = env.reset(seed=9)
+    sim, P, W = env.sim, env.num_pairs, 5
+    net, w = sim.net, sim.workload
+    links = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
+    rng = np.random.default_rng(4)
+    truncated = False
+    while not truncated:
+        t = sim.t
+        expected = np.zeros(P)
+        expected[links] = 1
+        np.testing.assert_array_equal(obs["adjacency"], expected)
+        expected[links] = sim.count
+        np.testing.assert_array_equal(obs["link_pairs"], expected)
+        expected[links] = np.where(sim.count > 0, t - sim.youngest, 0)
+        np.testing.assert_array_equal(obs["link_age"], expected)
+        fid = sim.link_fidelity()
+        expected[links] = fid
+        np.testing.assert_array_equal(obs["link_fidelity"], expected.astype(np.float32))
+        for a in range(P):
+            path = net.static_paths[a, : net.static_hops[a]]
+            f = path_fidelity(fid[path], "paper") if (sim.count[path] > 0).all() else 0.0
+            assert obs["path_fidelity"][a] == pytest.approx(f, rel=1e-6)
+        held, best = np.zeros(P), np.zeros(P)
+        for p in sim.held:
+            held[p.pair] += 1
+            best[p.pair] = max(best[p.pair], p.fidelity * 0.96 ** (t - p.placed))
+        np.testing.assert_array_equal(obs["prepositioned"], held)
+        np.testing.assert_allclose(obs["prepositioned_fidelity"], best, rtol=1e-6)
+        recent = w.pair[(w.arrival > t - W) & (w.arrival <= t)]
+        np.testing.assert_array_equal(obs["demand"], np.bincount(recent, minlength=P))
+        queue = obs["queue"].reshape(4, 6)
+        ids = sim.queued_requests()[:4]
+        np.testing.assert_array_equal(obs["queue_mask"], [1] * len(ids) + [0] * (4 - len(ids)))
+        for row, r in zip(queue, ids, strict=False):
+            want = [w.source[r], w.destination[r], w.F_req[r], w.deadline[r] - t, t - w.arrival[r]]
+            np.testing.assert_allclose(row, [*want, w.priority[r]], rtol=1e-6)
+        assert not queue[len(ids) :].any()
+        phase = 2 * np.pi * (t % 240) / 240
+        np.testing.assert_allclose(obs["time_of_day"], [np.sin(phase), np.cos(phase)], atol=1e-6)
+        obs, _, _, truncated, _ = env.step(random_actions(env, rng))
+    assert sim.metrics.prepositions_placed > 5 and sim.metrics.arrived > 30
+
+
 def test_render_ansi_and_rgb_array():
     env = tiny_env(render_mode="ansi")
     env.reset(seed=0)

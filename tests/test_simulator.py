@@ -103,7 +103,7 @@ def test_admit_arrivals_orders_by_priority_deadline_arrival_then_file(tmp_path):
 def test_preposition_in_order_within_limits(tmp_path):
     sim = line_sim(tmp_path, link_capacity=2, max_new_prepositions=2)
     t = sim.t = 5
-    set_links(sim, {0: [5, 4], 1: [3, 2]})
+    set_links(sim, {0: [4, 5], 1: [2, 3]})
     pair = sim.net.pair_index
     events = SlotEvents(slot=5)
     action = [6, 99, -1, int(pair[0, 3]), int(pair[0, 2]), int(pair[0, 1]), int(pair[1, 2])]
@@ -115,7 +115,7 @@ def test_preposition_in_order_within_limits(tmp_path):
         (pair[0, 1], pytest.approx(f01, rel=1e-14), 1),
     ]
     # Youngest pairs consumed; the third choice (1, 2) is possible but over the per-slot limit.
-    assert sim.created.tolist() == [[-1, -1], [-1, 2], [-1, -1]]
+    assert sim.created.tolist() == [[-1, -1], [2, -1], [-1, -1]]
     assert events.pairs_consumed == 3
     assert [(p.pair, p.placed, p.hops) for p in sim.held] == [
         (pair[0, 2], t, 2),
