@@ -141,3 +141,17 @@ def test_every_page_is_in_the_nav() -> None:
     nav = re.findall(r"^\s*- [^:\n]+: (\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
     pages = sorted(p.name for p in DOCS.glob("*.md"))
     assert not sorted(set(pages) - set(nav)), "docs pages missing from the mkdocs.yml nav"
+
+
+def test_slot_figure_script_draws(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("draw_slot", DOCS / "scripts" / "draw_slot.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "slot.png"
+    module.main(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (DOCS / "img" / "slot.png").is_file()
+    # The figure names each phase's method; they must exist on the simulator.
+    for _, _, method in module.PHASES:
+        assert callable(getattr(spep_gym.Simulator, method))
