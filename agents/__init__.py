@@ -8,6 +8,7 @@ Heavy libraries (torch, statsmodels, stable-baselines3) load only when an agent 
 # calls agents.evaluate.evaluate, and agents.evaluate.run_episode still works.
 from agents import baselines as _baselines  # noqa: F401  (registers the baselines)
 from agents import evaluate
+from agents import learned as _learned  # noqa: F401  (registers sb3: trained stable-baselines3 models)
 from agents import oracle as _oracle  # noqa: F401  (registers spep-oracle)
 from agents import spep as _spep  # noqa: F401  (registers spep-frequency, -lstm, -arima)
 from agents.base import Agent, make, names, register
