@@ -1,7 +1,7 @@
 """A trained stable-baselines3 model as an :class:`~agents.base.Agent` (registered as ``"sb3"``).
 
-``agents.make("sb3", path="runs/ppo")`` (the run folder of ``spep train``, or its ``model.zip``) reads
-``model.json`` for the algorithm and config, builds the policy network fresh, and loads only its
+``agents.make("sb3", path="runs/ppo")`` (the run folder of ``spep train``, its ``model.zip`` or a
+checkpoint) reads ``model.json`` (or ``train.json``) for the algorithm and config, builds the policy network fresh, and loads only its
 weights (``torch.load(weights_only=True)`` via stable-baselines3's ``load_from_zip_file`` with
 ``load_data=False``): no pickled object in the zip is ever unpickled.
 """
@@ -21,15 +21,28 @@ from spep_gym.env import SpepEnv
 SHAPE_FIELDS = ("num_nodes", "queue_obs_size")
 
 
-def run_folder(path: str | Path) -> Path:
-    """The run folder of ``path`` (the folder itself or its ``model.zip``)."""
+def locate(path: str | Path) -> tuple[Path, Path, Path | None]:
+    """``(metadata json, model zip, observation statistics or None)`` of a run folder or a zip.
+
+    ``path`` is a ``spep train`` folder, its ``model.zip``, or one of its checkpoints
+    (``DIR/checkpoints/rl_model_<N>_steps.zip``, whose settings are in ``DIR/train.json``).
+    """
     p = Path(path)
-    folder = p.parent if p.suffix == ".zip" else p
-    if not (folder / "model.json").is_file():
-        raise ValueError(
-            f"path={str(path)!r} is invalid: allowed a `spep train` run folder or its model.zip (no model.json found)"
-        )
-    return folder
+    if p.suffix != ".zip":
+        p = p / "model.zip"
+    for folder in (p.parent, p.parent.parent):
+        meta = folder / ("model.json" if p.parent == folder else "train.json")
+        if p.is_file() and meta.is_file():
+            stats = p.with_name(p.name.replace("rl_model_", "rl_model_obs_stats_")).with_suffix(
+                ".npz"
+            )
+            if p.name == "model.zip":
+                stats = folder / "obs_stats.npz"
+            return meta, p, stats if stats.is_file() else None
+    raise ValueError(
+        f"path={str(path)!r} is invalid: allowed a `spep train` run folder, its model.zip or one "
+        "of its checkpoints (a zip with model.json beside it or train.json one folder up)"
+    )
 
 
 class SB3Agent(Agent):
@@ -44,22 +57,20 @@ class SB3Agent(Agent):
         self,
         path: str | Path,
         deterministic: bool = True,
-        name: str = "sb3",
+        label: str = "sb3",
         device: str = "cpu",
     ) -> None:
         super().__init__()
         from agents import training
 
-        folder = run_folder(path)
-        zip_path = Path(path) if Path(path).suffix == ".zip" else folder / "model.zip"
-        self.meta = json.loads((folder / "model.json").read_text())
+        meta_path, zip_path, stats = locate(path)
+        self.meta = json.loads(meta_path.read_text())
         self.algo = self.meta["algo"]
-        self.name = name
+        self.name = label
         self.deterministic = deterministic
         self.train_config = training.config_from_json(self.meta["config"])
         self.env_config = {k: getattr(self.train_config, k) for k in SHAPE_FIELDS}
-        stats = folder / "obs_stats.npz"
-        self.obs_stats = training.load_obs_stats(stats) if stats.is_file() else None
+        self.obs_stats = training.load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)
         self.num_pairs = self.train_config.n * (self.train_config.n - 1) // 2
 
@@ -114,27 +125,13 @@ def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], devi
     from agents import training
 
     env = training.make_env(cfg, algo)
-    kwargs = {
-        "observation_space": env.observation_space,
-        "action_space": env.action_space,
-        "lr_schedule": lambda _: 0.0,
+    cls = training.policy_class(algo, meta.get("policy", "mlp"))
+    policy = cls(
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        lr_schedule=lambda _: 0.0,
         **meta.get("policy_kwargs", {}),
-    }
-    policy: Any
-    if algo == "ppo":
-        from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
-        policy = MultiInputActorCriticPolicy(**kwargs)
-    elif algo == "maskable_ppo":
-        from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
-
-        policy = MaskableMultiInputActorCriticPolicy(**kwargs)
-    elif algo == "dqn":
-        from stable_baselines3.dqn.policies import MultiInputPolicy
-
-        policy = MultiInputPolicy(**kwargs)
-    else:
-        raise ValueError(f"model.json algo={algo!r} is invalid: allowed ppo, maskable_ppo or dqn")
+    )
     _, params, _ = load_from_zip_file(zip_path, load_data=False, device=device)
     policy.load_state_dict(params["policy"])
     policy.set_training_mode(False)

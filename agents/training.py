@@ -32,11 +32,16 @@ import numpy as np
 from spep_gym.config import SpepConfig
 
 ALGOS = ("ppo", "maskable_ppo", "dqn")
+# "pair": the pair-equivariant network of agents.sb3_policies; "mlp": SB3's MultiInputPolicy.
+POLICIES = ("pair", "mlp")
 # Training config over the paper preset: shorter episodes (more of them per minute), and as many
 # preference-list entries as pairs can be placed per slot (max_new_prepositions), which halves nothing
 # the simulator uses but shrinks the action the policy must learn.
 TRAIN_DEFAULTS: dict[str, Any] = {"episode_slots": 480, "action_len": 2}
-NET_ARCH = [64, 64]
+POLICY_KWARGS: dict[str, dict[str, Any]] = {
+    "pair": {"features_extractor_kwargs": {"hidden": 16}},
+    "mlp": {"net_arch": [64, 64]},
+}
 HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     # gamma 0.95: a request's deadline is at most 12 slots and a pre-position lasts 15.
     "ppo": {
@@ -61,6 +66,8 @@ HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     },
 }
 HYPERPARAMETERS["maskable_ppo"] = HYPERPARAMETERS["ppo"]
+# Training reward shaping (spep_gym.wrappers.PrepositionBonus): reward per pre-positioned pair used.
+PREPOSITION_BONUS = 1.0
 CHECKPOINT_RE = re.compile(r"rl_model_(\d+)_steps\.zip$")
 
 
@@ -81,6 +88,27 @@ def algorithm_class(algo: str) -> Any:
     raise ValueError(f"algo={algo!r} is invalid: allowed one of {ALGOS}")
 
 
+def policy_class(algo: str, policy: str) -> Any:
+    """The SB3 policy of ``algo`` for ``policy`` ("pair" or "mlp")."""
+    if policy == "pair":
+        from agents.sb3_policies import POLICIES as PAIR
+
+        return PAIR[algo]
+    if policy != "mlp":
+        raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
+    if algo == "maskable_ppo":
+        from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
+
+        return MaskableMultiInputActorCriticPolicy
+    if algo == "ppo":
+        from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+        return MultiInputActorCriticPolicy
+    from stable_baselines3.dqn.policies import MultiInputPolicy
+
+    return MultiInputPolicy
+
+
 def config_to_json(cfg: SpepConfig) -> dict[str, Any]:
     """The config's fields as JSON values (a named topology only: a graph object has no JSON form)."""
     if not isinstance(cfg.topology, str):
@@ -93,12 +121,14 @@ def config_from_json(values: Mapping[str, Any]) -> SpepConfig:
     return SpepConfig.from_dict(dict(values))
 
 
-def make_env(cfg: SpepConfig, algo: str) -> Any:
-    """One training environment: ``SpepEnv`` (+ ``SinglePairAction`` for DQN)."""
+def make_env(cfg: SpepConfig, algo: str, preposition_bonus: float = 0.0) -> Any:
+    """One training environment: ``SpepEnv`` (+ reward shaping, + ``SinglePairAction`` for DQN)."""
     from spep_gym.env import SpepEnv
-    from spep_gym.wrappers import EpisodeMetricsInfo, SinglePairAction
+    from spep_gym.wrappers import EpisodeMetricsInfo, PrepositionBonus, SinglePairAction
 
     env: Any = EpisodeMetricsInfo(SpepEnv(cfg))
+    if preposition_bonus:
+        env = PrepositionBonus(env, preposition_bonus)
     return SinglePairAction(env) if algo == "dqn" else env
 
 
@@ -109,20 +139,23 @@ def make_vec(
     seed: int,
     monitor_dir: str | None = None,
     subproc: bool = False,
+    norm_obs: bool = True,
+    preposition_bonus: float = 0.0,
 ) -> Any:
-    """``n_envs`` monitored environments (env i seeded ``seed + i``), observations normalised."""
+    """``n_envs`` monitored environments (env i seeded ``seed + i``), rewards (and observations)
+    normalised by VecNormalize."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     vec = make_vec_env(
-        lambda: make_env(cfg, algo),
+        lambda: make_env(cfg, algo, preposition_bonus),
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,
         monitor_kwargs={"info_keywords": ("success_rate",)},
         vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
     )
-    return VecNormalize(vec, norm_obs=True, norm_reward=True, gamma=_gamma(algo))
+    return VecNormalize(vec, norm_obs=norm_obs, norm_reward=True, gamma=_gamma(algo))
 
 
 def _gamma(algo: str) -> float:
@@ -139,7 +172,7 @@ def save_obs_stats(vec_normalize: Any, path: str | Path) -> None:
         "ret_var": np.asarray(vec_normalize.ret_rms.var),
         "ret_count": np.float64(vec_normalize.ret_rms.count),
     }
-    for key, rms in vec_normalize.obs_rms.items():
+    for key, rms in vec_normalize.obs_rms.items() if vec_normalize.norm_obs else ():
         arrays[f"mean/{key}"] = rms.mean
         arrays[f"var/{key}"] = rms.var
         arrays[f"count/{key}"] = np.float64(rms.count)
@@ -153,7 +186,7 @@ def load_obs_stats(path: str | Path) -> dict[str, np.ndarray]:
 
 def restore_obs_stats(vec_normalize: Any, stats: Mapping[str, np.ndarray]) -> None:
     """Put statistics from :func:`save_obs_stats` back into a VecNormalize (for ``--resume``)."""
-    for key, rms in vec_normalize.obs_rms.items():
+    for key, rms in vec_normalize.obs_rms.items() if vec_normalize.norm_obs else ():
         rms.mean = stats[f"mean/{key}"].copy()
         rms.var = stats[f"var/{key}"].copy()
         rms.count = float(stats[f"count/{key}"])
@@ -165,7 +198,13 @@ def restore_obs_stats(vec_normalize: Any, stats: Mapping[str, np.ndarray]) -> No
 def normalize_obs(
     observation: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """VecNormalize's ``normalize_obs`` from saved statistics (same formula, float32)."""
+    """VecNormalize's ``normalize_obs`` from saved statistics (same formula, float32).
+
+    Statistics without observation means (a ``pair`` policy, which scales its inputs itself) leave
+    the observation as it is.
+    """
+    if not any(k.startswith("mean/") for k in stats):
+        return {k: np.asarray(v, dtype=np.float32) for k, v in observation.items()}
     eps, clip = float(stats["epsilon"]), float(stats["clip_obs"])
     return {
         k: np.clip(
@@ -241,6 +280,8 @@ def train(
     checkpoint_freq: int = 10_000,
     subproc: bool = False,
     verbose: int = 0,
+    policy: str = "pair",
+    preposition_bonus: float = PREPOSITION_BONUS,
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -252,6 +293,8 @@ def train(
     for name, value, low in (("timesteps", timesteps, 1), ("n_envs", n_envs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} is invalid: allowed an integer >= {low}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device={device!r} is invalid: allowed cpu, cuda or auto")
     out = Path(out)
@@ -277,14 +320,25 @@ def train(
             "seed": seed,
             "n_envs": n_envs,
             "hyperparameters": hp,
-            "policy_kwargs": {"net_arch": NET_ARCH},
+            "policy": policy,
+            "preposition_bonus": preposition_bonus,
+            "policy_kwargs": POLICY_KWARGS[policy],
         }
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.json").write_text(json.dumps(meta, indent=2))
 
-    vec = make_vec(cfg, algo, n_envs, seed, str(out / "monitor"), subproc)
+    vec = make_vec(
+        cfg,
+        algo,
+        n_envs,
+        seed,
+        str(out / "monitor"),
+        subproc,
+        norm_obs=meta["policy"] == "mlp",
+        preposition_bonus=meta.get("preposition_bonus", 0.0),
+    )
     model = cls(
-        "MultiInputPolicy",
+        policy_class(algo, meta["policy"]),
         vec,
         seed=seed,
         device=device,
@@ -362,6 +416,49 @@ def plot_training_curve(
     plt.close(fig)
 
 
+def compare(
+    learned: Any,
+    others: tuple[str, ...] = ("noop", "random", "spep-frequency", "spep-oracle"),
+    runs: int = 20,
+    seed: int = 0,
+    jobs: int | None = 1,
+    config: Mapping[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """Evaluate ``learned`` (an agent) and ``others`` on the same seeds; ``(rows, table)``.
+
+    The table has, per agent, the mean success rate with its 95 % Student-t interval, and the
+    learned agent's paired difference from it with the Wilcoxon signed-rank p-value (runs paired by
+    seed: every agent meets the same requests and link draws for a seed).
+    """
+    import pandas as pd
+
+    from agents.evaluate import evaluate
+    from agents.stats import mean_ci, wilcoxon_paired
+
+    frames = [evaluate(learned, runs=runs, seed=seed, jobs=jobs, config=config)]
+    frames += [evaluate(name, runs=runs, seed=seed, jobs=jobs, config=config) for name in others]
+    rows = pd.concat(frames, ignore_index=True)
+    mine = frames[0].set_index("seed")["success_rate"]
+    table = []
+    for df in frames:
+        rate = df.set_index("seed")["success_rate"]
+        mean, low, high, n = mean_ci(rate)
+        diff = (mine - rate).mean()
+        _, p, _ = wilcoxon_paired(mine, rate.reindex(mine.index))
+        table.append(
+            {
+                "agent": df["agent"].iloc[0],
+                "runs": n,
+                "success_rate": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "learned_minus_agent": diff,
+                "wilcoxon_p": p,
+            }
+        )
+    return rows, pd.DataFrame(table)
+
+
 # ---------------------------------------------------------------------- command line
 def _literals(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -377,7 +474,12 @@ def _literals(items: list[str]) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from agents.cli import parse_overrides
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)  # small networks: more threads only contend
 
     fields = {"topology": args.topology, **parse_overrides(args.overrides)}
     meta = train(
@@ -393,6 +495,8 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint_freq=args.checkpoint_freq,
         subproc=args.subproc,
         verbose=args.verbose,
+        policy=args.policy,
+        preposition_bonus=args.preposition_bonus,
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "
@@ -419,6 +523,12 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="environment i starts from seed + i")
     p.add_argument("--out", required=True, help="run folder (model, checkpoints, logs)")
     p.add_argument("--n-envs", type=int, default=4)
+    p.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="pair",
+        help="pair: one small network scores every node pair (default); mlp: SB3's MultiInputPolicy",
+    )
     p.add_argument("--subproc", action="store_true", help="SubprocVecEnv instead of DummyVecEnv")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
@@ -429,6 +539,15 @@ def add_cli(subparsers: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="override an algorithm hyperparameter (repeatable), e.g. --hyper n_steps=128",
+    )
+    p.add_argument(
+        "--preposition-bonus",
+        type=float,
+        default=PREPOSITION_BONUS,
+        help="training reward shaping: bonus per pre-positioned pair used (0: the env's reward)",
+    )
+    p.add_argument(
+        "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument("--plot", action="store_true", help="write DIR/training_curve.png")
     p.add_argument("--verbose", type=int, default=0)

@@ -2,6 +2,7 @@
 
 * :class:`SinglePairAction`: one node pair per slot as ``Discrete(P + 1)``, for algorithms that need a
   discrete action (DQN).
+* :class:`PrepositionBonus`: reward shaping for training only: a bonus per pre-positioned pair used.
 * :class:`EpisodeMetricsInfo`: copies the final ``success_rate`` to the top of ``info`` so
   stable-baselines3's ``Monitor(info_keywords=...)`` writes it beside the episode return.
 """
@@ -48,3 +49,23 @@ class EpisodeMetricsInfo(gym.Wrapper):
         if "episode_metrics" in info:
             info["success_rate"] = info["episode_metrics"]["success_rate"]
         return obs, float(reward), terminated, truncated, info
+
+
+class PrepositionBonus(gym.Wrapper):
+    """Adds ``bonus`` to the reward for each pre-positioned pair that served a request this step.
+
+    Shaping for training: serving from a pre-positioned pair is already rewarded, but whether that
+    request would have been served on demand anyway is noise the learner must average out; the
+    bonus makes "place the pairs that get used" visible at once. ``info["rewards"]`` gains a
+    ``"preposition_bonus"`` term; ``info["metrics"]`` and the episode metrics are untouched.
+    """
+
+    def __init__(self, env: gym.Env, bonus: float) -> None:
+        super().__init__(env)
+        self.bonus = float(bonus)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        extra = self.bonus * info["prepositions_used"]
+        info["rewards"] = {**info["rewards"], "preposition_bonus": extra}
+        return obs, float(reward) + extra, terminated, truncated, info

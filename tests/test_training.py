@@ -145,7 +145,18 @@ def test_agent_rejects_a_network_of_another_size(runs: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="num_nodes"):
         run_episode(agent, seed=0, config={"num_nodes": 7, "episode_slots": 5})
     with pytest.raises(ValueError, match="run folder"):
-        learned.run_folder(runs["ppo"] / "nothing")
+        learned.locate(runs["ppo"] / "nothing")
+
+
+def test_a_checkpoint_loads_as_an_agent(runs: dict[str, Path]) -> None:
+    ckpt = runs["ppo"] / "checkpoints" / "rl_model_128_steps.zip"
+    meta, zip_path, stats = learned.locate(ckpt)
+    assert meta.name == "train.json" and zip_path == ckpt and stats is not None
+    assert stats.name == "rl_model_obs_stats_128_steps.npz"
+    row = run_episode(
+        agents.make("sb3", path=ckpt), seed=1, config=SpepConfig.tiny(episode_slots=20)
+    )
+    assert row["slots"] == 20
 
 
 def test_single_pair_action_maps_to_a_one_entry_preference_list() -> None:

@@ -1,0 +1,160 @@
+"""Pair-equivariant stable-baselines3 policies for ``Spep-v0`` (imports torch: load lazily).
+
+Every node pair is scored by the same small network from its own features (link state, the
+fidelity a pre-position would get, pre-positioned pairs held, recent demand, queued requests) and a
+summary of all pairs, so the policy has a few thousand weights whatever the network size, learns
+"which pair is worth pre-positioning" once for all pairs, and applies to any graph of the same node
+count. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
+:class:`PairExtractor` and :class:`PairHead`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
+from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import MultiInputPolicy as DQNMultiInputPolicy
+from torch import nn
+
+PAIR_FEATURES = 10
+
+
+class PairExtractor(BaseFeaturesExtractor):
+    """Observation -> ``(P + 1) * hidden`` features: an embedding per node pair, then a global one."""
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 32) -> None:
+        P = int(observation_space["adjacency"].shape[0])  # type: ignore[index]
+        super().__init__(observation_space, features_dim=(P + 1) * hidden)
+        self.num_nodes = n = round((1 + np.sqrt(1 + 8 * P)) / 2)
+        self.num_pairs, self.hidden = P, hidden
+        self.queue_len = int(observation_space["queue_mask"].shape[0])  # type: ignore[index]
+        age: Any = observation_space["link_age"]
+        self.age_scale = float(max(age.high.max(), 1.0))
+        index = np.full((n, n), P, dtype=np.int64)  # P: padding / same node
+        rows, cols = np.triu_indices(n, 1)
+        index[rows, cols] = index[cols, rows] = np.arange(P)
+        self.pair_index: torch.Tensor
+        self.register_buffer("pair_index", torch.as_tensor(index), persistent=False)
+        self.encode = nn.Sequential(nn.Linear(PAIR_FEATURES, hidden), nn.ReLU())
+        self.mix = nn.Sequential(nn.Linear(2 * hidden + 2, hidden), nn.ReLU())
+        self.summary = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        B, P = obs["adjacency"].shape
+        n = self.num_nodes
+        queue = obs["queue"].view(B, self.queue_len, 6)
+        mask = obs["queue_mask"]
+        s = queue[..., 0].round().long().clamp(0, n - 1)
+        d = queue[..., 1].round().long().clamp(0, n - 1)
+        pid = torch.where(mask > 0, self.pair_index[s, d], P)
+        zeros = torch.zeros(B, P + 1, device=mask.device)
+        queued = zeros.scatter_add(1, pid, mask)[:, :P]
+        weight = zeros.scatter_add(1, pid, mask * queue[..., 5])[:, :P]
+        x = torch.stack(
+            [
+                obs["adjacency"],
+                obs["link_pairs"],
+                obs["link_fidelity"],
+                obs["link_age"] / self.age_scale,
+                obs["path_fidelity"],
+                obs["prepositioned"],
+                obs["prepositioned_fidelity"],
+                torch.log1p(obs["demand"]),
+                torch.log1p(queued),
+                torch.log1p(weight),
+            ],
+            dim=-1,
+        )
+        t = obs["time_of_day"].unsqueeze(1).expand(B, P, 2)
+        h = self.encode(x)
+        h = self.mix(torch.cat([h, h.mean(1, keepdim=True).expand_as(h), t], dim=-1))
+        g = self.summary(torch.cat([h.mean(1), obs["time_of_day"]], dim=-1))
+        return torch.cat([h, g.unsqueeze(1)], dim=1).flatten(1)
+
+
+class PairHead(nn.Module):
+    """Features -> ``k * (P + 1)`` logits (or Q-values): a score per pair and one for "none", per entry."""
+
+    def __init__(self, num_pairs: int, hidden: int, k: int, gain: float = 0.01) -> None:
+        super().__init__()
+        self.num_pairs, self.hidden, self.k = num_pairs, hidden, k
+        self.pair = nn.Linear(hidden, k)
+        self.none = nn.Linear(hidden, k)
+        for layer in (self.pair, self.none):
+            nn.init.orthogonal_(layer.weight, gain=gain)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features.view(-1, self.num_pairs + 1, self.hidden)
+        scores = torch.cat([self.pair(h[:, :-1]), self.none(h[:, -1:])], dim=1)  # (B, P+1, k)
+        return scores.transpose(1, 2).reshape(-1, self.k * (self.num_pairs + 1))
+
+
+class PairValue(nn.Module):
+    """Features -> state value, from the mean pair embedding and the global embedding."""
+
+    def __init__(self, num_pairs: int, hidden: int) -> None:
+        super().__init__()
+        self.num_pairs, self.hidden = num_pairs, hidden
+        self.net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features.view(-1, self.num_pairs + 1, self.hidden)
+        return self.net(torch.cat([h[:, :-1].mean(1), h[:, -1]], dim=-1))
+
+
+def _entries(action_space: spaces.Space) -> int:
+    return len(action_space.nvec) if isinstance(action_space, spaces.MultiDiscrete) else 1
+
+
+def _pair_kwargs(kwargs: dict[str, Any], net_arch: Any) -> dict[str, Any]:
+    kwargs.setdefault("features_extractor_class", PairExtractor)
+    kwargs.setdefault("net_arch", net_arch)
+    return kwargs
+
+
+def _swap_heads(policy: Any, lr_schedule: Any) -> None:
+    """After SB3 builds an actor-critic, swap its linear heads for the per-pair ones."""
+    ext = policy.features_extractor
+    policy.action_net = PairHead(ext.num_pairs, ext.hidden, _entries(policy.action_space))
+    policy.value_net = PairValue(ext.num_pairs, ext.hidden)
+    policy.optimizer = policy.optimizer_class(
+        policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs
+    )
+
+
+class PairPolicy(MultiInputActorCriticPolicy):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_pair_kwargs(kwargs, {"pi": [], "vf": []}))
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        _swap_heads(self, lr_schedule)
+
+
+class MaskablePairPolicy(MaskableMultiInputActorCriticPolicy):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_pair_kwargs(kwargs, {"pi": [], "vf": []}))
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        _swap_heads(self, lr_schedule)
+
+
+class PairDQNPolicy(DQNMultiInputPolicy):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_pair_kwargs(kwargs, []))
+
+    def make_q_net(self) -> Any:
+        q = super().make_q_net()
+        ext: Any = q.features_extractor
+        q.q_net = PairHead(ext.num_pairs, ext.hidden, 1, gain=1.0)  # type: ignore[assignment]
+        return q
+
+
+POLICIES = {"ppo": PairPolicy, "maskable_ppo": MaskablePairPolicy, "dqn": PairDQNPolicy}
