@@ -48,7 +48,7 @@ PAPER_AGENTS = (
 )  # fmt: skip
 BASELINES = ("reactive", "shortest", "highest_fidelity")
 #: Slow agents start first, so that the last minutes are not one long run on one core.
-SLOW_AGENTS = ("spep-lstm", "spep-arima")
+SLOW_AGENTS = ("spep-arima", "spep-lstm")
 
 #: The sensitivity study: one factor at a time from the paper preset, on Erdős–Rényi.
 SENSITIVITY_TOPOLOGY = "erdos_renyi"
@@ -276,6 +276,10 @@ def _run_processes(tasks: Sequence[Task], jobs: int, on_done: Done, on_error: Do
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    # One BLAS/OpenMP thread per worker: the workers already fill the cores (numpy and torch
+    # read these when first imported, in the fresh worker processes).
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(jobs, mp.get_context(method), initializer=_ignore_sigint)
     try:
