@@ -6,10 +6,12 @@ pairs now, so it really pre-positions), (2) the simulator's slot rate alone (``S
 (3) how a step's cost grows with ``num_nodes`` (16, 64, 256, 1024) on scale-free graphs: the graph is
 built once (``topology_seed``) and only steps are timed, as microseconds per slot and as ratios to
 links + queued requests (the simulator) and to node pairs (the env, whose observation arrays have one
-entry per node pair).
+entry per node pair), and (4) how the simulator's slot cost grows with the queue (higher arrival
+rates on a 256-node graph).
 
 Usage: ``python benchmarks/bench_env.py [--episodes 3] [--repeat 3] [--small]``. Each figure is the
-best of ``--repeat`` measurements (the machine is shared; the best is the least disturbed);
+best of ``--repeat`` measurements, timed by this process's CPU time (the machine is shared: wall
+time counts the other jobs too; it is printed beside for sections 1 and 2);
 ``--small`` is a quick smoke run. Goals (issue 2): at least 10,000 env steps/s on the 16-node paper
 preset, and a simulator slot cost growing no faster than linearly in links plus queued requests.
 """
@@ -93,9 +95,17 @@ def sim_rate(cfg: SpepConfig, episodes: int, repeat: int) -> tuple[float, float]
     return best_cpu, best_wall
 
 
-def scaling_row(n: int, slots: int, env_steps: int, repeat: int) -> dict[str, Any]:
+def scaling_row(
+    n: int, slots: int, env_steps: int, repeat: int, arrival_rate: float = 0.1
+) -> dict[str, Any]:
     """Per-slot cost on a scale-free graph of n nodes, built once; noop agent."""
-    cfg = SpepConfig(topology="scale_free", num_nodes=n, topology_seed=0, episode_slots=slots)
+    cfg = SpepConfig(
+        topology="scale_free",
+        num_nodes=n,
+        topology_seed=0,
+        episode_slots=slots,
+        arrival_rate=arrival_rate,
+    )
     env = SpepEnv(cfg)
     none = np.full(cfg.action_len, env.num_pairs)
     sim_us = env_us = float("inf")
@@ -175,6 +185,15 @@ def main() -> None:
             f"{row['n']:>6}{row['links']:>7}{row['queue']:>7.2f}{row['pairs']:>9}"
             f"{row['sim_us']:>9.1f}{row['sim_per']:>11.3f} (x{row['sim_per'] / base['sim_per']:.2f})"
             f"{row['env_us']:>10.1f}{row['env_per_pair']:>9.3f}"
+        )
+
+    print("\n4. CPU us per simulator slot vs queued requests, scale_free n=256, noop agent")
+    print(f"{'arrival_rate':>12}{'links':>7}{'queue':>8}{'sim us':>9}{'us/(links+queue)':>18}")
+    for rate in (0.1, 1.0, 5.0, 20.0):
+        row = scaling_row(256, slots, 1, args.repeat, arrival_rate=rate)
+        print(
+            f"{rate:>12}{row['links']:>7}{row['queue']:>8.1f}{row['sim_us']:>9.1f}"
+            f"{row['sim_per']:>18.3f}"
         )
 
 
