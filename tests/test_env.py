@@ -131,9 +131,14 @@ def test_reward_is_weighted_served_minus_failed():
     assert seen_served and seen_failed
 
 
-def test_action_masks_match_info_and_predict_placement():
-    env = tiny_env(episode_slots=80, max_prepositioned=3, p_gen=0.6)
-    _, info = env.reset(seed=5)
+@pytest.mark.parametrize("preposition_path", ["static", "available"])
+def test_action_masks_match_info_and_predict_placement(preposition_path):
+    """A masked-in pair is placed, with the fidelity the observation's path_fidelity announced;
+    a masked-out one is not."""
+    env = tiny_env(
+        episode_slots=80, max_prepositioned=3, p_gen=0.6, preposition_path=preposition_path
+    )
+    obs, info = env.reset(seed=5)
     P = env.num_pairs
     none = np.full(8, P)
     rng = np.random.default_rng(1)
@@ -154,9 +159,12 @@ def test_action_masks_match_info_and_predict_placement():
             _, _, _, _, trial_info = trial.step(action)
             placed = [p["pair"] for p in trial_info["placed"]]
             assert placed == ([a] if mask[a] else []), (a, mask[a])
+            if placed:
+                f = trial_info["placed"][0]["fidelity"]
+                assert np.float32(f) == obs["path_fidelity"][a]
             checked_in += bool(mask[a])
             checked_out += not mask[a]
-        _, _, _, truncated, info = env.step(random_actions(env, rng))
+        obs, _, _, truncated, info = env.step(random_actions(env, rng))
         if truncated:
             break
     assert checked_in > 10 and checked_out > 10 and full > 0
@@ -208,6 +216,38 @@ def test_observation_matches_the_state():
         np.testing.assert_allclose(obs["time_of_day"], [np.sin(phase), np.cos(phase)], atol=1e-6)
         obs, _, _, truncated, _ = env.step(random_actions(env, rng))
     assert sim.metrics.prepositions_placed > 5 and sim.metrics.arrived > 30
+
+
+def test_info_events_add_up_to_the_episode_metrics():
+    env = tiny_env(
+        episode_slots=300, arrival_rate=0.5, swap_success=0.8, prediction_window=4, p_gen=0.9
+    )
+    _, info = env.reset(seed=13)
+    totals = dict.fromkeys(("arrived", "served", "failed", "placed"), 0)
+    counters = ("prepositions_used", "prepositions_expired", "pairs_generated", "pairs_consumed")
+    counters += ("pairs_expired", "swap_failures")
+    totals.update(dict.fromkeys(counters, 0))
+    totals["pairs_generated"] = info["pairs_generated"]
+    totals["arrived"] = len(info["arrived"])
+    ids = [a["id"] for a in info["arrived"]]
+    rng = np.random.default_rng(6)
+    truncated = False
+    while not truncated:
+        _, _, _, truncated, info = env.step(random_actions(env, rng))
+        for key in ("arrived", "served", "failed", "placed"):
+            totals[key] += len(info[key])
+        for key in counters:
+            totals[key] += info[key]
+        ids += [a["id"] for a in info["arrived"]]
+        assert all(a["arrival"] == info["next_slot"] for a in info["arrived"])
+        assert all(
+            s["latency"] == info["slot"] - env.sim.workload.arrival[s["id"]] for s in info["served"]
+        )
+    m = info["episode_metrics"]
+    assert ids == list(range(len(env.sim.workload)))
+    assert {k: m[k if k != "placed" else "prepositions_placed"] for k in totals} == totals
+    assert totals["served"] > 20 and totals["failed"] > 20 and totals["prepositions_used"] > 5
+    assert totals["swap_failures"] > 0 and totals["prepositions_expired"] > 0
 
 
 def test_render_ansi_and_rgb_array():

@@ -6,6 +6,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pytest
 from conftest import stored_pairs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,9 +19,9 @@ SLOTS = 60
 
 
 @st.composite
-def configs(draw: st.DrawFn) -> SpepConfig:
+def configs(draw: st.DrawFn, max_nodes: int = 7) -> SpepConfig:
     """Tiny networks (the four generators or a custom graph with per-edge lengths and capacities)."""
-    n = draw(st.integers(3, 7))
+    n = draw(st.integers(3, max_nodes))
     topology: Any = draw(
         st.sampled_from(["erdos_renyi", "random_regular", "small_world", "scale_free", "custom"])
     )
@@ -134,6 +135,17 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configs(), seed=st.integers(0, 2**32 - 1))
 def test_invariants_after_every_slot(cfg: SpepConfig, seed: int):
+    run_and_check(cfg, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs(max_nodes=16), seed=st.integers(0, 2**32 - 1), slots=st.integers(60, 400))
+def test_invariants_after_every_slot_long(cfg: SpepConfig, seed: int, slots: int):
+    run_and_check(cfg.replace(episode_slots=slots), seed)
+
+
+def run_and_check(cfg: SpepConfig, seed: int) -> None:
     sim = Simulator(cfg)
     sim.reset(seed)
     rng = np.random.default_rng(seed)
