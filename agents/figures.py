@@ -57,6 +57,35 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _bars(
+    ax: Any, summary: pd.DataFrame, metric: str, group: str, series: str, first_colour: int = 0
+) -> None:
+    """Grouped bars of ``metric``'s mean, 95 % CI error bars, onto ``ax``."""
+    data = summary[summary["metric"] == metric]
+    groups = list(dict.fromkeys(data[group]))
+    names = list(dict.fromkeys(data[series]))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        part = data[data[series] == name].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
+        err = np.nan_to_num(part["half_width"].to_numpy(dtype=float))
+        colour = f"C{(first_colour + i) % 10}"
+        mean = part["mean"].to_numpy(dtype=float)
+        ax.bar(x, mean, width, yerr=err, capsize=2, label=name, color=colour)
+    labels = [TOPOLOGY_LABELS.get(g, g) for g in groups]
+    long = max(map(len, labels), default=0) > 12  # long labels: slanted, legend lower
+    ax.set_xticks(
+        np.arange(len(groups)), labels, rotation=25 if long else 0, ha="right" if long else "center"
+    )
+    ax.legend(
+        fontsize="small",
+        ncol=min(len(names), 4),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2 if long else -0.1),
+    )
+    ax.grid(axis="y", alpha=0.3)
+
+
 def grouped_bars(
     summary: pd.DataFrame,
     metric: str,
@@ -64,28 +93,47 @@ def grouped_bars(
     path: Path,
     group: str = "topology",
     series: str = "agent",
-    title: str | None = None,
 ) -> Path:
     """Bars of ``metric``'s mean per ``group`` (x) and ``series`` (colour), 95 % CI error bars."""
     plt = _pyplot()
-    data = summary[summary["metric"] == metric]
-    groups = list(dict.fromkeys(data[group]))
-    names = list(dict.fromkeys(data[series]))
-    width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.2))
-    for i, name in enumerate(names):
-        part = data[data[series] == name].set_index(group).reindex(groups)
-        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
-        err = np.nan_to_num(part["half_width"].to_numpy(dtype=float))
-        ax.bar(x, part["mean"].to_numpy(dtype=float), width, yerr=err, capsize=2, label=name)
-    ax.set_xticks(np.arange(len(groups)), [TOPOLOGY_LABELS.get(g, g) for g in groups])
+    groups = summary.loc[summary["metric"] == metric, group].nunique()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * groups + 2), 4.2))
+    _bars(ax, summary, metric, group, series)
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(
-        fontsize="small", ncol=min(len(names), 4), loc="upper center", bbox_to_anchor=(0.5, -0.12)
-    )
-    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def sensitivity(sens: pd.DataFrame, path: Path, reference: str = "shortest") -> Path:
+    """Success rate per variant (left) and each agent's gain over ``reference`` (right).
+
+    The gain is the mean of the per-seed differences (runs paired by seed), with its 95 % CI.
+    """
+    import pandas as pd
+
+    from agents import stats
+
+    plt = _pyplot()
+    rates = stats.summarize(sens, ["success_rate"], by=("variant", "agent"))
+    wide = sens.pivot_table(index=["variant", "seed"], columns="agent", values="success_rate")
+    gains = []
+    for agent in [a for a in dict.fromkeys(sens["agent"]) if a != reference]:
+        if agent in wide and reference in wide:
+            diff = (100 * (wide[agent] - wide[reference])).rename("gain").reset_index()
+            diff["agent"] = f"{agent} − {reference}"
+            gains.append(diff)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    _bars(axes[0], rates, "success_rate", "variant", "agent")
+    axes[0].set_ylabel("success rate")
+    axes[0].set_title("Success rate (Erdős–Rényi, one factor at a time)")
+    if gains:
+        gain = pd.concat(gains)
+        order = list(dict.fromkeys(sens["variant"]))
+        gain["variant"] = pd.Categorical(gain["variant"], order, ordered=True)
+        summary = stats.summarize(gain.sort_values("variant"), ["gain"], by=("variant", "agent"))
+        _bars(axes[1], summary, "gain", "variant", "agent", first_colour=1)
+        axes[1].axhline(0.0, color="black", linewidth=0.8)
+    axes[1].set_ylabel("gain in success rate (percentage points)")
+    axes[1].set_title(f"Gain over {reference} (paired by seed)")
     return _save(fig, path)
 
 
@@ -131,16 +179,5 @@ def make_all(out: Path, samples: dict[tuple[str, str], dict[str, np.ndarray]]) -
             written.append(distributions(samples, topology, agents, folder / name))
     sens = Path(out) / "sensitivity.csv"
     if sens.exists() and sens.stat().st_size > 1:
-        df = pd.read_csv(sens)
-        summary = stats.summarize(df, ["success_rate"], by=("variant", "agent"))
-        written.append(
-            grouped_bars(
-                summary,
-                "success_rate",
-                "success rate",
-                folder / "sensitivity.png",
-                group="variant",
-                title="Sensitivity (Erdős–Rényi, one factor at a time)",
-            )
-        )
+        written.append(sensitivity(pd.read_csv(sens), folder / "sensitivity.png"))
     return written
