@@ -1,6 +1,6 @@
 """Train MaskablePPO on ``Spep-v0`` and compare it with the baselines on the same seeds.
 
-    python examples/train_ppo.py                      # ~4 min on a 2-core CPU, 20 evaluation runs
+    python examples/train_ppo.py                      # ~6 min on a 2-core CPU, 20 evaluation runs
     python examples/train_ppo.py --small              # seconds: a smoke test (CI runs this)
     python examples/train_ppo.py --model runs/ppo     # evaluate a model trained before
 
@@ -24,7 +24,7 @@ from agents import training
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny network and budget (seconds)")
-    parser.add_argument("--timesteps", type=int, default=150_000)
+    parser.add_argument("--timesteps", type=int, default=120_000)
     parser.add_argument("--runs", type=int, default=20, help="evaluation seeds")
     parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--model", default=None, help="skip training: a `spep train` folder")

@@ -17,7 +17,7 @@ from agents.cli import main
 from agents.evaluate import run_episode
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
-from spep_gym.wrappers import SinglePairAction
+from spep_gym.wrappers import PrepositionBonus, SinglePairAction
 
 TINY = ["--set", "num_nodes=6", "--set", "er_p=0.5", "--set", "episode_slots=100"]
 HYPER = {
@@ -193,3 +193,40 @@ def test_observation_statistics_round_trip_matches_vec_normalize(tmp_path: Path)
     for key in ours:
         np.testing.assert_allclose(ours[key], theirs[key][0], rtol=1e-6, atol=1e-6)
     vec.close()
+
+
+def test_preposition_bonus_adds_to_the_reward_only() -> None:
+    cfg = SpepConfig.tiny(episode_slots=150, arrival_rate=0.5)
+    shaped = PrepositionBonus(SpepEnv(cfg), bonus=2.5)
+    plain = SpepEnv(cfg)
+    shaped.reset(seed=4)
+    obs, _ = plain.reset(seed=4)
+    rng = np.random.default_rng(0)
+    used = 0
+    for _ in range(150):
+        feasible = np.flatnonzero(obs["path_fidelity"] > 0)
+        action = np.full(cfg.action_len, plain.num_pairs)
+        if len(feasible):
+            action[0] = rng.choice(feasible)
+        _, r1, _, _, i1 = shaped.step(action)
+        obs, r2, _, _, i2 = plain.step(action)
+        used += i2["prepositions_used"]
+        assert r1 == pytest.approx(r2 + 2.5 * i2["prepositions_used"])
+        assert i1["rewards"]["preposition_bonus"] == 2.5 * i2["prepositions_used"]
+        assert i1["metrics"] == i2["metrics"]
+    assert used > 0  # the bonus was exercised
+
+
+def test_compare_pairs_the_learned_agent_with_others_on_the_same_seeds(
+    runs: dict[str, Path],
+) -> None:
+    learned_agent = agents.make("sb3", path=runs["maskable_ppo"], label="mine")
+    config = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 80}
+    rows, table = training.compare(learned_agent, others=("noop", "random"), runs=3, config=config)
+    assert list(table["agent"]) == ["mine", "noop", "random"]
+    assert sorted(rows.groupby("agent")["seed"].apply(list).explode().unique()) == [0, 1, 2]
+    mine = rows[rows.agent == "mine"].set_index("seed")["success_rate"]
+    noop = rows[rows.agent == "noop"].set_index("seed")["success_rate"]
+    assert table.loc[1, "learned_minus_agent"] == pytest.approx((mine - noop).mean())
+    assert table.loc[0, "learned_minus_agent"] == 0 and table.loc[0, "wilcoxon_p"] == 1
+    assert (table["ci_low"] <= table["success_rate"]).all()
