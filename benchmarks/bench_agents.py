@@ -1,7 +1,7 @@
 """Wall time of one paper-preset episode (2000 slots) for each agent, and the ratio to ``noop``.
 
 Goals (issue 3): non-learning agents within 1.5x of noop; spep-lstm and spep-arima within 10 s per
-episode on one CPU core (torch runs on one thread), with their prediction quality beside, scored on
+episode on one CPU core (torch and BLAS run on one thread), with their prediction quality beside, scored on
 the same workload by ``agents.evaluate.prediction_quality_table``.
 
 Usage: ``python benchmarks/bench_agents.py [--slots 2000] [--seed 0] [--repeat 5] [--small]``;
@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--agents", default=",".join(AGENTS), help="comma list")
     parser.add_argument("--small", action="store_true", help="300 slots (smoke test)")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one core: set before numpy loads its BLAS
     import torch
 
     torch.set_num_threads(1)  # one CPU core

@@ -163,3 +163,14 @@ def test_sb3_evaluate_policy_takes_an_agent(name: str) -> None:
     rewards, lengths = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True)
     assert lengths == [60, 60]
     assert all(np.isfinite(rewards))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["spep-lstm", "spep-arima"])
+def test_learning_agents_repeat_exactly_across_processes(name: str) -> None:
+    """A paper-preset episode with the registered settings: same rows in-process and in workers,
+    and pre-positions that serve."""
+    one = agents.evaluate(name, runs=2, seed=11, jobs=1)
+    two = agents.evaluate(name, runs=2, seed=11, jobs=2)
+    pd.testing.assert_frame_equal(without_time(one), without_time(two))
+    assert (one["prepositions_used"] > 0).all()
