@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -504,7 +505,6 @@ def reproduce(opts: Options) -> int:
     except KeyboardInterrupt:
         interrupted = True
     payloads = load_runs(runs_dir, unique)
-    wall = time.perf_counter() - start
     main_tasks = [t for t in tasks if t.study == MAIN]
     sens_tasks = [t for t in tasks if t.study == SENSITIVITY]
     if opts.main:
@@ -524,8 +524,7 @@ def reproduce(opts: Options) -> int:
     from agents import report
 
     meta = {
-        "command": "spep reproduce "
-        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["reproduce"] else []),
+        "command": command_line(opts),
         "agents": list(opts.agents) if opts.main else [],
         "topologies": list(opts.topologies) if opts.main else [],
         "runs": opts.runs,
@@ -538,7 +537,7 @@ def reproduce(opts: Options) -> int:
         "jobs": jobs,
         "runs_total": len(unique),
         "runs_executed": len(todo),
-        "wall_time_s": wall,
+        "wall_time_s": math.nan,  # set below, once the figures are drawn
         "run_time_sum_s": sum(p["row"].get("wall_time_s", 0.0) for p in payloads.values()),
         "sensitivity": opts.sensitivity,
         "sensitivity_variants": [label for label, _ in SENSITIVITY_VARIANTS],
@@ -556,6 +555,26 @@ def reproduce(opts: Options) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def command_line(opts: Options) -> str:
+    """The ``spep reproduce`` command that does what ``opts`` asks (defaults left out)."""
+    default = Options()
+    words = ["spep reproduce"]
+    for name in ("agents", "topologies"):
+        if getattr(opts, name) != getattr(default, name):
+            words.append(f"--{name} {','.join(getattr(opts, name))}")
+    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs"):
+        value = getattr(opts, name)
+        if value != getattr(default, name):
+            words.append(f"--{name.replace('_', '-')} {value}")
+    words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
+    if not opts.main:
+        words.append("--sensitivity")
+    elif not opts.sensitivity:
+        words.append("--no-sensitivity")
+    words += ["--no-figures"] if not opts.figures else []
+    return " ".join(words)
 
 
 def _agent_configs(names: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -153,6 +153,11 @@ def test_small_reproduction_writes_every_file_and_resumes(tmp_path):
     before = {p.name: p.read_bytes() for p in files}
     meta = json.loads((out / "meta.json").read_text())
     assert meta["runs_executed"] == len(files) and meta["slots"] == 100
+    assert meta["command"] == (
+        "spep reproduce --agents reactive,shortest,spep-frequency --topologies "
+        f"erdos_renyi,scale_free --runs 2 --slots 100 --out {out} --jobs 1"
+    )
+    assert f"by `{meta['command']}`" in (out / "report.md").read_text()
     # The same command again runs nothing and rebuilds the same results.
     assert ex.reproduce(opts) == 0
     assert {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")} == before
