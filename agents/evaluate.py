@@ -187,9 +187,13 @@ def evaluate(
             ctx = multiprocessing.get_context("spawn")
             with single_threaded_workers(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 futures = {pool.submit(_run, agent, s, cfg): s for s in seeds}
-                for fut in as_completed(futures):
-                    rows[futures[fut]] = fut.result()
-                    finished()
+                try:
+                    for fut in as_completed(futures):
+                        rows[futures[fut]] = fut.result()
+                        finished()
+                except BaseException:  # interrupted or a run failed: start no further run
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     finally:
         if bar is not None:
             bar.close()
