@@ -329,12 +329,14 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.json").write_text(json.dumps(meta, indent=2))
 
+    # a resumed run writes its own Monitor files (make_vec_env would overwrite the first ones)
+    monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
     vec = make_vec(
         cfg,
         algo,
         n_envs,
         seed,
-        str(out / "monitor"),
+        str(monitor),
         subproc,
         norm_obs=meta["policy"] == "mlp",
         preposition_bonus=meta.get("preposition_bonus", 0.0),
@@ -399,18 +401,30 @@ def plot_training_curve(
     runs = out if isinstance(out, list) else [out]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for run in runs:
-        files = sorted(Path(run, "monitor").glob("*.monitor.csv"))
+        files = sorted(Path(run, "monitor").rglob("*.monitor.csv"))
         if not files:
             raise ValueError(f"no Monitor CSVs in {Path(run, 'monitor')}")
-        df = pd.concat([pd.read_csv(f, skiprows=1) for f in files]).sort_values("t")
+        parts = []
+        for f in files:  # absolute end time of each episode orders runs and their resumptions
+            with open(f) as fh:
+                t_start = json.loads(fh.readline().lstrip("#"))["t_start"]
+            part = pd.read_csv(f, skiprows=1)
+            part["end"] = part["t"] + t_start
+            parts.append(part)
+        df = pd.concat(parts).sort_values("end")
         df["timesteps"] = df["l"].cumsum()
         label = json.loads(Path(run, "train.json").read_text())["algo"]
         for ax, col in zip(axes, ("success_rate", "r"), strict=True):
-            ax.plot(df["timesteps"], df[col].rolling(window, min_periods=1).mean(), label=label)
-    axes[0].set_ylabel(f"episode success rate (rolling mean of {window})")
-    axes[1].set_ylabel("episode return (training reward, shaping included)")
+            ax.plot(
+                df["timesteps"],
+                df[col].rolling(window, min_periods=min(window, len(df))).mean(),
+                label=label,
+            )
+    axes[0].set_ylabel(f"success rate (mean of {window} episodes)")
+    axes[1].set_ylabel("training return (with shaping)")
     for ax in axes:
         ax.set_xlabel("training timesteps (slots)")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:.0f}k")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()

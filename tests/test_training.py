@@ -74,8 +74,12 @@ def test_resume_continues_the_timestep_counter(tmp_path: Path) -> None:
         tmp_path / "checkpoints" / "rl_model_512_steps.zip",
         512,
     )
-    # a resumed run keeps one TensorBoard run (reset_num_timesteps=False)
+    # a resumed run keeps one TensorBoard run (reset_num_timesteps=False), adds Monitor files
     assert [p.name for p in (tmp_path / "tb").iterdir()] == ["maskable_ppo_1"]
+    assert len(list((tmp_path / "monitor").glob("*.monitor.csv"))) == 2
+    assert len(list((tmp_path / "monitor" / "resumed_256").glob("*.monitor.csv"))) == 2
+    training.plot_training_curve(tmp_path, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
 def test_resume_without_checkpoint_and_wrong_algo_are_errors(tmp_path: Path) -> None:
