@@ -51,6 +51,13 @@ class SB3Agent(Agent):
     Observations are normalised with the run's saved VecNormalize statistics. The model's preference
     list (``action_len`` entries when trained) is padded with "none" (or cut) to the environment's
     ``action_len``; MaskablePPO gets the environment's action mask.
+
+    Args:
+        path: a ``spep train`` run folder, its ``model.zip`` or a checkpoint zip.
+        deterministic: take the most likely action (True) or sample one from the policy.
+        label: the agent's name in result rows.
+        device: torch device of the policy.
+        seed: generator of sampled actions (reset(seed) reseeds it per episode).
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class SB3Agent(Agent):
         deterministic: bool = True,
         label: str = "sb3",
         device: str = "cpu",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         from agents import training
@@ -73,9 +81,12 @@ class SB3Agent(Agent):
         self.obs_stats = training.load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)
         self.num_pairs = self.train_config.n * (self.train_config.n - 1) // 2
+        self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
         super().reset(seed, env)
+        if seed is not None:
+            self.rng = np.random.default_rng([seed, 0x5B3])
         if env is not None and env.num_pairs != self.num_pairs:
             raise ValueError(
                 f"agent {self.name!r} was trained on {self.train_config.n} nodes "
@@ -95,17 +106,25 @@ class SB3Agent(Agent):
                 mask = self._mask_from_observation(observation)
             k = len(self.policy.action_space.nvec)
             mask = np.asarray(mask, dtype=bool)[: P + 1]
-            raw, _ = self.policy.predict(
-                obs, deterministic=self.deterministic, action_masks=np.tile(mask, k)
-            )
+            raw = self._predict(obs, action_masks=np.tile(mask, k))
         else:
-            raw, _ = self.policy.predict(obs, deterministic=self.deterministic)
+            raw = self._predict(obs)
         choices = np.asarray(raw, dtype=np.int64).reshape(-1)
         action_len = self.env.config.action_len if self.env is not None else len(choices)
         action = self.none_action(P, action_len)
         k = min(action_len, len(choices))
         action[:k] = choices[:k]
         return action
+
+    def _predict(self, obs: dict[str, np.ndarray], **kwargs: Any) -> np.ndarray:
+        """The policy's action; a sampled one draws from this agent's own generator."""
+        if self.deterministic:
+            return self.policy.predict(obs, deterministic=True, **kwargs)[0]
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # SB3 samples from torch's global generator
+            torch.manual_seed(int(self.rng.integers(2**63 - 1)))
+            return self.policy.predict(obs, deterministic=False, **kwargs)[0]
 
     def _mask_from_observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """``SpepEnv.action_masks()``'s first entry, rebuilt from the observation alone."""
