@@ -331,11 +331,13 @@ def train(
 
     # a resumed run writes its own Monitor files (make_vec_env would overwrite the first ones)
     monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
+    # a resumed run starts its environments from new seeds rather than replaying the first episodes
+    env_seed = seed + (start_ckpt[1] if start_ckpt else 0)
     vec = make_vec(
         cfg,
         algo,
         n_envs,
-        seed,
+        env_seed,
         str(monitor),
         subproc,
         norm_obs=meta["policy"] == "mlp",
