@@ -282,3 +282,12 @@ def test_pair_policy_is_equivariant_to_relabelling_the_nodes() -> None:
     np.testing.assert_allclose(after[:, moved], before[:, :P], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after[:, P], before[:, P], rtol=1e-5, atol=1e-6)
     assert np.ptp(before[:, :P]) > 0  # the scores differ between pairs
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--set", "episode_slot=9"]) == 2
+    assert "did you mean 'episode_slots'" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--timesteps", "0"]) == 2
+    assert "timesteps=0 is invalid" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="policy='cnn'"):
+        training.train("ppo", tmp_path, 10, policy="cnn")
