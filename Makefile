@@ -39,6 +39,8 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_env.py
+	$(BIN)/python benchmarks/bench_agents.py
+	$(BIN)/python benchmarks/bench_predictors.py
 
 # The bare environment installs and runs with its core dependencies only (no torch, sb3, ...).
 test-bare:
@@ -49,7 +51,7 @@ test-bare:
 	rm -rf .venv-bare
 
 docs: venv
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .venv-bare site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
