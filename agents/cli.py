@@ -18,25 +18,31 @@ from spep_gym.config import SpepConfig
 SUBCOMMAND_MODULES = ("agents.evaluate", "agents.experiments", "agents.training")
 
 
+def parse_literals(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
+    """``["key=value", ...]`` to a dict; values are Python literals, bare words stay strings."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"{option} {item!r}: expected key=value, e.g. {option} rho=0.99")
+        key, text = (s.strip() for s in item.split("=", 1))
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text  # a bare word: a string such as werner or erdos_renyi
+    return out
+
+
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``["field=value", ...]`` (from ``--set``) to config fields; values are Python literals.
 
     ``--set rho=0.99 --set swap_model=werner --set preposition_rho=None --set deadline_range=3,12``.
     Unknown fields raise ``ValueError`` naming the closest known one.
     """
-    out: dict[str, Any] = {}
-    known = {f.name: f for f in dataclasses.fields(SpepConfig)}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected field=value, e.g. --set rho=0.99")
-        key, text = (s.strip() for s in item.split("=", 1))
+    out = parse_literals(items, "--set")
+    known = {f.name for f in dataclasses.fields(SpepConfig)}
+    for key in out:
         if key not in known:
             SpepConfig.from_dict({key: None})  # raises with the closest name
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare word: a string such as werner or erdos_renyi
-        out[key] = value
     return out
 
 

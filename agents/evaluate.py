@@ -365,18 +365,9 @@ def _cli_fields(args: Any) -> dict[str, Any]:
 
 
 def _parse_params(items: Sequence[str]) -> dict[str, Any]:
-    import ast
+    from agents.cli import parse_literals
 
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--param {item!r}: expected key=value, e.g. --param threshold=0.1")
-        key, text = (s.strip() for s in item.split("=", 1))
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
+    return parse_literals(items, "--param")
 
 
 def _cmd_evaluate(args: Any) -> int:

@@ -18,7 +18,6 @@ normalisation statistics from ``.npz`` files read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import re
 import time
@@ -478,23 +477,10 @@ def compare(
 
 
 # ---------------------------------------------------------------------- command line
-def _literals(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--hyper {item!r}: expected name=value, e.g. --hyper n_steps=128")
-        key, text = (s.strip() for s in item.split("=", 1))
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from agents.cli import parse_overrides
+    from agents.cli import parse_literals, parse_overrides
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)  # small networks: more threads only contend
@@ -509,7 +495,7 @@ def _run(args: argparse.Namespace) -> int:
         n_envs=args.n_envs,
         resume=args.resume,
         device=args.device,
-        hyperparameters=_literals(args.hyper),
+        hyperparameters=parse_literals(args.hyper, "--hyper"),
         checkpoint_freq=args.checkpoint_freq,
         subproc=args.subproc,
         verbose=args.verbose,
