@@ -31,7 +31,12 @@ from spep_gym.metrics import (
 )
 from spep_gym.routing import STRATEGIES, static_path
 from spep_gym.routing import shortest as shortest_path
-from spep_gym.topology import Network, generate_graph
+from spep_gym.topology import (
+    Network,
+    bfs_predecessors,
+    generate_graph,
+    paths_from_predecessors,
+)
 from spep_gym.workload import Trace, Workload, generate
 
 
@@ -71,8 +76,6 @@ class Simulator:
     def __init__(self, cfg: SpepConfig | None = None) -> None:
         self.cfg = cfg = cfg or SpepConfig()
         self._trace = Trace.load(cfg.trace, cfg.n) if cfg.trace is not None else None
-        self._paths_t: np.ndarray = np.zeros((0, 0), dtype=np.int64)  # static paths, (H, P)
-        self._paths_t_of: Network | None = None
         self._fixed_net: Network | None = None
         if cfg.topology_seed is not None or not isinstance(cfg.topology, str):
             rng = np.random.default_rng(np.random.SeedSequence(cfg.topology_seed or 0))
@@ -392,14 +395,9 @@ class Simulator:
         if self.cfg.preposition_path == "static":
             # Paths as (H, P), multiplied hop by hop: a product along the short axis of (P, H) is
             # several times slower for many pairs. A link without a pair has factor NaN.
-            if self._paths_t_of is not net:
-                self._paths_t = np.ascontiguousarray(net.static_paths.T)
-                self._paths_t_of = net
-            product = np.where(usable, factor, np.nan).take(self._paths_t).prod(axis=0)
+            product = np.where(usable, factor, np.nan).take(net.static_paths_t).prod(axis=0)
             ok = ~np.isnan(product)
         else:
-            from spep_gym.topology import bfs_predecessors, paths_from_predecessors
-
             pred = bfs_predecessors(net.n, net.edges, usable[:-1])
             paths, hops = paths_from_predecessors(pred, net.edge_id, net.pair_nodes, net.num_links)
             ok = hops > 0

@@ -85,6 +85,7 @@ class Network:
     pair_index: np.ndarray  # (n, n) int, see pair_index_matrix
     pair_nodes: np.ndarray  # (P, 2) int, i < j
     static_paths: np.ndarray  # (P, H) int links of the static path, padded with E
+    static_paths_t: np.ndarray  # (H, P) the same, contiguous: per-slot products run hop by hop
     static_hops: np.ndarray  # (P,) int, hops of the static path
 
     @property
@@ -157,6 +158,7 @@ class Network:
             pair_index=pair_index_matrix(n),
             pair_nodes=pair_nodes,
             static_paths=paths,
+            static_paths_t=np.ascontiguousarray(paths.T),
             static_hops=hops,
         )
 
