@@ -274,13 +274,17 @@ def _run_serial(tasks: Sequence[Task], on_done: Done, on_error: Done) -> None:
 
 
 def _run_processes(tasks: Sequence[Task], jobs: int, on_done: Done, on_error: Done) -> None:
+    from agents.evaluate import single_threaded_workers
+
+    # One BLAS/OpenMP thread per worker: the workers already fill the cores.
+    with single_threaded_workers():
+        _run_pool(tasks, jobs, on_done, on_error)
+
+
+def _run_pool(tasks: Sequence[Task], jobs: int, on_done: Done, on_error: Done) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # One BLAS/OpenMP thread per worker: the workers already fill the cores (numpy and torch
-    # read these when first imported, in the fresh worker processes).
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(jobs, mp.get_context(method), initializer=_ignore_sigint)
     try:
