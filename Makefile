@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: venv test test-slow test-all test-bare lint pytest demo bench docs clean
+.PHONY: venv test test-slow test-all test-bare lint pytest demo bench docs clean golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test-bare:
 	.venv-bare/bin/pip install -q .
 	.venv-bare/bin/python -c "import gymnasium as gym, spep_gym; env = gym.make('Spep-v0'); env.reset(seed=0); [env.step(env.action_space.sample()) for _ in range(200)]; print('bare environment OK')"
 	rm -rf .venv-bare
+
+# Rewrite the golden metrics (tests/data/golden_metrics.json): only for a deliberate change of the model.
+golden: venv
+	$(BIN)/python tests/test_golden.py --update
 
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
