@@ -118,7 +118,7 @@ def scaling_row(
         start = clock()
         while not sim.done:
             sim.step(())
-            queue_sum += len(sim.queue)
+            queue_sum += sim.queue_length
         sim_us = min(sim_us, (clock() - start) / slots * 1e6)
         env.reset(seed=r)
         start = clock()

@@ -107,10 +107,6 @@ class SpepConfig:
         return self.rho if self.preposition_rho is None else self.preposition_rho
 
     @property
-    def slots_per_hour(self) -> float:
-        return self.slots_per_day / 24
-
-    @property
     def topology_name(self) -> str:
         return self.topology if isinstance(self.topology, str) else "custom"
 

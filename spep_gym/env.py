@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from spep_gym.config import SpepConfig
-from spep_gym.metrics import HOW_NAMES
+from spep_gym.metrics import HOW_NAMES, PREPOSITIONED
 from spep_gym.simulator import Simulator, SlotEvents
 from spep_gym.topology import num_pairs
 
@@ -87,9 +87,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         n = cfg.n
         self.num_pairs = P = num_pairs(n)
         Q = cfg.queue_obs_size
-        cap = float(cfg.link_capacity)
-        if self.sim._fixed_net is not None:
-            cap = float(max(cap, self.sim._fixed_net.capacity.max(initial=1)))
+        cap = float(self.sim.max_link_capacity)
         big = float(np.finfo(np.float32).max)  # counts without a bound (Poisson arrivals)
         d_max = float(self.sim.max_deadline_slots)
         w_max = float(self.sim.max_priority)
@@ -203,11 +201,12 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         P, lp = self.num_pairs, self._link_pair
         t = sim.t
         link_pairs = np.zeros(P, np.float32)
-        link_pairs[lp] = sim.count
+        links = sim.links
+        link_pairs[lp] = links.count
         link_fid = np.zeros(P, np.float32)
-        link_fid[lp] = sim.link_fidelity()
+        link_fid[lp] = links.fidelity(t)
         link_age = np.zeros(P, np.float32)
-        link_age[lp] = np.where(sim.count > 0, t - sim.youngest, 0)
+        link_age[lp] = np.where(links.count > 0, t - links.youngest, 0)
         held = np.zeros(P, np.float32)
         held_fid = np.zeros(P, np.float32)
         for pair, f in sim.held_fidelities():
@@ -216,8 +215,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         Q = cfg.queue_obs_size
         queue = np.zeros((Q, 6), np.float32)
         mask = np.zeros(Q, np.float32)
-        if sim.queue:
-            ids = np.array([key[3] for key in sim.queue[:Q]])
+        if sim.queue_length:
+            ids = np.array(sim.queued_requests(Q))
             w = sim.workload
             k = len(ids)
             queue[:k, 0] = w.source[ids]
@@ -273,7 +272,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             ],
             "failed": list(events.failed),
             "placed": [{"pair": a, "fidelity": f, "hops": h} for a, f, h in events.placed],
-            "prepositions_used": sum(1 for s in events.served if s[1] == 2),
+            "prepositions_used": sum(1 for s in events.served if s[1] == PREPOSITIONED),
             "prepositions_expired": events.prepositions_expired,
             "pairs_generated": events.pairs_generated,
             "pairs_consumed": events.pairs_consumed,

@@ -19,7 +19,9 @@ def ansi(env: SpepEnv) -> str:
     lines = [f"slot {sim.t}  topology {env.config.topology_name}  n={net.n}  links={net.num_links}"]
     links = [
         f"{u}-{v}:{int(c)}@{f:.2f}"
-        for (u, v), c, f in zip(net.edges.tolist(), sim.count.tolist(), fid.tolist(), strict=True)
+        for (u, v), c, f in zip(
+            net.edges.tolist(), sim.links.count.tolist(), fid.tolist(), strict=True
+        )
         if c
     ]
     lines.append(f"links with pairs ({len(links)}): " + " ".join(links))
@@ -63,9 +65,9 @@ def rgb_array(env: SpepEnv) -> np.ndarray:
     fid = sim.link_fidelity()
     colors = [
         plt.cm.viridis(f) if c else (0.8, 0.8, 0.8, 1.0)
-        for f, c in zip(fid, sim.count, strict=True)
+        for f, c in zip(fid, sim.links.count, strict=True)
     ]
-    widths = [1.0 + 2.0 * c for c in sim.count.tolist()]
+    widths = [1.0 + 2.0 * c for c in sim.links.count.tolist()]
     nx.draw_networkx_nodes(net.graph, pos, ax=ax, node_size=180, node_color="#4a7ab0")
     nx.draw_networkx_labels(net.graph, pos, ax=ax, font_size=7, font_color="white")
     nx.draw_networkx_edges(
@@ -97,7 +99,7 @@ def rgb_array(env: SpepEnv) -> np.ndarray:
     w = sim.workload
     rows = [
         f"{w.source[r]}->{w.destination[r]} F>={w.F_req[r]:.2f} t_d={w.deadline[r]} w={w.priority[r]:g}"
-        for r in sim.queued_requests()[:18]
+        for r in sim.queued_requests(18)
     ]
     side.text(0, 1, "queue\n" + "\n".join(rows), va="top", family="monospace", fontsize=7)
     side.axis("off")

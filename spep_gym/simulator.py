@@ -20,6 +20,7 @@ import numpy as np
 
 from spep_gym import physics
 from spep_gym.config import SpepConfig
+from spep_gym.links import LinkPool
 from spep_gym.metrics import (
     FAILED,
     ON_DEMAND,
@@ -76,10 +77,15 @@ class Simulator:
     def __init__(self, cfg: SpepConfig | None = None) -> None:
         self.cfg = cfg = cfg or SpepConfig()
         self._trace = Trace.load(cfg.trace, cfg.n) if cfg.trace is not None else None
-        self._fixed_net: Network | None = None
+        #: The network every episode uses (``topology_seed`` set or a user graph); None: one per seed.
+        self.fixed_net: Network | None = None
         if cfg.topology_seed is not None or not isinstance(cfg.topology, str):
             rng = np.random.default_rng(np.random.SeedSequence(cfg.topology_seed or 0))
-            self._fixed_net = Network.build(generate_graph(cfg, rng), cfg)
+            self.fixed_net = Network.build(generate_graph(cfg, rng), cfg)
+        #: The most pairs a link can store, over every network an episode can draw.
+        self.max_link_capacity = cfg.link_capacity
+        if self.fixed_net is not None:
+            self.max_link_capacity = max(cfg.link_capacity, int(self.fixed_net.capacity.max()))
         if self._trace is not None:
             rows = self._trace.rows
             self.max_deadline_slots = int((rows[:, 4] - rows[:, 0]).max(initial=0))
@@ -99,8 +105,8 @@ class Simulator:
         """Start an episode from ``seed`` and run phases 1-3 of slot 0."""
         cfg = self.cfg
         topo_ss, work_ss, gen_ss, swap_ss = np.random.SeedSequence(seed).spawn(4)
-        if self._fixed_net is not None:
-            self.net = self._fixed_net
+        if self.fixed_net is not None:
+            self.net = self.fixed_net
         else:
             self.net = Network.build(generate_graph(cfg, np.random.default_rng(topo_ss)), cfg)
         net = self.net
@@ -112,19 +118,9 @@ class Simulator:
         self._gen_rng = np.random.default_rng(gen_ss)
         self._swap_rng = np.random.default_rng(swap_ss)
 
-        E = net.num_links
-        self.created = np.full((E, int(net.capacity.max(initial=1))), -1, dtype=np.int64)
-        self.count = np.zeros(E, dtype=np.int64)
-        self.youngest = np.full(E, -1, dtype=np.int64)
-        self._usable = [False] * E
-        self._factor = [0.0] * E
-        self._cost = [math.inf] * E
-        # The same as arrays padded with the padding link E (usable, factor 1) for path products.
-        self._usable_pad = np.ones(E + 1, dtype=bool)
-        self._factor_pad = np.ones(E + 1)
-        self._links = np.arange(E)
+        self.links = LinkPool(net, self._model, costs=cfg.routing == "highest_fidelity")
         self.held: list[Preposition] = []
-        self.queue: list[tuple[float, int, int, int]] = []  # (-w, t_d, t_a, id), sorted
+        self._queue: list[tuple[float, int, int, int]] = []  # (-w, t_d, t_a, id), service order
         self.metrics = Metrics()
         w = self.workload
         self.records = empty_records(len(w))
@@ -166,16 +162,9 @@ class Simulator:
     def discard_expired(self, events: SlotEvents) -> None:
         """Phase 1: link pairs past their lifetime, pre-positioned pairs past expiry."""
         t = self.t
-        created = self.created
-        expired = (created >= 0) & (t - created >= self.net.lifetime[:, None])
-        if expired.any():
-            created[expired] = -1
-            per_link = expired.sum(axis=1)
-            self.count -= per_link
-            self.youngest = created.max(axis=1)
-            n = int(per_link.sum())
-            events.pairs_expired += n
-            self.metrics.pairs_expired += n
+        n = self.links.discard_expired(t)
+        events.pairs_expired += n
+        self.metrics.pairs_expired += n
         if self.held:
             keep = [p for p in self.held if p.expiry > t]
             gone = len(self.held) - len(keep)
@@ -186,25 +175,17 @@ class Simulator:
 
     def generate_links(self, events: SlotEvents) -> None:
         """Phase 2: one uniform per link, drawn for every link whatever its state."""
-        net = self.net
-        u = self._gen_rng.random(net.num_links)
-        new = (u < net.p_gen) & (self.count < net.capacity)
-        links = np.flatnonzero(new)
-        if len(links):
-            free = np.argmax(self.created[links] < 0, axis=1)
-            self.created[links, free] = self.t
-            self.count[links] += 1
-            self.youngest[links] = self.t
-            events.pairs_generated += len(links)
-            self.metrics.pairs_generated += len(links)
-        self._refresh_all_links()
+        n = self.links.generate(self.t, self._gen_rng.random(self.net.num_links))
+        events.pairs_generated += n
+        self.metrics.pairs_generated += n
+        self.links.refresh(self.t)
 
     def admit_arrivals(self, events: SlotEvents) -> None:
         """Phase 3: this slot's requests join the queue (in priority, deadline, arrival order)."""
         lo, hi = self._starts[self.t], self._starts[self.t + 1]
         status = self.records["status"]
         for r in range(lo, hi):
-            bisect.insort(self.queue, (-self._prio[r], self._deadline[r], self._arrival[r], r))
+            bisect.insort(self._queue, (-self._prio[r], self._deadline[r], self._arrival[r], r))
             status[r] = QUEUED
             events.arrived.append(r)
         self.metrics.arrived += hi - lo
@@ -243,16 +224,18 @@ class Simulator:
     def preposition_path(self, a: int) -> list[int] | None:
         """The path pre-positioning would use for node pair ``a`` now, if all its links hold pairs."""
         s, d = self.net.pair_nodes[a].tolist()
+        links = self.links
         if self.cfg.preposition_path == "static":
             path = static_path(self.net, s, d)
-            return path if all(self._usable[e] for e in path) else None
-        return shortest_path(self.net, self._usable, self._cost, s, d)
+            return path if all(links.usable[e] for e in path) else None
+        return shortest_path(self.net, links.usable, links.cost, s, d)
 
     def serve(self, events: SlotEvents) -> None:
         """Phase 5: pre-positioned pair first (lowest sufficient fidelity), else on demand."""
-        if not self.queue:
+        if not self._queue:
             return
         t = self.t
+        links = self.links
         records = self.records
         m = self.metrics
         remaining = []
@@ -260,7 +243,7 @@ class Simulator:
         # node pair share it, so a long queue costs no more searches than its distinct pairs. Links
         # only disappear within a slot, so "no path" stays true after a consumption.
         routes: dict[tuple[int, int], list[int] | None] = {}
-        for key in self.queue:
+        for key in self._queue:
             r = key[3]
             f_req = self._freq[r]
             how, fidelity, hops = 0, 0.0, 0
@@ -282,7 +265,7 @@ class Simulator:
                 if ends in routes:
                     path = routes[ends]
                 else:
-                    path = routes[ends] = self._route(self.net, self._usable, self._cost, *ends)
+                    path = routes[ends] = self._route(self.net, links.usable, links.cost, *ends)
                 if path is not None and self.path_fidelity(path) >= f_req:
                     got = self._consume(path, events)
                     routes = {k: v for k, v in routes.items() if v is None}
@@ -303,16 +286,16 @@ class Simulator:
             m.served_weight += self._prio[r]
             events.served_weight += self._prio[r]
             events.served.append((r, how, fidelity, hops))
-        self.queue = remaining
+        self._queue = remaining
 
     def fail_overdue(self, events: SlotEvents) -> None:
         """Phase 6: a request still queued at the end of its deadline slot fails."""
         t = self.t
-        if not self.queue:
+        if not self._queue:
             return
         keep = []
         records = self.records
-        for key in self.queue:
+        for key in self._queue:
             r = key[3]
             if key[1] <= t:
                 records["status"][r] = FAILED
@@ -323,28 +306,16 @@ class Simulator:
                 events.failed.append(r)
             else:
                 keep.append(key)
-        self.queue = keep
+        self._queue = keep
 
     # ------------------------------------------------------------------ links
     def path_fidelity(self, path: list[int]) -> float:
         """End-to-end fidelity the path's links would give now (swap success left out)."""
-        product = 1.0
-        for e in path:
-            product *= self._factor[e]
-        return float(physics.fidelity_from_product(product, self._model))
+        return float(physics.fidelity_from_product(self.links.path_product(path), self._model))
 
     def _consume(self, path: list[int], events: SlotEvents) -> float | None:
         """Take the youngest pair of every link on ``path`` and swap; None if a swap failed."""
-        fidelities = []
-        table = self.net.fidelity_table
-        for e in path:
-            row = self.created[e]
-            j = int(np.argmax(row))
-            fidelities.append(float(table[e, self.t - row[j]]))
-            row[j] = -1
-            self.count[e] -= 1
-            self.youngest[e] = row.max()
-            self._refresh_link(e)
+        fidelities = [self.links.take(e, self.t) for e in path]
         n = len(path)
         events.pairs_consumed += n
         self.metrics.pairs_consumed += n
@@ -357,41 +328,13 @@ class Simulator:
 
     def link_fidelity(self) -> np.ndarray:
         """(E,) fidelity of each link's best (youngest) pair now; 0 where the link holds none."""
-        table = self.net.fidelity_table
-        age = np.minimum(self.t - self.youngest, table.shape[1] - 1)
-        return np.where(self.count > 0, table[self._links, age], 0.0)
-
-    def _refresh_all_links(self) -> None:
-        fid = self.link_fidelity()
-        factor = physics.link_factor(fid, self._model)
-        usable = self.count > 0
-        self._usable = usable.tolist()
-        self._usable_pad[:-1] = usable
-        self._factor_pad[:-1] = np.where(usable, factor, 0.0)
-        self._factor = self._factor_pad[:-1].tolist()
-        if self.cfg.routing == "highest_fidelity":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cost = -np.log(np.clip(factor, 1e-300, None))
-            self._cost = np.where(usable, cost, math.inf).tolist()
-
-    def _refresh_link(self, e: int) -> None:
-        usable = bool(self.count[e] > 0)
-        self._usable[e] = usable
-        self._usable_pad[e] = usable
-        if not usable:
-            self._factor[e] = self._factor_pad[e] = 0.0
-            self._cost[e] = math.inf
-            return
-        f = float(self.net.fidelity_table[e, self.t - self.youngest[e]])
-        factor = float(physics.link_factor(f, self._model))
-        self._factor[e] = self._factor_pad[e] = factor
-        self._cost[e] = -math.log(max(factor, 1e-300))
+        return self.links.fidelity(self.t)
 
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> np.ndarray:
         """(P,) fidelity a pre-position of each node pair would get now; 0 where it cannot."""
         net = self.net
-        usable, factor = self._usable_pad, self._factor_pad
+        usable, factor = self.links.usable_pad, self.links.factor_pad
         if self.cfg.preposition_path == "static":
             # Paths as (H, P), multiplied hop by hop: a product along the short axis of (P, H) is
             # several times slower for many pairs. A link without a pair has factor NaN.
@@ -409,9 +352,14 @@ class Simulator:
         t, prho = self.t, self._prho
         return [(p.pair, p.fidelity * prho ** (t - p.placed)) for p in self.held]
 
-    def queued_requests(self) -> list[int]:
-        """Request ids in service order."""
-        return [key[3] for key in self.queue]
+    def queued_requests(self, limit: int | None = None) -> list[int]:
+        """Request ids in service order (the first ``limit`` of them)."""
+        return [key[3] for key in self._queue[:limit]]
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting in the queue."""
+        return len(self._queue)
 
     def request_records(self) -> dict[str, np.ndarray]:
         """Per-request records (arrays) of the episode so far, one row per drawn request."""

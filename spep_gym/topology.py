@@ -7,6 +7,7 @@ ascending node id, a node's predecessor being the first node that reaches it (th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import networkx as nx
@@ -21,7 +22,24 @@ MAX_REDRAWS = 1000
 
 
 def num_pairs(n: int) -> int:
+    """Unordered node pairs of ``n`` nodes: P = n(n-1)/2."""
     return n * (n - 1) // 2
+
+
+def num_nodes(num_pairs: int) -> int:
+    """The node count n with n(n-1)/2 = ``num_pairs`` (the inverse of :func:`num_pairs`)."""
+    n = (1 + math.isqrt(1 + 8 * num_pairs)) // 2
+    if n < 2 or n * (n - 1) // 2 != num_pairs:
+        raise ValueError(f"{num_pairs} is not a number of node pairs n(n-1)/2 of n >= 2 nodes")
+    return n
+
+
+def pair_index(i: int, j: int, n: int) -> int:
+    """Index of the unordered pair {i, j} of ``n`` nodes (either order), as in ``pair_index_matrix``."""
+    if i == j or not (0 <= i < n and 0 <= j < n):
+        raise ValueError(f"nodes {i}, {j}: a node pair needs two distinct nodes in 0..{n - 1}")
+    a, b = (i, j) if i < j else (j, i)
+    return a * (2 * n - a - 1) // 2 + (b - a - 1)
 
 
 def pair_index_matrix(n: int) -> np.ndarray:

@@ -60,18 +60,18 @@ def run(sim: Simulator, actions: dict[int, list[int]] | None = None, seed: int =
 
 def set_links(sim: Simulator, pairs: dict[int, Sequence[int]]) -> None:
     """Hand-set the stored link pairs: link -> creation slots of its pairs (others emptied)."""
-    sim.created[:] = -1
+    sim.links.created[:] = -1
     for e, slots in pairs.items():
-        sim.created[e, : len(slots)] = slots
-    sim.count[:] = (sim.created >= 0).sum(axis=1)
-    sim.youngest[:] = sim.created.max(axis=1)
-    sim._refresh_all_links()
+        sim.links.created[e, : len(slots)] = slots
+    sim.links.count[:] = (sim.links.created >= 0).sum(axis=1)
+    sim.links.youngest[:] = sim.links.created.max(axis=1)
+    sim.links.refresh(sim.t)
 
 
 def stored_pairs(sim: Simulator) -> set[tuple[int, int]]:
     """Every stored link pair as (link, creation slot): at most one pair per link per slot."""
-    links, cols = np.nonzero(sim.created >= 0)
-    return {(int(e), int(sim.created[e, c])) for e, c in zip(links, cols, strict=True)}
+    links, cols = np.nonzero(sim.links.created >= 0)
+    return {(int(e), int(sim.links.created[e, c])) for e, c in zip(links, cols, strict=True)}
 
 
 def _plain(value: Any) -> Any:

@@ -66,7 +66,7 @@ def test_one_link_service_decay_and_expiry(tmp_path):
     assert sorted(generated_at) == [0, 5, 20, 21, 36]
     m = sim.metrics
     assert (m.pairs_generated, m.pairs_consumed, m.pairs_expired) == (5, 2, 2)
-    assert sim.created.tolist() == [[36]]
+    assert sim.links.created.tolist() == [[36]]
     assert sim.link_fidelity() == approx([F0 * RHO**4])  # t = 40 at the end: age 4
     s = m.summary()
     assert s["success_rate"] == 2 / 3 and s["avg_latency"] == 5.0
@@ -85,7 +85,7 @@ def test_one_link_decay_and_expiry_at_lifetime():
         sim.reset(0)
         seen = []
         while not sim.done:
-            seen.append((sim.t, int(sim.created[0, 0]), float(sim.link_fidelity()[0])))
+            seen.append((sim.t, int(sim.links.created[0, 0]), float(sim.link_fidelity()[0])))
             sim.step([])
         for t, created, fidelity in seen:
             assert created == t - t % life
@@ -191,10 +191,10 @@ def test_preposition_expiry_window_and_preposition_rho(tmp_path):
         )
         sim = Simulator(cfg)
         sim.reset(0)
-        sim.created[:, 0] = 0
-        sim.count[:] = 1
-        sim.youngest[:] = 0
-        sim._refresh_all_links()
+        sim.links.created[:, 0] = 0
+        sim.links.count[:] = 1
+        sim.links.youngest[:] = 0
+        sim.links.refresh(sim.t)
         held_slots = []
         sim.step([sim_pair(cfg, 0, 2)])
         while not sim.done:
@@ -281,7 +281,7 @@ def test_per_edge_attributes_take_effect():
     sim.reset(0)
     sim.step([])
     sim.step([])
-    assert sim.count.tolist() == [0, 1, 3]
+    assert sim.links.count.tolist() == [0, 1, 3]
     assert sim.link_fidelity().tolist() == approx([0.0, 0.8 * RHO**2, 0.92])
     assert sim.net.rho.tolist() == approx([RHO, RHO, RHO**2])
     assert sim.net.fidelity_table[2, 5] == approx(0.92 * RHO**10)
@@ -298,7 +298,7 @@ def test_business_hours_rate():
     assert hour_of_day(89, 240) == 8 and hour_of_day(90, 240) == 9 and hour_of_day(239, 240) == 23
     # Mean arrivals over 100 days: standard errors 0.003 inside, 0.0012 outside.
     cfg = SpepConfig(episode_slots=24000, topology_seed=0)
-    net = Simulator(cfg)._fixed_net
+    net = Simulator(cfg).fixed_net
     counts = np.bincount(generate(cfg, net, np.random.default_rng(5)).arrival, minlength=24000)
     inside = np.tile(busy[:240], 100)
     assert counts[inside].mean() == approx(0.3, abs=0.015)
@@ -309,7 +309,7 @@ def test_hot_and_medium_pairs():
     """16 distinct node pairs at least 2 hops apart: 4 hot with 0.5 / 4 each, 12 medium with
     0.5 / 12 each; the lower node id is the source. Over 20000 requests the hot share is 0.5 +- 0.02."""
     cfg = SpepConfig(episode_slots=24000, arrival_rate=1.0, topology_seed=3)
-    net = Simulator(cfg)._fixed_net
+    net = Simulator(cfg).fixed_net
     pairs = draw_demand_pairs(cfg, net, np.random.default_rng(1))
     assert pairs.shape == (16, 3)
     index = net.pair_index[pairs[:, 0].astype(int), pairs[:, 1].astype(int)]

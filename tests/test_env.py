@@ -186,16 +186,16 @@ def test_observation_matches_the_state():
         expected = np.zeros(P)
         expected[links] = 1
         np.testing.assert_array_equal(obs["adjacency"], expected)
-        expected[links] = sim.count
+        expected[links] = sim.links.count
         np.testing.assert_array_equal(obs["link_pairs"], expected)
-        expected[links] = np.where(sim.count > 0, t - sim.youngest, 0)
+        expected[links] = np.where(sim.links.count > 0, t - sim.links.youngest, 0)
         np.testing.assert_array_equal(obs["link_age"], expected)
         fid = sim.link_fidelity()
         expected[links] = fid
         np.testing.assert_array_equal(obs["link_fidelity"], expected.astype(np.float32))
         for a in range(P):
             path = net.static_paths[a, : net.static_hops[a]]
-            f = path_fidelity(fid[path], "paper") if (sim.count[path] > 0).all() else 0.0
+            f = path_fidelity(fid[path], "paper") if (sim.links.count[path] > 0).all() else 0.0
             assert obs["path_fidelity"][a] == pytest.approx(f, rel=1e-6)
         held, best = np.zeros(P), np.zeros(P)
         for p in sim.held:
@@ -371,10 +371,10 @@ def test_common_random_numbers_across_action_sequences():
             _, _, _, truncated, info = env.step(action)
             if truncated:
                 break
-            new = (env.sim.created == env.sim.t).any(axis=1)
+            new = (env.sim.links.created == env.sim.t).any(axis=1)
             generated.append(new)
             # A free place in phase 2: fewer pairs than capacity once the new ones are set aside.
-            free.append(env.sim.count - new < env.sim.net.capacity)
+            free.append(env.sim.links.count - new < env.sim.net.capacity)
             arrived.append(info["arrived"])
         runs.append((env.sim.workload, arrived, np.array(generated), np.array(free), env))
     (w0, a0, g0, f0, e0), (w1, a1, g1, f1, e1) = runs

@@ -74,8 +74,8 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
     """Every invariant of the state after a step (decision point of the next slot, or the end)."""
     cfg, net, t, m = sim.cfg, sim.net, sim.t, sim.metrics
     # Capacity and the bookkeeping arrays agree.
-    assert (sim.count <= net.capacity).all()
-    assert (sim.count == (sim.created >= 0).sum(axis=1)).all()
+    assert (sim.links.count <= net.capacity).all()
+    assert (sim.links.count == (sim.links.created >= 0).sum(axis=1)).all()
     # Stored pairs: no pair used twice (a consumed or expired pair never stays), the new ones are
     # this slot's, and every pair's fidelity is F_create * rho_e**age, >= F_min, age <= max_lifetime.
     now = stored_pairs(sim)
@@ -99,7 +99,7 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
     if not sim.done:
         np.testing.assert_array_equal(sim.link_fidelity(), best)
     # Link pair conservation.
-    assert m.pairs_generated == m.pairs_consumed + m.pairs_expired + int(sim.count.sum())
+    assert m.pairs_generated == m.pairs_consumed + m.pairs_expired + int(sim.links.count.sum())
     # Pre-positions: limits and conservation; their fidelity stays above F_min while held.
     assert len(sim.held) <= cfg.max_prepositioned
     assert len(events.placed) <= cfg.max_new_prepositions
@@ -107,7 +107,7 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
     for pair, f in sim.held_fidelities():
         assert 0 <= pair < net.num_pairs and f > 0
     # Requests: conservation, each served once, service within deadline with enough fidelity.
-    assert m.arrived == m.served + m.failed + len(sim.queue) == m.served + m.failed + m.pending
+    assert m.arrived == m.served + m.failed + sim.queue_length == m.served + m.failed + m.pending
     w, rec = sim.workload, sim.records
     for r, how, fidelity, hops in events.served:
         assert r not in seen_served

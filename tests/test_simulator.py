@@ -49,9 +49,9 @@ def test_discard_expired_by_age_by_fidelity_and_prepositions(tmp_path):
     sim.held = [Preposition(1, 0.9, 5, 2, 20), Preposition(2, 0.9, 6, 3, 21)]
     events = SlotEvents(slot=19)
     sim.discard_expired(events)
-    assert sim.created.tolist() == [[-1, 10], [6, -1], [-1, 17]]
-    assert sim.count.tolist() == [1, 1, 1]
-    assert sim.youngest.tolist() == [10, 6, 17]
+    assert sim.links.created.tolist() == [[-1, 10], [6, -1], [-1, 17]]
+    assert sim.links.count.tolist() == [1, 1, 1]
+    assert sim.links.youngest.tolist() == [10, 6, 17]
     assert events.pairs_expired == sim.metrics.pairs_expired == 2
     assert [p.expiry for p in sim.held] == [21]
     assert events.prepositions_expired == sim.metrics.prepositions_expired == 1
@@ -71,8 +71,8 @@ def test_generate_links_one_draw_per_link_only_where_free(tmp_path):
     expected_rng.random(3)
     events = SlotEvents(slot=2)
     sim.generate_links(events)
-    assert sim.created.tolist() == [[2, 3], [-1, -1], [1, -1]]
-    assert sim.count.tolist() == [2, 0, 1] and sim.youngest.tolist() == [3, -1, 1]
+    assert sim.links.created.tolist() == [[2, 3], [-1, -1], [1, -1]]
+    assert sim.links.count.tolist() == [2, 0, 1] and sim.links.youngest.tolist() == [3, -1, 1]
     assert events.pairs_generated == 1
     assert sim._gen_rng.bit_generator.state == expected_rng.bit_generator.state
     # The routing view is refreshed: link 0's best pair is the new one.
@@ -115,7 +115,7 @@ def test_preposition_in_order_within_limits(tmp_path):
         (pair[0, 1], pytest.approx(f01, rel=1e-14), 1),
     ]
     # Youngest pairs consumed; the third choice (1, 2) is possible but over the per-slot limit.
-    assert sim.created.tolist() == [[-1, -1], [2, -1], [-1, -1]]
+    assert sim.links.created.tolist() == [[-1, -1], [2, -1], [-1, -1]]
     assert events.pairs_consumed == 3
     assert [(p.pair, p.placed, p.hops) for p in sim.held] == [
         (pair[0, 2], t, 2),
@@ -151,7 +151,7 @@ def test_failed_swap_places_nothing(tmp_path):
     sim.preposition([int(sim.net.pair_index[0, 2]), int(sim.net.pair_index[0, 1])], events)
     assert events.placed == [] and sim.held == []
     assert events.swap_failures == 1 and events.pairs_consumed == 2
-    assert sim.count.tolist() == [0, 0, 0]
+    assert sim.links.count.tolist() == [0, 0, 0]
     # One-hop pairs need no swap: they are placed whatever swap_success is.
     set_links(sim, {0: [0]})
     sim.preposition([int(sim.net.pair_index[0, 1])], events)
@@ -180,7 +180,7 @@ def test_serve_prepositioned_lowest_sufficient_first_then_on_demand(tmp_path):
         3: (ON_DEMAND, pytest.approx(factor(F0)), 1),
     }
     assert sim.queued_requests() == [0, 4]
-    assert sim.count.tolist() == [0, 1, 0]  # request 4 took nothing
+    assert sim.links.count.tolist() == [0, 1, 0]  # request 4 took nothing
     assert (sim.records["status"][[1, 2, 3]] == SERVED).all()
     assert sim.records["end_slot"][[1, 2, 3]].tolist() == [2, 2, 2]
     assert sim.metrics.prepositions_used == 2 and sim.metrics.pairs_delivered == 5
