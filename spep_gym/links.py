@@ -93,15 +93,15 @@ class LinkPool:
     def refresh(self, t: int, links: Iterable[int] | None = None) -> None:
         """Rebuild the view at slot ``t``: of every link (None) or of the few ``links`` given."""
         if links is None:
-            usable = self.count > 0
-            factor = np.where(usable, physics.link_factor(self.fidelity(t), self.swap_model), 0.0)
-            self.usable = usable.tolist()
-            self.usable_pad[:-1] = usable
+            held = self.count > 0
+            factor = np.where(held, physics.link_factor(self.fidelity(t), self.swap_model), 0.0)
+            self.usable = held.tolist()
+            self.usable_pad[:-1] = held
             self.factor_pad[:-1] = factor
             self.factor = factor.tolist()
             if self.costs:
                 cost = -np.log(np.clip(factor, 1e-300, None))
-                self.cost = np.where(usable, cost, math.inf).tolist()
+                self.cost = np.where(held, cost, math.inf).tolist()
             return
         table = self.net.fidelity_table
         for e in links:
