@@ -23,8 +23,9 @@ lint: venv
 	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks
 	$(BIN)/mypy
 
+# The fast suite, with the coverage floor of pyproject.toml ([tool.coverage.report] fail_under).
 pytest: venv
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --cov --cov-report=term
 
 test: lint pytest
 

@@ -108,6 +108,7 @@ class SpepConfig:
 
     @property
     def topology_name(self) -> str:
+        """The topology's name, ``custom`` for a user graph."""
         return self.topology if isinstance(self.topology, str) else "custom"
 
     @property
@@ -120,6 +121,7 @@ class SpepConfig:
     # Construction
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
+        """Names of every config field, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
@@ -139,6 +141,7 @@ class SpepConfig:
         return dataclasses.replace(base or cls(), **values)
 
     def replace(self, **values: Any) -> SpepConfig:
+        """A copy with ``values`` changed (validated like the constructor)."""
         return SpepConfig.from_dict(values, base=self)
 
     @classmethod

@@ -121,6 +121,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode from ``seed`` (drawn from ``np_random`` when None); Gymnasium's ``reset``."""
         super().reset(seed=seed)
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**63 - 1))
         self.episode_seed = episode_seed
@@ -136,6 +137,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._observation(), self._info(events, 0.0, 0.0)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Run one slot with the preference list ``action``; Gymnasium's ``step``."""
         if self._events is None:
             raise RuntimeError("call reset() before step()")
         if self.sim.done:
@@ -154,6 +156,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._observation(), float(reward), False, truncated, info
 
     def render(self) -> str | np.ndarray | None:
+        """Draw the current state as text (``ansi``) or an image (``rgb_array``)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
             return None

@@ -38,6 +38,7 @@ class Metrics:
 
     @property
     def pending(self) -> int:
+        """Requests arrived but neither served nor failed yet."""
         return self.arrived - self.served - self.failed
 
     def summary(self) -> dict[str, Any]:

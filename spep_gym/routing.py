@@ -30,6 +30,7 @@ def static_path(net: Network, s: int, d: int) -> Path:
 def reactive(
     net: Network, usable: Sequence[bool], cost: Sequence[float], s: int, d: int
 ) -> Path | None:
+    """The static (hop-count shortest) path, if all its links hold a pair now."""
     path = static_path(net, s, d)
     return path if all(usable[e] for e in path) else None
 

@@ -139,6 +139,7 @@ class Simulator:
 
     @property
     def done(self) -> bool:
+        """True once every slot of the episode has run."""
         return self.t >= self.cfg.episode_slots
 
     def step(self, action: Iterable[int] = ()) -> SlotEvents:
@@ -155,6 +156,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ phases 1-3
     def begin_slot(self, events: SlotEvents) -> None:
+        """Phases 1-3 of slot ``t``: discard expired, generate, admit arrivals."""
         self.discard_expired(events)
         self.generate_links(events)
         self.admit_arrivals(events)
@@ -192,6 +194,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ phases 4-6
     def finish_slot(self, action: Iterable[int], events: SlotEvents) -> None:
+        """Phases 4-6 of slot ``t``: pre-position ``action``, serve, fail overdue."""
         self.preposition(action, events)
         self.serve(events)
         self.fail_overdue(events)

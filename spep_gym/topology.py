@@ -108,14 +108,17 @@ class Network:
 
     @property
     def num_links(self) -> int:
+        """Number of links E."""
         return len(self.edges)
 
     @property
     def num_pairs(self) -> int:
+        """Number of unordered node pairs P = n(n-1)/2."""
         return len(self.pair_nodes)
 
     @classmethod
     def build(cls, graph: nx.Graph, cfg: SpepConfig) -> Network:
+        """The static arrays of ``graph`` (nodes 0..n-1) under ``cfg``'s link defaults."""
         n = graph.number_of_nodes()
         edges = np.array(sorted((min(u, v), max(u, v)) for u, v in graph.edges), dtype=np.int64)
         edges = edges.reshape(-1, 2)
@@ -222,5 +225,6 @@ def paths_from_predecessors(
 def static_paths(
     n: int, edges: np.ndarray, edge_id: np.ndarray, pair_nodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The static path of every node pair (padded with E) and its hops."""
     pred = bfs_predecessors(n, edges)
     return paths_from_predecessors(pred, edge_id, pair_nodes, pad=len(edges))

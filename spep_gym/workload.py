@@ -141,6 +141,7 @@ class Trace:
         return cls(arr[order])
 
     def workload(self, cfg: SpepConfig, net: Network) -> Workload:
+        """The trace's requests within the episode, as a :class:`Workload` on ``net``."""
         rows = self.rows[self.rows[:, 0] < cfg.episode_slots]
         arrival = rows[:, 0].astype(np.int64)
         src, dst = rows[:, 1].astype(np.int64), rows[:, 2].astype(np.int64)

@@ -33,11 +33,13 @@ class SinglePairAction(gym.ActionWrapper):
         self.action_space = spaces.Discrete(self.num_pairs + 1)
 
     def action(self, action: Any) -> np.ndarray:
+        """The preference list ``[action, P, ..., P]``."""
         out = np.full(self.action_len, self.num_pairs, dtype=np.int64)
         out[0] = int(np.asarray(action).reshape(()))
         return out
 
     def action_masks(self) -> np.ndarray:
+        """The first entry's mask of the wrapped environment, ``(P + 1,)`` bool."""
         return np.asarray(self.env.get_wrapper_attr("action_masks")())[: self.num_pairs + 1]
 
 
@@ -45,6 +47,7 @@ class EpisodeMetricsInfo(gym.Wrapper):
     """At the episode's end, ``info["success_rate"]`` = ``info["episode_metrics"]["success_rate"]``."""
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """The wrapped step, with the final success rate copied to the top of ``info``."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         if "episode_metrics" in info:
             info["success_rate"] = info["episode_metrics"]["success_rate"]
@@ -65,6 +68,7 @@ class PrepositionBonus(gym.Wrapper):
         self.bonus = float(bonus)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """The wrapped step, plus ``bonus`` per pre-positioned pair used."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         extra = self.bonus * info["prepositions_used"]
         info["rewards"] = {**info["rewards"], "preposition_bonus": extra}
