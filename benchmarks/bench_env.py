@@ -2,12 +2,13 @@
 
 Prints (1) env steps per second for each topology of the paper preset with a no-op and a random
 agent (only ``env.step`` is timed; the random agent picks node pairs among those whose path holds
-pairs now, so it really pre-positions), (2) the simulator's slot rate alone (``Simulator.step``), and
+pairs now, so it really pre-positions), (2) the simulator's slot rate alone (``Simulator.step``),
 (3) how a step's cost grows with ``num_nodes`` (16, 64, 256, 1024) on scale-free graphs: the graph is
 built once (``topology_seed``) and only steps are timed, as microseconds per slot and as ratios to
 links + queued requests (the simulator) and to node pairs (the env, whose observation arrays have one
-entry per node pair), and (4) how the simulator's slot cost grows with the queue (higher arrival
-rates on a 256-node graph).
+entry per node pair), (4) how the simulator's slot cost grows with the queue (higher arrival
+rates on a 256-node graph), and (5) what each link-layer and physics option of SPEC section 9
+costs per env step against the paper preset (goal: at most 1.3x).
 
 Usage: ``python benchmarks/bench_env.py [--episodes 3] [--repeat 3] [--small]``. Each figure is the
 best of ``--repeat`` measurements, timed by this process's CPU time (the machine is shared: wall
@@ -144,16 +145,22 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="episodes per measurement")
     parser.add_argument("--repeat", type=int, default=3, help="measurements; the best is shown")
     parser.add_argument("--small", action="store_true", help="short episodes (smoke test)")
+    parser.add_argument(
+        "--sections", default="1,2,3,4,5", help="comma list of the sections to run (default: all)"
+    )
     args = parser.parse_args()
     slots = 200 if args.small else 2000
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
         f"{args.episodes} episodes x {slots} slots, best of {args.repeat}"
     )
-
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at start: {load:.2f} (rates by CPU time; wall-clock rates beside)")
+    for section in args.sections.split(","):
+        SECTIONS[section.strip()](args, slots)
 
+
+def env_rates(args: argparse.Namespace, slots: int) -> None:
     print("\n1. env steps/s, paper preset (16 nodes), env.step timed alone")
     print(f"{'topology':<16}{'noop cpu':>10}{'(wall)':>9}{'random cpu':>12}{'(wall)':>9}")
     for topology in TOPOLOGIES:
@@ -164,6 +171,8 @@ def main() -> None:
             line += f"{rate_cpu:>{width},.0f}{f'({rate_wall:,.0f})':>9}"
         print(line)
 
+
+def sim_rates(args: argparse.Namespace, slots: int) -> None:
     print("\n2. simulator slots/s alone (Simulator.step, no pre-positioning), paper preset")
     print(f"{'topology':<16}{'cpu':>10}{'(wall)':>9}")
     for topology in TOPOLOGIES:
@@ -171,6 +180,8 @@ def main() -> None:
         rate_cpu, rate_wall = sim_rate(cfg, args.episodes, args.repeat)
         print(f"{topology:<16}{rate_cpu:>10,.0f}{f'({rate_wall:,.0f})':>9}")
 
+
+def node_scaling(args: argparse.Namespace, slots: int) -> None:
     print("\n3. CPU us per step vs num_nodes, scale_free (ba_m=2), graph built once, noop agent")
     print(
         f"{'n':>6}{'links':>7}{'queue':>7}{'pairs':>9}{'sim us':>9}{'us/(links+queue)':>18}"
@@ -187,6 +198,8 @@ def main() -> None:
             f"{row['env_us']:>10.1f}{row['env_per_pair']:>9.3f}"
         )
 
+
+def queue_scaling(args: argparse.Namespace, slots: int) -> None:
     print("\n4. CPU us per simulator slot vs queued requests, scale_free n=256, noop agent")
     print(f"{'arrival_rate':>12}{'links':>7}{'queue':>8}{'sim us':>9}{'us/(links+queue)':>18}")
     for rate in (0.1, 1.0, 5.0, 20.0):
@@ -195,6 +208,41 @@ def main() -> None:
             f"{rate:>12}{row['links']:>7}{row['queue']:>8.1f}{row['sim_us']:>9.1f}"
             f"{row['sim_per']:>18.3f}"
         )
+
+
+def option_costs(args: argparse.Namespace, slots: int) -> None:
+    print("\n5. cost of the link-layer and physics options (SPEC 9), erdos_renyi, env steps/s")
+    print(f"{'config':<34}{'noop cpu':>10}{'ratio':>7}{'random cpu':>12}{'ratio':>7}")
+    paper = None
+    for label, fields in OPTION_CONFIGS:
+        cfg = SpepConfig.from_dict({"episode_slots": slots, **fields})
+        rates = [env_rate(cfg, agent, args.episodes, args.repeat)[0] for agent in AGENTS]
+        paper = paper or rates
+        print(
+            f"{label:<34}{rates[0]:>10,.0f}{paper[0] / rates[0]:>7.2f}"
+            f"{rates[1]:>12,.0f}{paper[1] / rates[1]:>7.2f}"
+        )
+    print("ratio: paper preset's steps/s over this config's (cost per step; goal <= 1.3)")
+
+
+#: Section 5: each option of SPEC section 9 alone, then all of them (the physical preset).
+OPTION_CONFIGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("paper preset", {}),
+    ("link_pool_policy=replace_oldest", {"link_pool_policy": "replace_oldest"}),
+    ("cutoff_fidelity=0.6", {"cutoff_fidelity": 0.6}),
+    ("decay_model=depolarizing", {"decay_model": "depolarizing"}),
+    ("signalling_latency=0.5", {"signalling_latency": 0.5}),
+    ("length_model=loss", {"length_model": "loss"}),
+    ("physical preset", {"preset": "physical"}),
+)
+
+SECTIONS = {
+    "1": env_rates,
+    "2": sim_rates,
+    "3": node_scaling,
+    "4": queue_scaling,
+    "5": option_costs,
+}
 
 
 if __name__ == "__main__":

@@ -14,3 +14,10 @@ __version__ = "0.1.0"
 
 if "Spep-v0" not in registry:
     register(id="Spep-v0", entry_point="spep_gym.env:SpepEnv", disable_env_checker=False)
+if "Spep-physical-v0" not in registry:
+    register(
+        id="Spep-physical-v0",
+        entry_point="spep_gym.env:SpepEnv",
+        disable_env_checker=False,
+        kwargs={"preset": "physical"},
+    )

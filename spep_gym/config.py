@@ -18,10 +18,13 @@ from typing import Any
 
 import networkx as nx
 
+from spep_gym.physics import DECAY_MODELS, LENGTH_MODELS, SWAP_MODELS
+
 TOPOLOGIES = ("erdos_renyi", "random_regular", "small_world", "scale_free")
-SWAP_MODELS = ("paper", "werner")
 ROUTINGS = ("reactive", "shortest", "highest_fidelity")
 PREPOSITION_PATHS = ("static", "available")
+LINK_POOL_POLICIES = ("block", "replace_oldest")
+PRESETS = ("paper", "physical")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,18 @@ class SpepConfig:
     preposition_path: str = "static"  # "static" topology path or "available" fewest-hop path
     routing: str = "shortest"  # on-demand routing strategy
 
+    # 9. Link layer and physics options (the defaults keep the paper preset)
+    link_pool_policy: str = (
+        "block"  # full link: "block" generates nothing, "replace_oldest" replaces
+    )
+    cutoff_fidelity: float | None = (
+        None  # memory cut-off: link pairs below max(F_min, it) discarded
+    )
+    decay_model: str = "paper"  # "paper": F_c rho**age; "depolarizing": 1/4 + (F_c - 1/4) rho**age
+    signalling_latency: float = 0.0  # slots per hop until a swap's outcome reaches the end nodes
+    length_model: str = "paper"  # "paper": decay rho**(L/ref); "loss": p_gen scaled by fibre loss
+    fiber_loss_db_per_km: float = 0.2  # attenuation of a link's fibre (length_model "loss"), dB/km
+
     # Environment (not in the paper)
     action_len: int = 8  # length of the agent's preference list of node pairs per slot
     queue_obs_size: int = 32  # queued requests shown in the observation (padded, masked)
@@ -128,8 +143,15 @@ class SpepConfig:
     def from_dict(cls, values: Mapping[str, Any], base: SpepConfig | None = None) -> SpepConfig:
         """Build a config from ``values`` over ``base`` (default: the paper preset).
 
-        Unknown names raise ``ValueError`` with the closest known name.
+        The key ``preset`` (``"paper"`` or ``"physical"``) names the base instead; the other values
+        apply over it. Unknown names raise ``ValueError`` with the closest known name.
         """
+        values = dict(values)
+        if "preset" in values:
+            name = values.pop("preset")
+            if name not in PRESETS:
+                _fail("preset", name, f"one of {PRESETS}")
+            base = getattr(cls, name)()
         known = cls.field_names()
         for key in values:
             if key not in known:
@@ -148,6 +170,16 @@ class SpepConfig:
     def paper(cls) -> SpepConfig:
         """The paper preset (SPEC.md defaults)."""
         return cls()
+
+    @classmethod
+    def physical(cls, **values: Any) -> SpepConfig:
+        """The ``physical`` preset (SPEC section 9): one hardware scenario SeQUeNCe reproduces.
+
+        Werner swaps, depolarizing memories, ``replace_oldest`` link pools with a cut-off at the
+        lowest required fidelity, signalling latency, fibre loss, and the time scales of the
+        scenario in :data:`PHYSICAL`; docs/physics.md gives every number's source.
+        """
+        return cls.from_dict({**PHYSICAL, **values})
 
     @classmethod
     def tiny(cls, **values: Any) -> SpepConfig:
@@ -230,6 +262,17 @@ def _validate(cfg: SpepConfig) -> None:
         _fail("preposition_path", cfg.preposition_path, f"one of {PREPOSITION_PATHS}")
     if cfg.routing not in ROUTINGS:
         _fail("routing", cfg.routing, f"one of {ROUTINGS}")
+    for name, allowed in (
+        ("link_pool_policy", LINK_POOL_POLICIES),
+        ("decay_model", DECAY_MODELS),
+        ("length_model", LENGTH_MODELS),
+    ):
+        if getattr(cfg, name) not in allowed:
+            _fail(name, getattr(cfg, name), f"one of {allowed}")
+    if cfg.cutoff_fidelity is not None:
+        _real(cfg, "cutoff_fidelity", 0.0, 1.0)
+    _real(cfg, "signalling_latency", 0.0, 1e6)
+    _real(cfg, "fiber_loss_db_per_km", 0.0, 1e3)
     _int(cfg, "action_len", 1)
     _int(cfg, "queue_obs_size", 1)
     _int(cfg, "demand_obs_slots", 1)
@@ -321,6 +364,25 @@ def _validate_demand_pairs(cfg: SpepConfig) -> None:
         if not (isinstance(w, int | float) and w > 0):
             _fail("demand_pairs", p, allowed)
 
+
+#: The ``physical`` preset's fields over the paper preset (SPEC section 9; sources in docs/physics.md).
+#: PROVISIONAL numbers from shared/notes/sequence-facts.md until the SeQUeNCe reference is in.
+PHYSICAL_SLOT_S = (
+    200e-6  # slot length tau: one single-heralded attempt cycle on a 10 km link (2 RTT)
+)
+PHYSICAL_COHERENCE_S = 20e-3  # memory coherence time T_c
+PHYSICAL: dict[str, Any] = {
+    "swap_model": "werner",
+    "decay_model": "depolarizing",
+    "link_pool_policy": "replace_oldest",
+    "cutoff_fidelity": 0.6,  # the lowest required fidelity (fidelity_req_range[0])
+    "signalling_latency": 0.5,
+    "length_model": "loss",
+    "p_gen": 0.27,  # single-heralded success per attempt at 10 km
+    "F0": 0.25 + (0.92 - 0.25) * math.exp(-8 * 50e-6 / (3 * PHYSICAL_COHERENCE_S)),
+    "rho": math.exp(-8 * PHYSICAL_SLOT_S / (3 * PHYSICAL_COHERENCE_S)),
+    "max_lifetime": 1000,  # the cut-off, not an age limit, discards pairs
+}
 
 # The fields with their defaults, for docs and the command line.
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(SpepConfig)}

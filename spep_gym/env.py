@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -33,7 +34,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``MultiDiscrete([P + 1] * action_len)``, P = n(n-1)/2 node pairs in ``numpy.triu_indices(n, 1)``
     order: the node pairs to pre-position, in order of preference; the value P means "none". The
     simulator tries them in order and skips those whose path lacks a pair, until
-    ``max_new_prepositions`` are placed this slot or ``max_prepositioned`` are held.
+    ``max_new_prepositions`` are placed this slot or ``max_prepositioned`` are held (in flight ones
+    included, with ``signalling_latency``).
     ``action_masks()`` (for sb3-contrib's MaskablePPO) marks the choices that can succeed now.
 
     ## Observation Space
@@ -45,9 +47,12 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | link_pairs | (P,) | pairs stored on the link |
     | link_fidelity | (P,) | fidelity of the link's best pair now (0: none) |
     | link_age | (P,) | age in slots of the link's best pair (0: none) |
+    | link_busy | (P,) | slots the link still waits for a swap's outcome (generates nothing) |
     | path_fidelity | (P,) | fidelity a pre-position of the node pair would get now (0: impossible) |
     | prepositioned | (P,) | pre-positioned pairs held for the node pair |
     | prepositioned_fidelity | (P,) | best fidelity among them now |
+    | prepositioned_in_flight | (P,) | pre-positions placed whose outcome has not arrived (count toward K) |
+    | requests_in_flight | (P,) | requests of the node pair whose on-demand delivery is on its way |
     | demand | (P,) | requests that arrived in the last ``demand_obs_slots`` slots |
     | queue | (6 Q,) | queued requests in service order, 6 numbers each (row-major): source, destination, F_req, slots left, slots waited, priority |
     | queue_mask | (Q,) | 1 for a real request, 0 for padding |
@@ -65,8 +70,10 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Never terminates; truncates after ``episode_slots`` slots. Requests still queued then are pending.
 
     ## Arguments
-    ``gym.make("Spep-v0", config=None, render_mode=None, **fields)``: any field of
-    :class:`spep_gym.config.SpepConfig` as a keyword, over ``config`` (default: the paper preset).
+    ``gym.make("Spep-v0", config=None, render_mode=None, preset=None, **fields)``: any field of
+    :class:`spep_gym.config.SpepConfig` as a keyword, over ``config`` (a ``SpepConfig`` or a dict of
+    fields; default: the paper preset) or over the named ``preset`` (``"paper"`` or ``"physical"``;
+    ``gym.make("Spep-physical-v0")`` is the same as ``preset="physical"``).
 
     ## Version History
     * v0: first version.
@@ -75,8 +82,23 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
-        self, config: SpepConfig | None = None, render_mode: str | None = None, **fields: Any
+        self,
+        config: SpepConfig | Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        preset: str | None = None,
+        **fields: Any,
     ) -> None:
+        if isinstance(config, Mapping):  # gym.make(..., config={...}): fields as a dict
+            fields = {**config, **fields}
+            config = None
+        elif config is not None and not isinstance(config, SpepConfig):
+            raise ValueError(
+                f"config = {config!r} is invalid: allowed a SpepConfig, a dict of its fields or None"
+            )
+        if preset is not None:
+            if config is not None:
+                raise ValueError("give either config or preset, not both (preset names a config)")
+            fields = {"preset": preset, **fields}
         self.config = cfg = SpepConfig.from_dict(fields, base=config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -99,9 +121,13 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 "link_pairs": box(0.0, cap, (P,), f32),
                 "link_fidelity": box(0.0, 1.0, (P,), f32),
                 "link_age": box(0.0, float(cfg.max_lifetime + 1), (P,), f32),
+                "link_busy": box(0.0, float(max(1, *self.sim.delays)), (P,), f32),
                 "path_fidelity": box(0.0, 1.0, (P,), f32),
                 "prepositioned": box(0.0, float(cfg.max_prepositioned), (P,), f32),
                 "prepositioned_fidelity": box(0.0, 1.0, (P,), f32),
+                "prepositioned_in_flight": box(0.0, float(cfg.max_prepositioned), (P,), f32),
+                # a request in flight holds a memory on each of its links: at most P * capacity
+                "requests_in_flight": box(0.0, float(P) * cap, (P,), f32),
                 "demand": box(0.0, big, (P,), f32),
                 "queue": box(
                     np.zeros(Q * 6, f32),
@@ -172,7 +198,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         cfg = self.config
         mask = np.empty((cfg.action_len, self.num_pairs + 1), dtype=bool)
         mask[:, -1] = True
-        if len(self.sim.held) >= cfg.max_prepositioned or cfg.max_new_prepositions == 0:
+        held = len(self.sim.held) + self.sim.metrics.prepositions_in_flight
+        if held >= cfg.max_prepositioned or cfg.max_new_prepositions == 0:
             mask[:, :-1] = False
         else:
             mask[:, :-1] = self._path_fidelity() > 0.0
@@ -210,6 +237,13 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         link_fid[lp] = links.fidelity(t)
         link_age = np.zeros(P, np.float32)
         link_age[lp] = np.where(links.count > 0, t - links.youngest, 0)
+        link_busy = np.zeros(P, np.float32)
+        held_flight = np.zeros(P, np.float32)
+        requests_flight = np.zeros(P, np.float32)
+        if sim.in_flight:
+            link_busy[lp] = np.maximum(links.busy_until - t, 0)
+            for flight in sim.in_flight:
+                (held_flight if flight.request < 0 else requests_flight)[flight.pair] += 1.0
         held = np.zeros(P, np.float32)
         held_fid = np.zeros(P, np.float32)
         for pair, f in sim.held_fidelities():
@@ -235,9 +269,12 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "link_pairs": link_pairs,
             "link_fidelity": link_fid,
             "link_age": link_age,
+            "link_busy": link_busy,
             "path_fidelity": self._path_fidelity().astype(np.float32),
             "prepositioned": held,
             "prepositioned_fidelity": held_fid,
+            "prepositioned_in_flight": held_flight,
+            "requests_in_flight": requests_flight,
             "demand": self._demand.copy(),
             "queue": queue.reshape(-1),
             "queue_mask": mask,
@@ -246,6 +283,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _info(self, events: SlotEvents, served: float, failed: float) -> dict[str, Any]:
         w = self.sim.workload
+        end = self.sim.records["end_slot"]
         arrived = [
             {
                 "id": r,
@@ -269,7 +307,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                     "how": HOW_NAMES[how],
                     "fidelity": f,
                     "hops": h,
-                    "latency": events.slot - int(w.arrival[r]),
+                    "latency": int(end[r] - w.arrival[r]),
                 }
                 for r, how, f, h in events.served
             ],
@@ -280,6 +318,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "pairs_generated": events.pairs_generated,
             "pairs_consumed": events.pairs_consumed,
             "pairs_expired": events.pairs_expired,
+            "pairs_replaced": events.pairs_replaced,
             "swap_failures": events.swap_failures,
             "rewards": {"served": served, "failed": -failed},
             "metrics": self.sim.metrics.summary(),

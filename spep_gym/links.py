@@ -24,7 +24,9 @@ class LinkPool:
 
     - ``created``: (E, C) int, creation slot of each stored pair, -1 for a free place;
     - ``count``: (E,) int, pairs stored per link;
-    - ``youngest``: (E,) int, creation slot of the link's youngest (highest-fidelity) pair, -1: none.
+    - ``youngest``: (E,) int, creation slot of the link's youngest (highest-fidelity) pair, -1: none;
+    - ``busy_until``: (E,) int, last slot in which the link's memories wait for a swap's outcome
+      (``signalling_latency``): the link generates nothing up to and including it.
 
     View (valid after :meth:`refresh`):
 
@@ -34,14 +36,18 @@ class LinkPool:
       E of factor 1 that pads the static path matrix.
     """
 
-    def __init__(self, net: Network, swap_model: str, costs: bool = True) -> None:
+    def __init__(
+        self, net: Network, swap_model: str, costs: bool = True, replace_oldest: bool = False
+    ) -> None:
         self.net = net
         self.swap_model = swap_model
         self.costs = costs  # keep ``cost`` for all links (only highest-fidelity routing reads it)
+        self.replace_oldest = replace_oldest  # link_pool_policy "replace_oldest" (else "block")
         E = net.num_links
         self.created = np.full((E, int(net.capacity.max(initial=1))), -1, dtype=np.int64)
         self.count = np.zeros(E, dtype=np.int64)
         self.youngest = np.full(E, -1, dtype=np.int64)
+        self.busy_until = np.full(E, -1, dtype=np.int64)
         self.usable: list[bool] = [False] * E
         self.factor: list[float] = [0.0] * E
         self.cost: list[float] = [math.inf] * E
@@ -62,15 +68,32 @@ class LinkPool:
         self.youngest = created.max(axis=1)
         return int(per_link.sum())
 
-    def generate(self, t: int, uniforms: np.ndarray) -> int:
-        """Phase 2: a new pair on every link whose uniform is below its p_gen and that has room."""
-        links = np.flatnonzero((uniforms < self.net.p_gen) & (self.count < self.net.capacity))
+    def generate(self, t: int, uniforms: np.ndarray) -> tuple[int, int]:
+        """Phase 2: a new pair on every link whose uniform is below its p_gen; ``(new, replaced)``.
+
+        A link that waits for a swap's outcome (``busy_until >= t``) generates nothing. A full link
+        generates nothing under ``block``; under ``replace_oldest`` the new pair replaces its oldest
+        pair (``replaced`` counts those; ``new`` counts every new pair, the replacing ones too).
+        """
+        draw = uniforms < self.net.p_gen
+        draw &= self.busy_until < t
+        room = self.count < self.net.capacity
+        links = np.flatnonzero(draw & room)
         if len(links):
             free = np.argmax(self.created[links] < 0, axis=1)
             self.created[links, free] = t
             self.count[links] += 1
             self.youngest[links] = t
-        return len(links)
+        replaced = 0
+        if self.replace_oldest:
+            full = np.flatnonzero(draw & ~room)
+            if len(full):
+                rows = self.created[full]
+                oldest = np.argmin(np.where(rows >= 0, rows, np.iinfo(np.int64).max), axis=1)
+                self.created[full, oldest] = t
+                self.youngest[full] = t
+                replaced = len(full)
+        return len(links) + replaced, replaced
 
     def take(self, e: int, t: int) -> float:
         """Remove link ``e``'s youngest pair and return its fidelity now (the view is refreshed)."""

@@ -7,11 +7,17 @@ from typing import Any
 
 import numpy as np
 
-# Request status codes in the per-request records.
-NOT_ARRIVED, QUEUED, SERVED, FAILED = 0, 1, 2, 3
+# Request status codes in the per-request records (IN_FLIGHT: its swap's outcome is on its way).
+NOT_ARRIVED, QUEUED, SERVED, FAILED, IN_FLIGHT = 0, 1, 2, 3, 4
 # How a request was served.
 ON_DEMAND, PREPOSITIONED = 1, 2
-STATUS_NAMES = {NOT_ARRIVED: "not_arrived", QUEUED: "pending", SERVED: "served", FAILED: "failed"}
+STATUS_NAMES = {
+    NOT_ARRIVED: "not_arrived",
+    QUEUED: "pending",
+    SERVED: "served",
+    FAILED: "failed",
+    IN_FLIGHT: "in_flight",
+}
 HOW_NAMES = {0: "", ON_DEMAND: "on_demand", PREPOSITIONED: "prepositioned"}
 
 
@@ -28,6 +34,7 @@ class Metrics:
     pairs_generated: int = 0
     pairs_consumed: int = 0  # by pre-positioning or on-demand service, swap losses included
     pairs_expired: int = 0
+    pairs_replaced: int = 0  # stored pairs a new pair replaced (link_pool_policy "replace_oldest")
     pairs_delivered: int = 0  # link pairs that ended in a delivered end-to-end pair
     prepositions_placed: int = 0
     prepositions_used: int = 0
@@ -35,6 +42,9 @@ class Metrics:
     swap_failures: int = 0
     served_weight: float = 0.0
     failed_weight: float = 0.0
+    # State (signalling_latency > 0): swaps whose outcome has not reached the end nodes yet.
+    requests_in_flight: int = 0  # on-demand deliveries on their way (their requests are pending)
+    prepositions_in_flight: int = 0  # pre-positions placed, not yet usable (they count toward K)
 
     @property
     def pending(self) -> int:
@@ -69,6 +79,9 @@ def empty_records(n: int) -> dict[str, np.ndarray]:
     """Outcome columns of the per-request records, filled in as the episode runs."""
     return {
         "status": np.zeros(n, dtype=np.int8),
+        "dispatch_slot": np.full(
+            n, -1, dtype=np.int64
+        ),  # last on-demand swap sent for it; -1: none
         "end_slot": np.full(n, -1, dtype=np.int64),
         "fidelity": np.full(n, np.nan),
         "how": np.zeros(n, dtype=np.int8),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +23,7 @@ from spep_gym.config import SpepConfig
 from spep_gym.links import LinkPool
 from spep_gym.metrics import (
     FAILED,
+    IN_FLIGHT,
     ON_DEMAND,
     PREPOSITIONED,
     QUEUED,
@@ -30,7 +31,7 @@ from spep_gym.metrics import (
     Metrics,
     empty_records,
 )
-from spep_gym.routing import STRATEGIES, static_path
+from spep_gym.routing import STRATEGIES, highest_delivered_fidelity, static_path
 from spep_gym.routing import shortest as shortest_path
 from spep_gym.topology import (
     Network,
@@ -52,6 +53,18 @@ class Preposition:
     expiry: int  # discarded in phase 1 of this slot
 
 
+@dataclass(slots=True)
+class InFlight:
+    """A swap whose outcome is still on its way to the end nodes (``signalling_latency > 0``)."""
+
+    due: int  # the slot whose phase 1 receives the outcome
+    placed: int  # the decision slot
+    pair: int  # unordered node-pair index
+    hops: int  # link pairs consumed
+    fidelity: float | None  # F_path at the decision slot; None: a swap failed
+    request: int = -1  # the request it serves; -1: a pre-position
+
+
 @dataclass
 class SlotEvents:
     """What happened in one slot's phases 4-6 and the next slot's phases 1-3."""
@@ -64,10 +77,11 @@ class SlotEvents:
     pairs_consumed: int = 0
     served_weight: float = 0.0
     failed_weight: float = 0.0
-    # phases 1-3 of the slot that begins next
+    # phases 1-3 of the slot that begins next (outcomes received in its phase 1 add to the above)
     arrived: list[int] = field(default_factory=list)  # request ids now queued
     pairs_generated: int = 0
     pairs_expired: int = 0
+    pairs_replaced: int = 0
     prepositions_expired: int = 0
 
 
@@ -96,6 +110,14 @@ class Simulator:
         self._route = STRATEGIES[cfg.routing]
         self._prho = cfg.effective_preposition_rho
         self._model = cfg.swap_model
+        self._decay = cfg.decay_model
+        #: Slots until an h-link swap's outcome reaches the end nodes, by h (SPEC 9).
+        self.delays = [
+            physics.signalling_delay(cfg.signalling_latency, h) for h in range(cfg.n + 1)
+        ]
+        self._latency = cfg.signalling_latency > 0
+        if self._latency and cfg.routing == "highest_fidelity":
+            self._route = self._highest_delivered
         self.t = 0
         self.net: Network
         self.workload: Workload
@@ -118,8 +140,14 @@ class Simulator:
         self._gen_rng = np.random.default_rng(gen_ss)
         self._swap_rng = np.random.default_rng(swap_ss)
 
-        self.links = LinkPool(net, self._model, costs=cfg.routing == "highest_fidelity")
-        self.held: list[Preposition] = []
+        self.links = LinkPool(
+            net,
+            self._model,
+            costs=cfg.routing == "highest_fidelity",
+            replace_oldest=cfg.link_pool_policy == "replace_oldest",
+        )
+        self.held: list[Preposition] = []  # usable pre-positioned pairs
+        self.in_flight: list[InFlight] = []  # swaps whose outcome has not arrived (latency > 0)
         self._queue: list[tuple[float, int, int, int]] = []  # (-w, t_d, t_a, id), service order
         self.metrics = Metrics()
         w = self.workload
@@ -147,6 +175,8 @@ class Simulator:
 
         ``action`` lists node-pair indices in order of preference; out-of-range entries mean "none".
         """
+        if self.done:
+            raise RuntimeError("the episode is over (all episode_slots have run): call reset()")
         events = SlotEvents(slot=self.t)
         self.finish_slot(action, events)
         self.t += 1
@@ -162,8 +192,13 @@ class Simulator:
         self.admit_arrivals(events)
 
     def discard_expired(self, events: SlotEvents) -> None:
-        """Phase 1: link pairs past their lifetime, pre-positioned pairs past expiry."""
+        """Phase 1: discard link pairs past their lifetime and pre-positioned pairs past expiry.
+
+        Swap outcomes due now (signalling latency) arrive first.
+        """
         t = self.t
+        if self.in_flight:
+            self.receive_outcomes(events)
         n = self.links.discard_expired(t)
         events.pairs_expired += n
         self.metrics.pairs_expired += n
@@ -175,11 +210,45 @@ class Simulator:
                 events.prepositions_expired += gone
                 self.metrics.prepositions_expired += gone
 
+    def receive_outcomes(self, events: SlotEvents) -> None:
+        """Phase 1 (``signalling_latency > 0``): the swaps decided ``delay`` slots ago are known now.
+
+        An on-demand delivery serves its request; a pre-position becomes usable; a failed swap is
+        counted, and its request returns to the queue (or fails, past its deadline).
+        """
+        t = self.t
+        due = [f for f in self.in_flight if f.due <= t]
+        if not due:
+            return
+        self.in_flight = [f for f in self.in_flight if f.due > t]
+        m = self.metrics
+        for f in due:
+            if f.request < 0:
+                m.prepositions_in_flight -= 1
+                self._settle_preposition(f.pair, f.fidelity, f.placed, f.hops, events)
+                continue
+            r = f.request
+            m.requests_in_flight -= 1
+            if f.fidelity is None:
+                events.swap_failures += 1
+                m.swap_failures += 1
+                if t > self._deadline[r]:
+                    self._fail(r, events)
+                else:
+                    self.records["status"][r] = QUEUED
+                    bisect.insort(self._queue, self._key(r))
+                continue
+            fidelity = physics.decayed(f.fidelity, self._prho, t - f.placed, self._decay)
+            self._served(r, ON_DEMAND, fidelity, f.hops, events)
+
     def generate_links(self, events: SlotEvents) -> None:
         """Phase 2: one uniform per link, drawn for every link whatever its state."""
-        n = self.links.generate(self.t, self._gen_rng.random(self.net.num_links))
+        n, replaced = self.links.generate(self.t, self._gen_rng.random(self.net.num_links))
         events.pairs_generated += n
         self.metrics.pairs_generated += n
+        if replaced:
+            events.pairs_replaced += replaced
+            self.metrics.pairs_replaced += replaced
         self.links.refresh(self.t)
 
     def admit_arrivals(self, events: SlotEvents) -> None:
@@ -187,7 +256,7 @@ class Simulator:
         lo, hi = self._starts[self.t], self._starts[self.t + 1]
         status = self.records["status"]
         for r in range(lo, hi):
-            bisect.insort(self._queue, (-self._prio[r], self._deadline[r], self._arrival[r], r))
+            bisect.insort(self._queue, self._key(r))
             status[r] = QUEUED
             events.arrived.append(r)
         self.metrics.arrived += hi - lo
@@ -200,12 +269,19 @@ class Simulator:
         self.fail_overdue(events)
 
     def preposition(self, action: Iterable[int], events: SlotEvents) -> None:
-        """Phase 4 (Algorithm 2's placement): try the chosen pairs in order within the limits."""
+        """Phase 4 (Algorithm 2's placement): try the chosen pairs in order within the limits.
+
+        Pairs in flight (placed, outcome not yet known) count toward ``max_prepositioned``.
+        """
         cfg = self.cfg
         placed = 0
         num_pairs = self.net.num_pairs
+        m = self.metrics
         for a in action:
-            if placed >= cfg.max_new_prepositions or len(self.held) >= cfg.max_prepositioned:
+            if (
+                placed >= cfg.max_new_prepositions
+                or len(self.held) + m.prepositions_in_flight >= cfg.max_prepositioned
+            ):
                 break
             a = int(a)
             if not 0 <= a < num_pairs:
@@ -214,15 +290,32 @@ class Simulator:
             if path is None:
                 continue
             fidelity = self._consume(path, events)
-            if fidelity is None:
+            delay = self.delays[len(path)]
+            if delay:
+                # The end nodes cannot know the outcome yet: it counts as placed this slot.
+                self._dispatch(InFlight(self.t + delay, self.t, a, len(path), fidelity), path)
+                m.prepositions_in_flight += 1
+                placed += 1
                 continue
-            expiry = self.t + physics.slots_until_below(
-                fidelity, self._prho, cfg.F_min, cfg.prediction_window
-            )
-            self.held.append(Preposition(a, fidelity, self.t, len(path), expiry))
-            placed += 1
-            events.placed.append((a, fidelity, len(path)))
-            self.metrics.prepositions_placed += 1
+            if self._settle_preposition(a, fidelity, self.t, len(path), events):
+                placed += 1
+
+    def _settle_preposition(
+        self, a: int, fidelity: float | None, placed: int, hops: int, events: SlotEvents
+    ) -> bool:
+        """A pre-position's swap outcome is known: store the pair (True) or count the failure."""
+        if fidelity is None:
+            events.swap_failures += 1
+            self.metrics.swap_failures += 1
+            return False
+        cfg = self.cfg
+        expiry = placed + physics.slots_until_below(
+            fidelity, self._prho, cfg.F_min, cfg.prediction_window, self._decay
+        )
+        self.held.append(Preposition(a, fidelity, placed, hops, expiry))
+        events.placed.append((a, fidelity, hops))
+        self.metrics.prepositions_placed += 1
+        return True
 
     def preposition_path(self, a: int) -> list[int] | None:
         """The path pre-positioning would use for node pair ``a`` now, if all its links hold pairs."""
@@ -234,13 +327,16 @@ class Simulator:
         return shortest_path(self.net, links.usable, links.cost, s, d)
 
     def serve(self, events: SlotEvents) -> None:
-        """Phase 5: pre-positioned pair first (lowest sufficient fidelity), else on demand."""
+        """Phase 5: pre-positioned pair first (lowest sufficient fidelity), else on demand.
+
+        On demand, the path counts only if the pair it delivers (after the signalling delay) meets
+        F_req and arrives by the deadline; with a delay the request leaves the queue in flight.
+        """
         if not self._queue:
             return
         t = self.t
         links = self.links
-        records = self.records
-        m = self.metrics
+        prho, decay = self._prho, self._decay
         remaining = []
         # The route of (s, d) is searched once until a consumption changes the links: requests of one
         # node pair share it, so a long queue costs no more searches than its distinct pairs. Links
@@ -249,47 +345,66 @@ class Simulator:
         for key in self._queue:
             r = key[3]
             f_req = self._freq[r]
-            how, fidelity, hops = 0, 0.0, 0
             best: Preposition | None = None
             best_f = math.inf
             pair = self._pair[r]
             for p in self.held:
                 if p.pair == pair:
-                    f = p.fidelity * self._prho ** (t - p.placed)
+                    f = physics.decayed(p.fidelity, prho, t - p.placed, decay)
                     if f_req <= f < best_f:
                         best, best_f = p, f
             if best is not None:
                 self.held.remove(best)
-                how, fidelity, hops = PREPOSITIONED, best_f, best.hops
-                m.prepositions_used += 1
-                m.served_prepositioned += 1
+                self.metrics.prepositions_used += 1
+                self.metrics.served_prepositioned += 1
+                self._served(r, PREPOSITIONED, best_f, best.hops, events)
+                continue
+            ends = (self._src[r], self._dst[r])
+            if ends in routes:
+                path = routes[ends]
             else:
-                ends = (self._src[r], self._dst[r])
-                if ends in routes:
-                    path = routes[ends]
-                else:
-                    path = routes[ends] = self._route(self.net, links.usable, links.cost, *ends)
-                if path is not None and self.path_fidelity(path) >= f_req:
-                    got = self._consume(path, events)
-                    routes = {k: v for k, v in routes.items() if v is None}
-                    if got is not None:
-                        how, fidelity, hops = ON_DEMAND, got, len(path)
-            if not how:
+                path = routes[ends] = self._route(self.net, links.usable, links.cost, *ends)
+            if path is None:
                 remaining.append(key)
                 continue
-            records["status"][r] = SERVED
-            records["end_slot"][r] = t
-            records["fidelity"][r] = fidelity
-            records["how"][r] = how
-            records["hops"][r] = hops
-            m.served += 1
-            m.latency_sum += t - self._arrival[r]
-            m.fidelity_sum += fidelity
-            m.pairs_delivered += hops
-            m.served_weight += self._prio[r]
-            events.served_weight += self._prio[r]
-            events.served.append((r, how, fidelity, hops))
+            delay = self.delays[len(path)]
+            f_now = self.path_fidelity(path)
+            delivered = physics.decayed(f_now, prho, delay, decay) if delay else f_now
+            if delivered < f_req or t + delay > key[1]:
+                remaining.append(key)
+                continue
+            got = self._consume(path, events)
+            routes = {k: v for k, v in routes.items() if v is None}
+            self.records["dispatch_slot"][r] = t
+            if delay:
+                self.records["status"][r] = IN_FLIGHT
+                self._dispatch(InFlight(t + delay, t, pair, len(path), got, r), path)
+                self.metrics.requests_in_flight += 1
+            elif got is None:
+                events.swap_failures += 1
+                self.metrics.swap_failures += 1
+                remaining.append(key)
+            else:
+                self._served(r, ON_DEMAND, got, len(path), events)
         self._queue = remaining
+
+    def _served(self, r: int, how: int, fidelity: float, hops: int, events: SlotEvents) -> None:
+        """Record request ``r`` as served now."""
+        t = self.t
+        records = self.records
+        records["status"][r] = SERVED
+        records["end_slot"][r] = t
+        records["fidelity"][r] = fidelity
+        records["how"][r] = how
+        records["hops"][r] = hops
+        m = self.metrics
+        m.served += 1
+        m.latency_sum += t - self._arrival[r]
+        m.fidelity_sum += fidelity
+        m.pairs_delivered += hops
+        m.served_weight += self._prio[r]
+        events.served_weight += self._prio[r]
+        events.served.append((r, how, fidelity, hops))
 
     def fail_overdue(self, events: SlotEvents) -> None:
         """Phase 6: a request still queued at the end of its deadline slot fails."""
@@ -297,37 +412,72 @@ class Simulator:
         if not self._queue:
             return
         keep = []
-        records = self.records
         for key in self._queue:
-            r = key[3]
             if key[1] <= t:
-                records["status"][r] = FAILED
-                records["end_slot"][r] = t
-                self.metrics.failed += 1
-                self.metrics.failed_weight += self._prio[r]
-                events.failed_weight += self._prio[r]
-                events.failed.append(r)
+                self._fail(key[3], events)
             else:
                 keep.append(key)
         self._queue = keep
+
+    def _fail(self, r: int, events: SlotEvents) -> None:
+        """Record request ``r`` as failed now."""
+        self.records["status"][r] = FAILED
+        self.records["end_slot"][r] = self.t
+        self.metrics.failed += 1
+        self.metrics.failed_weight += self._prio[r]
+        events.failed_weight += self._prio[r]
+        events.failed.append(r)
+
+    def _key(self, r: int) -> tuple[float, int, int, int]:
+        """Service order of request ``r``: priority (high first), deadline, arrival, id."""
+        return (-self._prio[r], self._deadline[r], self._arrival[r], r)
 
     # ------------------------------------------------------------------ links
     def path_fidelity(self, path: list[int]) -> float:
         """End-to-end fidelity the path's links would give now (swap success left out)."""
         return float(physics.fidelity_from_product(self.links.path_product(path), self._model))
 
+    def delivered_fidelity(self, fidelity: float, hops: int) -> float:
+        """The fidelity a pair swapped now at ``fidelity`` over ``hops`` links has on arrival."""
+        delay = self.delays[hops]
+        return physics.decayed(fidelity, self._prho, delay, self._decay) if delay else fidelity
+
+    def _highest_delivered(
+        self, net: Network, usable: Sequence[bool], cost: Sequence[float], s: int, d: int
+    ) -> list[int] | None:
+        """Highest-fidelity routing on the fidelity *delivered* after the signalling delay."""
+        return highest_delivered_fidelity(
+            net,
+            usable,
+            cost,
+            s,
+            d,
+            lambda hops, cost_sum: self.delivered_fidelity(
+                float(physics.fidelity_from_product(math.exp(-cost_sum), self._model)), hops
+            ),
+        )
+
     def _consume(self, path: list[int], events: SlotEvents) -> float | None:
-        """Take the youngest pair of every link on ``path`` and swap; None if a swap failed."""
+        """Take the youngest pair of every link on ``path`` and swap; None if a swap failed.
+
+        The failure is drawn now (the swap stream's order never depends on the latency) but
+        counted by the caller when the end nodes learn it.
+        """
         fidelities = [self.links.take(e, self.t) for e in path]
         n = len(path)
         events.pairs_consumed += n
         self.metrics.pairs_consumed += n
         success = self.cfg.swap_success
         if n > 1 and success < 1.0 and not bool(np.all(self._swap_rng.random(n - 1) < success)):
-            events.swap_failures += 1
-            self.metrics.swap_failures += 1
             return None
         return physics.path_fidelity(fidelities, self._model)
+
+    def _dispatch(self, flight: InFlight, path: list[int]) -> None:
+        """A swap's outcome is on its way: the path's links wait for it (generate nothing)."""
+        self.in_flight.append(flight)
+        busy = self.links.busy_until
+        for e in path:
+            busy[e] = max(busy[e], flight.due)
 
     def link_fidelity(self) -> np.ndarray:
         """(E,) fidelity of each link's best (youngest) pair now; 0 where the link holds none."""
@@ -343,17 +493,22 @@ class Simulator:
             # several times slower for many pairs. A link without a pair has factor NaN.
             product = np.where(usable, factor, np.nan).take(net.static_paths_t).prod(axis=0)
             ok = ~np.isnan(product)
+            hops = net.static_hops
         else:
             pred = bfs_predecessors(net.n, net.edges, usable[:-1])
             paths, hops = paths_from_predecessors(pred, net.edge_id, net.pair_nodes, net.num_links)
             ok = hops > 0
             product = factor[paths].prod(axis=1)
-        return np.where(ok, physics.fidelity_from_product(product, self._model), 0.0)
+        fidelity = physics.fidelity_from_product(product, self._model)
+        if self._latency:  # usable from t + delay, decayed meanwhile
+            delay = np.asarray(self.delays)[hops]
+            fidelity = physics.decayed_array(np.asarray(fidelity), self._prho, delay, self._decay)
+        return np.where(ok, fidelity, 0.0)
 
     def held_fidelities(self) -> list[tuple[int, float]]:
-        """(pair, fidelity now) of every pre-positioned pair held."""
-        t, prho = self.t, self._prho
-        return [(p.pair, p.fidelity * prho ** (t - p.placed)) for p in self.held]
+        """(pair, fidelity now) of every pre-positioned pair held (usable now)."""
+        t, prho, decay = self.t, self._prho, self._decay
+        return [(p.pair, physics.decayed(p.fidelity, prho, t - p.placed, decay)) for p in self.held]
 
     def queued_requests(self, limit: int | None = None) -> list[int]:
         """Request ids in service order (the first ``limit`` of them)."""

@@ -16,7 +16,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from spep_gym.config import SpepConfig
-from spep_gym.physics import decayed
+from spep_gym.physics import decayed, loss_p_gen
 
 MAX_REDRAWS = 1000
 
@@ -97,7 +97,7 @@ class Network:
     capacity: np.ndarray  # (E,) int, stored pairs at most
     rho: np.ndarray  # (E,) decay per slot of a pair on the link
     lifetime: np.ndarray  # (E,) int, slots a pair exists: discarded at age >= lifetime
-    fidelity_table: np.ndarray  # (E + 1, max lifetime + 1): F0 * rho ** age; 0 past lifetime
+    fidelity_table: np.ndarray  # (E + 1, max_lifetime + 2): fidelity by age; 0 from lifetime on
     edge_id: np.ndarray  # (n, n) int, link index of {u, v} or -1
     neighbours: list[list[tuple[int, int]]]  # per node: (neighbour, link) in ascending order
     pair_index: np.ndarray  # (n, n) int, see pair_index_matrix
@@ -133,20 +133,28 @@ class Network:
         f0 = attr("F0", cfg.F0)
         capacity = attr("link_capacity", cfg.link_capacity).astype(np.int64)
         length = attr("length_km", np.nan)
-        rho = np.where(np.isnan(length), cfg.rho, cfg.rho ** (length / cfg.reference_km))
+        has_length = ~np.isnan(length)
+        if cfg.length_model == "paper":  # length shortens storage (SPEC 2)
+            rho = np.where(has_length, cfg.rho ** (length / cfg.reference_km), cfg.rho)
+        else:  # length lowers the generation probability through fibre loss (SPEC 9)
+            rho = np.full(num_links, cfg.rho)
+            lossy = loss_p_gen(p_gen, length, cfg.reference_km, cfg.fiber_loss_db_per_km)
+            p_gen = np.where(has_length, lossy, p_gen)
 
-        # A pair of age a has fidelity F0 * rho**a; it is discarded at the first age a with
-        # a > max_lifetime or fidelity < F_min, so it exists for `lifetime` slots (at least 1).
-        # Scalar pow (paper eq. 1 as physics.decayed computes it): numpy's vectorised pow can differ
-        # from it in the last bit, and a pair's fidelity should be exactly F0 * rho**age.
+        # A pair of age a has fidelity decayed(F0, rho, a); it is discarded at the first age a with
+        # a > max_lifetime or fidelity below max(F_min, cutoff_fidelity), so it exists for
+        # `lifetime` slots (at least 1). Scalar pow (as physics.decayed computes it): numpy's
+        # vectorised pow can differ from it in the last bit, and a pair's fidelity should be exactly
+        # the decay law's value.
         ages = np.arange(cfg.max_lifetime + 2)
         fid = np.array(
             [
-                [decayed(f, r, a) for a in range(len(ages))]
+                [decayed(f, r, a, cfg.decay_model) for a in range(len(ages))]
                 for f, r in zip(f0.tolist(), rho.tolist(), strict=True)
             ]
         ).reshape(num_links, len(ages))
-        bad = (ages[None, :] > cfg.max_lifetime) | (fid < cfg.F_min)
+        floor = cfg.F_min if cfg.cutoff_fidelity is None else max(cfg.F_min, cfg.cutoff_fidelity)
+        bad = (ages[None, :] > cfg.max_lifetime) | (fid < floor)
         bad[:, 0] = False
         lifetime = np.argmax(bad, axis=1)
         table = np.zeros((num_links + 1, len(ages)))

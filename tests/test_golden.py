@@ -3,7 +3,7 @@
 ``tests/data/golden_metrics.json`` holds the section-6 metrics of seed 0 (2000 slots, paper preset) of
 every paper agent on every topology. A change that moves one of them must be deliberate: rewrite the
 file with ``make golden`` (``python tests/test_golden.py --update``) and say in the commit why the
-numbers moved.
+numbers moved. Metrics added after the file was written are not compared (every stored one is).
 
 The numpy-only agents must repeat bit for bit. The LSTM and ARIMA agents run torch and statsmodels
 fits whose last bits may differ between CPUs (kernel choice by instruction set), so their rates are
@@ -52,6 +52,8 @@ def _key(agent: str, topology: str) -> str:
 def test_golden_metrics_exact(agent: str, topology: str) -> None:
     expected = _load()[_key(agent, topology)]
     got = json.loads(json.dumps(golden_row(agent, topology)))
+    # Every stored number must repeat; a metric added later (absent from the file) may join.
+    got = {k: got.get(k, "<missing>") for k in expected}
     assert got == expected, _diff(expected, got)
 
 
@@ -60,7 +62,7 @@ def test_golden_metrics_exact(agent: str, topology: str) -> None:
 def test_golden_metrics_learned(agent: str, topology: str) -> None:
     expected = _load()[_key(agent, topology)]
     got = json.loads(json.dumps(golden_row(agent, topology)))
-    assert set(got) == set(expected)
+    assert set(expected) <= set(got)
     for k, want in expected.items():
         have = got[k]
         if isinstance(want, str) or want is None or have is None:

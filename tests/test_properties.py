@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spep_gym.config import SpepConfig
-from spep_gym.metrics import FAILED, NOT_ARRIVED, PREPOSITIONED, QUEUED, SERVED
+from spep_gym.metrics import FAILED, IN_FLIGHT, NOT_ARRIVED, PREPOSITIONED, QUEUED, SERVED
+from spep_gym.physics import decayed
 from spep_gym.simulator import Simulator
 
 SLOTS = 60
@@ -20,7 +21,8 @@ SLOTS = 60
 
 @st.composite
 def configs(draw: st.DrawFn, max_nodes: int = 7) -> SpepConfig:
-    """Tiny networks (the four generators or a custom graph with per-edge lengths and capacities)."""
+    """Tiny networks (the four generators or a custom graph with per-edge lengths and capacities),
+    under every link-layer and physics option of SPEC section 9."""
     n = draw(st.integers(3, max_nodes))
     topology: Any = draw(
         st.sampled_from(["erdos_renyi", "random_regular", "small_world", "scale_free", "custom"])
@@ -66,6 +68,12 @@ def configs(draw: st.DrawFn, max_nodes: int = 7) -> SpepConfig:
         num_hot_pairs=draw(st.integers(0, 2)),
         num_medium_pairs=draw(st.integers(1, 3)),
         action_len=draw(st.integers(1, 4)),
+        link_pool_policy=draw(st.sampled_from(["block", "replace_oldest"])),
+        cutoff_fidelity=draw(st.sampled_from([None, 0.0, 0.6, 0.85])),
+        decay_model=draw(st.sampled_from(["paper", "depolarizing"])),
+        signalling_latency=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0, 2.5])),
+        length_model=draw(st.sampled_from(["paper", "loss"])),
+        fiber_loss_db_per_km=draw(st.sampled_from([0.0, 0.2, 1.0])),
     )
     return SpepConfig.from_dict(fields)
 
@@ -81,15 +89,23 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
     now = stored_pairs(sim)
     new = now - before
     assert all(c == t for _, c in new) and len(new) == events.pairs_generated
-    assert len(before - now) == events.pairs_consumed + events.pairs_expired
+    gone = events.pairs_consumed + events.pairs_expired + events.pairs_replaced
+    assert len(before - now) == gone
+    if cfg.link_pool_policy == "block":
+        assert events.pairs_replaced == 0
+    # A link that waits for a swap's outcome generates nothing.
+    busy = {e for e in range(net.num_links) if sim.links.busy_until[e] >= t}
+    assert not any(e in busy for e, _ in new) or sim.done
     table = net.fidelity_table
     # After the last step no phase 1 runs: the pairs are those of the end of slot T - 1.
     t_now = t - 1 if sim.done else t
+    floor = max(cfg.F_min, cfg.cutoff_fidelity or 0.0)
     for e, c in now:
         age = t_now - c
         f = table[e, age]
-        assert f == float(net.F0[e]) * float(net.rho[e]) ** age
-        assert f >= cfg.F_min and 0 <= age <= cfg.max_lifetime
+        assert f == decayed(float(net.F0[e]), float(net.rho[e]), age, cfg.decay_model)
+        assert 0 <= age <= cfg.max_lifetime
+        assert f >= floor or age == 0  # a fresh pair is checked against the floor next slot
     best = np.array(
         [
             max((table[e, t - c] for ee, c in now if ee == e), default=0.0)
@@ -99,29 +115,41 @@ def check_slot(sim: Simulator, before: set, events: Any, seen_served: set, total
     if not sim.done:
         np.testing.assert_array_equal(sim.link_fidelity(), best)
     # Link pair conservation.
-    assert m.pairs_generated == m.pairs_consumed + m.pairs_expired + int(sim.links.count.sum())
-    # Pre-positions: limits and conservation; their fidelity stays above F_min while held.
-    assert len(sim.held) <= cfg.max_prepositioned
-    assert len(events.placed) <= cfg.max_new_prepositions
+    stored = int(sim.links.count.sum())
+    assert m.pairs_generated == m.pairs_consumed + m.pairs_expired + m.pairs_replaced + stored
+    # Pre-positions: limits (pairs in flight count toward K) and conservation; their fidelity
+    # stays above F_min while held.
+    flying = [f for f in sim.in_flight if f.request < 0]
+    assert m.prepositions_in_flight == len(flying)
+    assert len(sim.held) + len(flying) <= cfg.max_prepositioned
+    assert len([f for f in flying if f.placed == events.slot]) <= cfg.max_new_prepositions
     assert m.prepositions_placed == m.prepositions_used + m.prepositions_expired + len(sim.held)
     for pair, f in sim.held_fidelities():
         assert 0 <= pair < net.num_pairs and f > 0
+    assert all(f.due > t for f in sim.in_flight) or sim.done
+    if cfg.signalling_latency == 0:
+        assert not sim.in_flight and len(events.placed) <= cfg.max_new_prepositions
     # Requests: conservation, each served once, service within deadline with enough fidelity.
-    assert m.arrived == m.served + m.failed + sim.queue_length == m.served + m.failed + m.pending
+    queued, flying_requests = sim.queue_length, m.requests_in_flight
+    assert m.arrived == m.served + m.failed + queued + flying_requests
+    assert m.pending == queued + flying_requests
     w, rec = sim.workload, sim.records
     for r, how, fidelity, hops in events.served:
         assert r not in seen_served
         seen_served.add(r)
         assert fidelity >= w.F_req[r]
-        latency = events.slot - w.arrival[r]
+        # served in phase 5 of events.slot, or on arrival in phase 1 of the next slot
+        assert rec["end_slot"][r] in (events.slot, events.slot + 1)
+        latency = rec["end_slot"][r] - w.arrival[r]
         assert 0 <= latency <= w.deadline[r] - w.arrival[r]
-        assert rec["status"][r] == SERVED and rec["end_slot"][r] == events.slot
+        assert rec["status"][r] == SERVED
         assert hops >= 1
         totals["prepositioned"] += how == PREPOSITIONED
     for r in events.failed:
         assert rec["end_slot"][r] == w.deadline[r] == events.slot and rec["status"][r] == FAILED
     status = rec["status"]
     assert (status == SERVED).sum() == m.served and (status == FAILED).sum() == m.failed
+    assert (status == IN_FLIGHT).sum() == flying_requests
     assert sorted(sim.queued_requests()) == np.flatnonzero(status == QUEUED).tolist()
     upcoming = w.arrival > t
     assert (status[upcoming] == NOT_ARRIVED).all()
