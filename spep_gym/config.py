@@ -99,6 +99,7 @@ class SpepConfig:
     # Environment (not in the paper)
     action_len: int = 8  # length of the agent's preference list of node pairs per slot
     queue_obs_size: int = 32  # queued requests shown in the observation (padded, masked)
+    queue_capacity: int = 256  # requests waiting at most; an arrival to a full queue fails at once
     demand_obs_slots: int = 15  # window of the "demand" observation (recent arrivals per pair)
     reward_served: float = 1.0  # reward per priority weight of a served request
     reward_failed: float = 1.0  # penalty per priority weight of a failed request
@@ -275,6 +276,7 @@ def _validate(cfg: SpepConfig) -> None:
     _real(cfg, "fiber_loss_db_per_km", 0.0, 1e3)
     _int(cfg, "action_len", 1)
     _int(cfg, "queue_obs_size", 1)
+    _int(cfg, "queue_capacity", 1)
     _int(cfg, "demand_obs_slots", 1)
     _real(cfg, "reward_served", -math.inf, math.inf)
     _real(cfg, "reward_failed", -math.inf, math.inf)

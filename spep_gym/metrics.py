@@ -40,6 +40,7 @@ class Metrics:
     prepositions_used: int = 0
     prepositions_expired: int = 0
     swap_failures: int = 0
+    queue_overflow: int = 0  # arrivals rejected by a full queue (queue_capacity); they failed
     served_weight: float = 0.0
     failed_weight: float = 0.0
     # State (signalling_latency > 0): swaps whose outcome has not reached the end nodes yet.

@@ -252,13 +252,22 @@ class Simulator:
         self.links.refresh(self.t)
 
     def admit_arrivals(self, events: SlotEvents) -> None:
-        """Phase 3: this slot's requests join the queue (in priority, deadline, arrival order)."""
+        """Phase 3: this slot's requests join the queue (in priority, deadline, arrival order).
+
+        A request that finds ``queue_capacity`` requests waiting is rejected: it fails at once
+        (counted in ``queue_overflow``).
+        """
         lo, hi = self._starts[self.t], self._starts[self.t + 1]
         status = self.records["status"]
+        capacity = self.cfg.queue_capacity
         for r in range(lo, hi):
+            events.arrived.append(r)
+            if len(self._queue) >= capacity:  # a full queue rejects the request: it fails now
+                self.metrics.queue_overflow += 1
+                self._fail(r, events)
+                continue
             bisect.insort(self._queue, self._key(r))
             status[r] = QUEUED
-            events.arrived.append(r)
         self.metrics.arrived += hi - lo
 
     # ------------------------------------------------------------------ phases 4-6

@@ -386,3 +386,25 @@ def test_set_links_helper_still_drives_the_pool(tmp_path):
     sim.t = 1
     sim.generate_links(events)
     assert events.pairs_generated == 0  # busy links make nothing
+
+
+def test_a_full_queue_rejects_arrivals_and_counts_them(tmp_path):
+    """queue_capacity 2, no link ever holds a pair: of four requests arriving at slot 0 two queue,
+    two fail at once (counted in queue_overflow); the queued ones fail at their deadline."""
+    requests = [
+        (0, 0, 2, 0.6, 3, 1),
+        (0, 0, 2, 0.6, 3, 2),
+        (0, 0, 1, 0.6, 4, 1),
+        (0, 1, 2, 0.6, 4, 3),
+    ]
+    cfg = trace_config(
+        tmp_path, line_graph(3), requests, p_gen=0.0, queue_capacity=2, episode_slots=6
+    )
+    sim = Simulator(cfg)
+    events = sim.reset(0)
+    assert events.arrived == [0, 1, 2, 3] and events.failed == [2, 3]
+    assert sim.queued_requests() == [1, 0]
+    run(sim)
+    m = sim.metrics
+    assert (m.arrived, m.failed, m.queue_overflow) == (4, 4, 2)
+    assert sim.records["end_slot"].tolist() == [3, 3, 0, 0]
