@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from spep_gym.physics import DECAY_MODELS, LENGTH_MODELS, SWAP_MODELS
 
@@ -25,6 +26,7 @@ ROUTINGS = ("reactive", "shortest", "highest_fidelity")
 PREPOSITION_PATHS = ("static", "available")
 LINK_POOL_POLICIES = ("block", "replace_oldest")
 PRESETS = ("paper", "physical")
+INFO_LEVELS = ("full", "counts", "minimal")
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,26 @@ class SpepConfig:
     demand_obs_slots: int = 15  # window of the "demand" observation (recent arrivals per pair)
     reward_served: float = 1.0  # reward per priority weight of a served request
     reward_failed: float = 1.0  # penalty per priority weight of a failed request
+    info_level: str = "full"  # what a step's info holds: "full", "counts" or "minimal" (cheaper)
 
     def __post_init__(self) -> None:
-        # Normalise sequences given as lists (e.g. from the command line or JSON) to tuples.
+        # numpy scalars become Python numbers; sequences given as lists (from the command line or
+        # JSON) become tuples.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name != "topology":
+                object.__setattr__(self, f.name, _plain(value))
         for name in ("business_hours", "fidelity_req_range", "deadline_range", "priority_weights"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
         if self.demand_pairs is not None:
-            object.__setattr__(self, "demand_pairs", tuple(tuple(p) for p in self.demand_pairs))
+            pairs = self.demand_pairs
+            if not isinstance(pairs, list | tuple) or not all(
+                isinstance(p, list | tuple) for p in pairs
+            ):
+                _fail("demand_pairs", pairs, _DEMAND_ALLOWED.format(n=self.n - 1))
+            object.__setattr__(self, "demand_pairs", tuple(tuple(p) for p in pairs))
         if isinstance(self.trace, Path):
             object.__setattr__(self, "trace", str(self.trace))
         _validate(self)
@@ -192,6 +205,23 @@ def _fail(name: str, value: Any, allowed: str) -> None:
     raise ValueError(f"config field {name!r} = {value!r} is invalid: allowed {allowed}")
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, inside lists and tuples too (``np.int64(8)`` is ``8``)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _int(cfg: SpepConfig, name: str, low: int, high: float = math.inf) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -201,12 +231,22 @@ def _int(cfg: SpepConfig, name: str, low: int, high: float = math.inf) -> None:
 
 def _real(cfg: SpepConfig, name: str, low: float, high: float, low_open: bool = False) -> None:
     value = getattr(cfg, name)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = _is_number(value) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
-        bracket = "(" if low_open else "["
-        _fail(name, value, f"a number in {bracket}{low}, {high}]")
+        _fail(name, value, _real_allowed(low, high, low_open))
+
+
+def _real_allowed(low: float, high: float, low_open: bool = False) -> str:
+    """'a finite number in [0, 1]', 'a finite number > 0', 'a finite number' ..."""
+    if math.isinf(low) and math.isinf(high):
+        return "a finite number"
+    if math.isinf(high):
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    if math.isinf(low):
+        return f"a finite number <= {high:g}"
+    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
 
 
 def _range(cfg: SpepConfig, name: str, low: float, high: float, integer: bool) -> None:
@@ -254,9 +294,9 @@ def _validate(cfg: SpepConfig) -> None:
     if (
         not isinstance(w, tuple)
         or not w
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in w)
+        or not all(_is_number(v) and math.isfinite(v) and v > 0 for v in w)
     ):
-        _fail("priority_weights", w, "a non-empty sequence of positive numbers")
+        _fail("priority_weights", w, "a non-empty sequence of finite positive numbers")
     _int(cfg, "max_prepositioned", 0)
     _int(cfg, "max_new_prepositions", 0)
     if cfg.preposition_path not in PREPOSITION_PATHS:
@@ -285,8 +325,13 @@ def _validate(cfg: SpepConfig) -> None:
     _validate_topology(cfg)
     if cfg.demand_pairs is not None:
         _validate_demand_pairs(cfg)
-    if cfg.trace is not None and not Path(cfg.trace).is_file():
-        _fail("trace", cfg.trace, "the path of an existing CSV file")
+    if cfg.trace is not None and (not isinstance(cfg.trace, str) or not Path(cfg.trace).is_file()):
+        _fail("trace", cfg.trace, "None or the path of an existing CSV file")
+    if cfg.info_level not in INFO_LEVELS:
+        _fail("info_level", cfg.info_level, f"one of {INFO_LEVELS}")
+    from spep_gym.resources import check_memory
+
+    check_memory(cfg)
 
 
 def _validate_topology(cfg: SpepConfig) -> None:
@@ -304,12 +349,13 @@ def _validate_topology(cfg: SpepConfig) -> None:
                 ("F0", lambda x: 0.25 < x <= 1.0),
                 ("length_km", lambda x: x >= 0.0),
             ):
-                if key in data and not (isinstance(data[key], int | float) and check(data[key])):
+                x = _plain(data.get(key))
+                if key in data and not (_is_number(x) and math.isfinite(x) and check(x)):
                     _fail(
                         f"topology edge ({u}, {v}) attribute {key}", data[key], _EDGE_ALLOWED[key]
                     )
             if "link_capacity" in data:
-                c = data["link_capacity"]
+                c = _plain(data["link_capacity"])
                 if isinstance(c, bool) or not isinstance(c, int) or c < 1:
                     _fail(f"topology edge ({u}, {v}) attribute link_capacity", c, "an integer >= 1")
         return
@@ -347,23 +393,37 @@ def _validate_topology(cfg: SpepConfig) -> None:
 _EDGE_ALLOWED = {
     "p_gen": "a number in [0, 1]",
     "F0": "a number in (0.25, 1]",
-    "length_km": "a number >= 0",
+    "length_km": "a finite number >= 0",
 }
+
+
+_DEMAND_ALLOWED = (
+    "a non-empty list of (source, destination, weight), nodes in 0..{n}, source != destination, "
+    "weight a finite number > 0"
+)
 
 
 def _validate_demand_pairs(cfg: SpepConfig) -> None:
     n = cfg.n
     pairs = cfg.demand_pairs or ()
-    allowed = f"a non-empty list of (source, destination, weight), nodes in 0..{n - 1}, weight > 0"
+    allowed = _DEMAND_ALLOWED.format(n=n - 1)
     if not pairs:
         _fail("demand_pairs", pairs, allowed)
     for p in pairs:
         if len(p) != 3:
             _fail("demand_pairs", p, allowed)
         s, d, w = p
-        if not (isinstance(s, int) and isinstance(d, int) and 0 <= s < n and 0 <= d < n and s != d):
-            _fail("demand_pairs", p, allowed + ", source != destination")
-        if not (isinstance(w, int | float) and w > 0):
+        if not (
+            isinstance(s, int)
+            and isinstance(d, int)
+            and not isinstance(s, bool)
+            and not isinstance(d, bool)
+            and 0 <= s < n
+            and 0 <= d < n
+            and s != d
+        ):
+            _fail("demand_pairs", p, allowed)
+        if not (_is_number(w) and math.isfinite(w) and w > 0):
             _fail("demand_pairs", p, allowed)
 
 

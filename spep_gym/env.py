@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from spep_gym.config import SpepConfig
 from spep_gym.metrics import HOW_NAMES, PREPOSITIONED
@@ -15,6 +18,8 @@ from spep_gym.simulator import Simulator, SlotEvents
 from spep_gym.topology import num_pairs
 
 QUEUE_FEATURES = ("source", "destination", "F_req", "slots_left", "waited", "priority")
+#: Upper bound of the ``demand`` observation: arrival counts are clipped there (Poisson has none).
+DEMAND_OBS_MAX = 1e6
 
 
 class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -53,7 +58,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | prepositioned_fidelity | (P,) | best fidelity among them now |
     | prepositioned_in_flight | (P,) | pre-positions placed whose outcome has not arrived (count toward K) |
     | requests_in_flight | (P,) | requests of the node pair whose on-demand delivery is on its way |
-    | demand | (P,) | requests that arrived in the last ``demand_obs_slots`` slots |
+    | demand | (P,) | requests that arrived in the last ``demand_obs_slots`` slots (clipped at 10^6) |
     | queue | (6 Q,) | queued requests in service order, 6 numbers each (row-major): source, destination, F_req, slots left, slots waited, priority |
     | queue_mask | (Q,) | 1 for a real request, 0 for padding |
     | time_of_day | (2,) | sin and cos of the slot's phase in the day |
@@ -80,6 +85,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+    _spec: EnvSpec | None = None
 
     def __init__(
         self,
@@ -110,7 +116,6 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.num_pairs = P = num_pairs(n)
         Q = cfg.queue_obs_size
         cap = float(self.sim.max_link_capacity)
-        big = float(np.finfo(np.float32).max)  # counts without a bound (Poisson arrivals)
         d_max = float(self.sim.max_deadline_slots)
         w_max = float(self.sim.max_priority)
         box = spaces.Box
@@ -128,7 +133,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 "prepositioned_in_flight": box(0.0, float(cfg.max_prepositioned), (P,), f32),
                 # a request in flight holds a memory on each of its links: at most P * capacity
                 "requests_in_flight": box(0.0, float(P) * cap, (P,), f32),
-                "demand": box(0.0, big, (P,), f32),
+                "demand": box(0.0, DEMAND_OBS_MAX, (P,), f32),
                 "queue": box(
                     np.zeros(Q * 6, f32),
                     np.tile(np.array([n - 1, n - 1, 1.0, d_max, d_max, w_max], f32), Q),
@@ -168,7 +173,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise RuntimeError("call reset() before step()")
         if self.sim.done:
             raise RuntimeError("the episode is over (truncated): call reset()")
-        events = self.sim.step(np.asarray(action, dtype=np.int64).reshape(-1).tolist())
+        events = self.sim.step(self._action_list(action))
         self._pf = None
         self._update_demand(events)
         served = self.config.reward_served * events.served_weight
@@ -177,12 +182,32 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         truncated = self.sim.done
         info = self._info(events, served, failed)
         if truncated:
-            info["episode_metrics"] = info["metrics"]
+            info["episode_metrics"] = self.sim.metrics.summary()
         self._events = events
         return self._observation(), float(reward), False, truncated, info
 
+    def _action_list(self, action: Any) -> list[int]:
+        """``action`` as a list of ints, if it lies in ``action_space``; else a ValueError."""
+        a = action if isinstance(action, np.ndarray) else np.asarray(action)
+        L, P = self.config.action_len, self.num_pairs
+        if (
+            a.shape != (L,)
+            or not np.issubdtype(a.dtype, np.integer)
+            or int(a.min()) < 0
+            or int(a.max()) > P
+        ):
+            shown = reprlib.repr(action)
+            got = f"shape {a.shape}, dtype {a.dtype}"
+            raise ValueError(
+                f"action = {shown} ({got}) is invalid: allowed an integer array of shape ({L},) "
+                f"with values in 0..{P} (the action space MultiDiscrete([{P + 1}] * {L}); {P} "
+                "means none)"
+            )
+        return a.tolist()
+
     def render(self) -> str | np.ndarray | None:
         """Draw the current state as text (``ansi``) or an image (``rgb_array``)."""
+        self._require_reset("render()")
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
             return None
@@ -195,6 +220,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     # ------------------------------------------------------------------ masks
     def action_masks(self) -> np.ndarray:
         """(action_len * (P + 1),) bool: per action entry, the node pairs that can be placed now."""
+        self._require_reset("action_masks()")
         cfg = self.config
         mask = np.empty((cfg.action_len, self.num_pairs + 1), dtype=bool)
         mask[:, -1] = True
@@ -275,13 +301,49 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "prepositioned_fidelity": held_fid,
             "prepositioned_in_flight": held_flight,
             "requests_in_flight": requests_flight,
-            "demand": self._demand.copy(),
+            "demand": np.minimum(self._demand, DEMAND_OBS_MAX),
             "queue": queue.reshape(-1),
             "queue_mask": mask,
             "time_of_day": np.array([np.sin(phase), np.cos(phase)], np.float32),
         }
 
+    def _require_reset(self, what: str) -> None:
+        if self._events is None:
+            raise RuntimeError(f"call reset() before {what}: there is no episode yet")
+
+    @property  # type: ignore[override]
+    def spec(self) -> EnvSpec | None:
+        """The registration spec; ``max_episode_steps`` is the config's ``episode_slots``."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        # gym.make sets a spec without a step limit: the episode's length is episode_slots.
+        if value is not None and value.max_episode_steps != self.config.episode_slots:
+            value = dataclasses.replace(value, max_episode_steps=self.config.episode_slots)
+        self._spec = value
+
     def _info(self, events: SlotEvents, served: float, failed: float) -> dict[str, Any]:
+        """The step's info at ``info_level`` (full: events, counts, metrics and the mask)."""
+        level = self.config.info_level
+        rewards = {"served": served, "failed": -failed}
+        if level == "minimal":
+            return {"rewards": rewards}
+        counts = {
+            "slot": events.slot,
+            "next_slot": self.sim.t,
+            "prepositions_used": sum(1 for s in events.served if s[1] == PREPOSITIONED),
+            "prepositions_expired": events.prepositions_expired,
+            "pairs_generated": events.pairs_generated,
+            "pairs_consumed": events.pairs_consumed,
+            "pairs_expired": events.pairs_expired,
+            "pairs_replaced": events.pairs_replaced,
+            "swap_failures": events.swap_failures,
+            "rewards": rewards,
+            "metrics": self.sim.metrics.summary(),
+        }
+        if level == "counts":
+            return counts
         w = self.sim.workload
         end = self.sim.records["end_slot"]
         arrived = [
@@ -298,8 +360,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             for r in events.arrived
         ]
         return {
-            "slot": events.slot,
-            "next_slot": self.sim.t,
+            **counts,
             "arrived": arrived,
             "served": [
                 {
@@ -313,14 +374,5 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             ],
             "failed": list(events.failed),
             "placed": [{"pair": a, "fidelity": f, "hops": h} for a, f, h in events.placed],
-            "prepositions_used": sum(1 for s in events.served if s[1] == PREPOSITIONED),
-            "prepositions_expired": events.prepositions_expired,
-            "pairs_generated": events.pairs_generated,
-            "pairs_consumed": events.pairs_consumed,
-            "pairs_expired": events.pairs_expired,
-            "pairs_replaced": events.pairs_replaced,
-            "swap_failures": events.swap_failures,
-            "rewards": {"served": served, "failed": -failed},
-            "metrics": self.sim.metrics.summary(),
             "action_mask": self.action_masks(),
         }

@@ -7,6 +7,7 @@ Because the workload is fixed before the first slot, every agent meets the same 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from spep_gym.config import SpepConfig
 from spep_gym.topology import Network
 
 TRACE_COLUMNS = ("slot", "source", "destination", "F_req", "deadline", "priority")
+#: Slots and deadlines of a trace are held as float64 rows: integers beyond 2**53 would round.
+MAX_TRACE_SLOT = 2**53
 
 
 @dataclass(eq=False)
@@ -124,18 +127,25 @@ class Trace:
     def load(cls, path: str | Path, num_nodes: int) -> Trace:
         """Parse ``path``; a bad row raises ``ValueError`` naming the line, column and value."""
         rows: list[list[float]] = []
-        with open(path, newline="") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            if tuple(header) != TRACE_COLUMNS:
+        # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the header
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            try:
+                lines = list(csv.reader(fh))
+            except UnicodeDecodeError as err:
                 raise ValueError(
-                    f"config field 'trace' = {str(path)!r}: header is {','.join(header)!r}, "
-                    f"allowed exactly {','.join(TRACE_COLUMNS)!r}"
-                )
-            for line, row in enumerate(reader, start=2):
-                if not row or all(not c.strip() for c in row):
-                    continue
-                rows.append(_parse_row(path, line, row, num_nodes))
+                    f"config field 'trace' = {str(path)!r}: not UTF-8 text ({err.reason} at byte "
+                    f"{err.start}): allowed a UTF-8 CSV file (save it as UTF-8, not UTF-16)"
+                ) from None
+        header = [h.strip() for h in (lines[0] if lines else [])]
+        if tuple(header) != TRACE_COLUMNS:
+            raise ValueError(
+                f"config field 'trace' = {str(path)!r}: header is {','.join(header)!r}, "
+                f"allowed exactly {','.join(TRACE_COLUMNS)!r}"
+            )
+        for line, row in enumerate(lines[1:], start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            rows.append(_parse_row(path, line, row, num_nodes))
         arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
         order = np.argsort(arr[:, 0], kind="stable")
         return cls(arr[order])
@@ -171,9 +181,14 @@ def _parse_row(path: str | Path, line: int, row: list[str], n: int) -> list[floa
     values: list[float] = []
     for col, text, kind in zip(TRACE_COLUMNS, row, (int, int, int, float, int, float), strict=True):
         try:
-            values.append(kind(text.strip()))
+            value = kind(text.strip())
         except ValueError:
             raise bad(col, text, "an integer" if kind is int else "a number") from None
+        if kind is float and not math.isfinite(value):
+            raise bad(col, text, "a finite number")
+        if kind is int and abs(value) > MAX_TRACE_SLOT:
+            raise bad(col, text, f"an integer of at most {MAX_TRACE_SLOT} (2**53)")
+        values.append(value)
     slot, s, d, f_req, deadline, w = values
     if slot < 0:
         raise bad("slot", int(slot), "an integer >= 0")

@@ -255,7 +255,10 @@ def test_pair_policy_is_equivariant_to_relabelling_the_nodes() -> None:
     policy = MaskablePairPolicy(env.observation_space, env.action_space, lambda _: 0.0)
     obs, _ = env.reset(seed=3)
     for _ in range(30):  # a state with link pairs, held pairs and queued requests
-        obs, *_ = env.step(np.flatnonzero(env.action_masks()[: env.num_pairs + 1])[:2])
+        feasible = np.flatnonzero(env.action_masks()[: env.num_pairs + 1])[:2]
+        action = np.full(2, env.num_pairs)
+        action[: len(feasible)] = feasible
+        obs, *_ = env.step(action)
     assert obs["queue_mask"].sum() > 0 and obs["link_pairs"].sum() > 0
     n, P = cfg.n, env.num_pairs
     sigma = np.random.default_rng(0).permutation(n)
