@@ -206,7 +206,7 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars as Python numbers, inside lists and tuples too (``np.int64(8)`` is ``8``)."""
+    """Numbers as Python numbers: numpy scalars inside lists and tuples too (``np.int64(8)``: 8)."""
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
