@@ -13,6 +13,9 @@ import numpy as np
 from agents.base import Agent, register
 from spep_gym.env import SpepEnv
 
+#: The paper's non-predictive baselines (SPEC section 5), named after their routing strategies.
+BASELINES = ("reactive", "shortest", "highest_fidelity")
+
 
 class NoPreposition(Agent):
     """Pre-positions nothing; the environment's routing strategy does all the work."""
@@ -53,7 +56,7 @@ class RandomAgent(Agent):
         return action
 
 
-for _routing in ("reactive", "shortest", "highest_fidelity"):
+for _routing in BASELINES:
     register(_routing, lambda _r=_routing, **kw: NoPreposition(name=_r, routing=_r, **kw))
 register("noop", lambda **kw: NoPreposition(name="noop", **kw))
 register("random", RandomAgent)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from agents.baselines import BASELINES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -28,7 +30,6 @@ METRICS = (
 )  # fmt: skip
 #: Metrics the tests are run on.
 TESTED_METRICS = ("success_rate", "avg_latency", "avg_fidelity", "utilization")
-BASELINES = ("reactive", "shortest", "highest_fidelity")
 NOT_METRICS = ("agent", "topology", "seed", "slots", "variant")
 
 
