@@ -1,4 +1,4 @@
-"""Agents for ``Spep-v0``: the baselines, SPEP with its demand predictors, the oracle, learned agents.
+"""Agents for ``Spep-v0``: the baselines, SPEP with its predictors, the oracle, learned agents.
 
 ``agents.make("shortest")`` makes an agent by name, ``agents.run_episode(agent, seed)`` runs one
 episode and ``agents.evaluate(agent, runs=20)`` many. The policies and predictors are the top-level

@@ -114,4 +114,5 @@ def make(name: str, **kwargs: Any) -> Agent:
 
 
 def names() -> list[str]:
+    """The registered agent names, sorted."""
     return sorted(REGISTRY)

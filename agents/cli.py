@@ -20,7 +20,7 @@ from typing import Any
 
 from spep_gym.config import SpepConfig
 
-#: The modules whose ``add_cli(subparsers)`` adds the sub-commands, in the order ``--help`` lists them.
+#: The modules whose ``add_cli(subparsers)`` adds the sub-commands, in ``--help`` order.
 SUBCOMMAND_MODULES = ("agents.study.cli", "agents.rl.cli")
 
 

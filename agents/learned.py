@@ -82,6 +82,7 @@ class SB3Agent(Agent):
         self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        """Start an episode; a seed reseeds sampling, and an env of another size is an error."""
         super().reset(seed, env)
         if seed is not None:
             self.rng = np.random.default_rng([seed, 0x5B3])
@@ -92,6 +93,7 @@ class SB3Agent(Agent):
             )
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The policy's preference list, padded with "none" (or cut) to the env's ``action_len``."""
         obs = dict(observation)
         if self.obs_stats is not None:
             obs = normalize_obs(obs, self.obs_stats)

@@ -117,6 +117,7 @@ class SpepAgent(Agent):
         self._seed: int | None = None
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        """Start an episode: the predictor forgets its history at the first :meth:`act`."""
         super().reset(seed, env)
         self._num_nodes = 0  # the predictor restarts at the first act()
         self._seed = seed
@@ -138,6 +139,7 @@ class SpepAgent(Agent):
         self._slot = -1
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """Feed the slot's arrivals to the predictor; Algorithm 2 on its probabilities."""
         path_fidelity = np.asarray(observation["path_fidelity"])
         pairs_now = len(path_fidelity)
         if self._num_nodes == 0 or num_pairs(self._num_nodes) != pairs_now:

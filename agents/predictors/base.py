@@ -186,8 +186,11 @@ class HourlyRates:
         return out
 
     def occupancy(self, length: int) -> np.ndarray:
-        """``(slots_per_day, 24)``: slots of each hour in the window of ``length`` slots starting at
-        each slot of the day."""
+        """Slots of each hour in the window of ``length`` slots from each slot of the day.
+
+        Returns:
+            ``(slots_per_day, 24)`` counts, cached per ``length``.
+        """
         occ = self._occupancy.get(length)
         if occ is None:
             occ = np.zeros((self.slots_per_day, 24), dtype=np.float64)

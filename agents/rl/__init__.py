@@ -4,11 +4,11 @@
 ``agents.make("sb3", path=out)`` (:class:`agents.learned.SB3Agent`) acts with the result, and
 ``agents.rl.compare`` scores it against other agents on the same seeds. Modules:
 
-- :mod:`agents.rl.config`: algorithms, their SB3 classes, default hyperparameters and training config;
+- :mod:`agents.rl.config`: the algorithms, their SB3 classes, default hyperparameters and config;
 - :mod:`agents.rl.envs`: the training environments (the wrappers are in :mod:`spep_gym.wrappers`);
 - :mod:`agents.rl.policies`: the pair-equivariant policy networks (imports torch);
-- :mod:`agents.rl.training`: the training loop; :mod:`agents.rl.checkpoints`: checkpoints, resume and
-  observation statistics; :mod:`agents.rl.curves`: training curves;
+- :mod:`agents.rl.training`: the training loop; :mod:`agents.rl.checkpoints`: checkpoints, resume
+  and observation statistics; :mod:`agents.rl.curves`: training curves;
 - :mod:`agents.rl.comparison`: a learned agent against others; :mod:`agents.rl.cli`: ``spep train``.
 
 Importing this package loads neither torch nor stable-baselines3; they load when training starts.

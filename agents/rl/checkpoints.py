@@ -95,14 +95,13 @@ def saved_num_timesteps(zip_path: str | Path) -> int:
 
 
 def obs_stats_path(checkpoint: Path) -> Path:
-    """The observation statistics saved beside a checkpoint zip (``rl_model_obs_stats_<N>_steps.npz``)."""
-    return checkpoint.with_name(
-        checkpoint.name.replace("rl_model_", "rl_model_obs_stats_")
-    ).with_suffix(".npz")
+    """The statistics saved beside a checkpoint: ``rl_model_obs_stats_<N>_steps.npz``."""
+    name = checkpoint.name.replace("rl_model_", "rl_model_obs_stats_")
+    return checkpoint.with_name(name).with_suffix(".npz")
 
 
 def checkpoint_callback(save_freq: int, out: Path) -> Any:
-    """SB3's CheckpointCallback every ``save_freq`` calls into ``out/checkpoints``, with statistics."""
+    """SB3's CheckpointCallback into ``out/checkpoints``, saving the statistics beside each zip."""
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     class Checkpoint(CheckpointCallback):

@@ -48,6 +48,7 @@ class PairExtractor(BaseFeaturesExtractor):
         self.summary = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``PAIR_FEATURES`` per pair -> embeddings mixed with their mean, then a global one."""
         B, P = obs["adjacency"].shape
         n = self.num_nodes
         queue = obs["queue"].view(B, self.queue_len, 6)
@@ -93,6 +94,7 @@ class PairHead(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, (P + 1) * hidden)`` features -> ``(B, k * (P + 1))`` scores, entry by entry."""
         h = features.view(-1, self.num_pairs + 1, self.hidden)
         scores = torch.cat([self.pair(h[:, :-1]), self.none(h[:, -1:])], dim=1)  # (B, P+1, k)
         return scores.transpose(1, 2).reshape(-1, self.k * (self.num_pairs + 1))
@@ -107,6 +109,7 @@ class PairValue(nn.Module):
         self.net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, (P + 1) * hidden)`` features -> ``(B, 1)`` state values."""
         h = features.view(-1, self.num_pairs + 1, self.hidden)
         return self.net(torch.cat([h[:, :-1].mean(1), h[:, -1]], dim=-1))
 

@@ -52,6 +52,7 @@ class Task:
     variant: str = ""  # the sensitivity variant's label
 
     def config(self) -> dict[str, Any]:
+        """The run's config fields: the overrides, its topology and its slots."""
         return {**dict(self.overrides), "topology": self.topology, "episode_slots": self.slots}
 
     @property
@@ -62,6 +63,7 @@ class Task:
 
     @property
     def key(self) -> dict[str, Any]:
+        """What identifies the run in its file: a file counts as done only with the same key."""
         return {
             "topology": self.topology,
             "agent": self.agent,
@@ -73,6 +75,7 @@ class Task:
 
     @property
     def filename(self) -> str:
+        """The run file's name, ``<topology>__<agent>__<seed>__<config hash>.json``."""
         return f"{self.topology}__{self.agent}__{self.seed}__{self.config_hash}.json"
 
 
@@ -91,8 +94,12 @@ def plan(
     main: bool = True,
     sensitivity: bool = True,
 ) -> list[Task]:
-    """All tasks of an experiment. Run ``i`` uses seed ``seed + i`` for every agent (common random
-    numbers). The sensitivity's preset variant is the main study's Erdős–Rényi runs (same key)."""
+    """All tasks of an experiment: the main study, then the sensitivity study.
+
+    Run ``i`` uses seed ``seed + i`` for every agent (common random numbers). The sensitivity's
+    preset variant on Erdős–Rényi has the same keys as the main study's runs there, so
+    :func:`schedule` runs them once.
+    """
     tasks: list[Task] = []
     overrides = {k: _freeze(v) for k, v in overrides.items()}
     base = tuple(sorted(overrides.items()))

@@ -43,12 +43,14 @@ def fmt(mean: float, half: float, kind: str = "pct") -> str:
 
 
 def fmt_p(p: float) -> str:
+    """A p-value as the report prints it: 2 significant digits, ``<1e-4`` below that, ``–`` if NaN."""
     if p is None or math.isnan(p):
         return "–"
     return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table of ``header`` and ``rows``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -94,6 +96,7 @@ def find_test(tests: pd.DataFrame, **keys: Any) -> dict[str, Any] | None:
 
 
 def change_text(row: dict[str, Any], kind: str) -> str:
+    """A test row's difference: in percentage points (``kind="pp"``) or relative (``"rel"``)."""
     if kind == "pp":
         return f"{100 * row['difference']:+.1f} pp"
     rel = row["relative_difference"]
