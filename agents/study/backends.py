@@ -14,6 +14,7 @@ the exception propagates.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import traceback
@@ -75,6 +76,23 @@ def run(
         run_processes(fn, items, on_result, on_error, jobs=jobs)
 
 
+def _deliver(
+    item: Any, outcome: Callable[[], Any], on_result: OnResult, on_error: OnError | None
+) -> None:
+    """Hand a finished run's result to ``on_result``, or its exception to ``on_error``.
+
+    Without ``on_error`` the exception propagates (and stops the batch).
+    """
+    try:
+        result = outcome()
+    except Exception:
+        if on_error is None:
+            raise
+        on_error(item, traceback.format_exc())
+        return
+    on_result(item, result)
+
+
 def run_serial(
     fn: Callable[[Item], Any],
     items: Sequence[Item],
@@ -83,14 +101,7 @@ def run_serial(
 ) -> None:
     """Run ``fn`` on the items one after the other in this process."""
     for item in items:
-        try:
-            result = fn(item)
-        except Exception:
-            if on_error is None:
-                raise
-            on_error(item, traceback.format_exc())
-            continue
-        on_result(item, result)
+        _deliver(item, functools.partial(fn, item), on_result, on_error)
 
 
 def run_processes(
@@ -120,15 +131,7 @@ def run_processes(
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    item = futures[future]
-                    try:
-                        result = future.result()
-                    except Exception:
-                        if on_error is None:
-                            raise
-                        on_error(item, traceback.format_exc())
-                        continue
-                    on_result(item, result)
+                    _deliver(futures[future], future.result, on_result, on_error)
         except BaseException:
             _stop(pool)
             raise
@@ -198,15 +201,7 @@ def run_ray(
         while refs:
             finished, _ = ray.wait(list(refs), num_returns=1)
             for ref in finished:
-                item = refs.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception:
-                    if on_error is None:
-                        raise
-                    on_error(item, traceback.format_exc())
-                    continue
-                on_result(item, result)
+                _deliver(refs.pop(ref), functools.partial(ray.get, ref), on_result, on_error)
     except BaseException:
         for ref in refs:
             ray.cancel(ref, force=True)

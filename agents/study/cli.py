@@ -41,11 +41,7 @@ def add_evaluate(subparsers: Any) -> None:
         required=True,
         help=f"agent name, or a comma list of them; registered: {', '.join(agent_names())}",
     )
-    p.add_argument("--topology", default=None, help="topology name (default: the config's)")
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--slots", type=int, default=None, help="episode_slots (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="CSV file of the rows")
+    _add_run_options(p, runs=20)
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
     p.add_argument(
         "--param",
@@ -58,6 +54,15 @@ def add_evaluate(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, runs: int) -> None:
+    """The options that choose the runs of ``spep evaluate`` and ``spep quality``."""
+    parser.add_argument("--topology", default=None, help="topology name (default: the config's)")
+    parser.add_argument("--runs", type=int, default=runs, help=f"runs (default {runs})")
+    parser.add_argument("--slots", type=int, default=None, help="episode_slots (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="run i uses seed SEED+i")
+    parser.add_argument("--out", default=None, help="CSV file of the rows")
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,12 +124,8 @@ def add_quality(subparsers: Any) -> None:
         "seed (the requests the SPEP agents meet).",
     )
     q.add_argument("--predictors", default="frequency,lstm,arima", help="comma list")
-    q.add_argument("--topology", default=None)
-    q.add_argument("--runs", type=int, default=1)
-    q.add_argument("--slots", type=int, default=None)
-    q.add_argument("--seed", type=int, default=0)
+    _add_run_options(q, runs=1)
     q.add_argument("--top-k", type=int, default=None, help="default: max_prepositioned")
-    q.add_argument("--out", default=None, help="CSV file of the rows")
     add_common(q)
     q.set_defaults(func=cmd_quality)
 
