@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.baselines import BASELINES
+from agents.study.paper import SPEP_AGENTS
+from agents.study.tables import ORACLE
 from spep_gym.config import TOPOLOGIES
 
 #: The paper's agents (spec section 7): its baselines, its SPEP variants, and the oracle as an
 #: upper bound.
-PAPER_AGENTS = (*BASELINES, "spep-frequency", "spep-lstm", "spep-arima", "spep-oracle")
+PAPER_AGENTS = (*BASELINES, *SPEP_AGENTS, ORACLE)
 #: Slow agents start first, so that the last minutes are not one long run on one core.
 SLOW_AGENTS = ("spep-arima", "spep-lstm")
 
