@@ -21,7 +21,7 @@ class Agent:
     """Base class: override :meth:`act` (and :meth:`reset` when the agent keeps state).
 
     ``env_config`` holds the environment settings the agent is defined with (for example its
-    on-demand routing strategy); :func:`agents.evaluate.run_episode` applies them.
+    on-demand routing strategy); :func:`agents.run_episode` applies them.
     """
 
     name: str = "agent"
@@ -114,4 +114,5 @@ def make(name: str, **kwargs: Any) -> Agent:
 
 
 def names() -> list[str]:
+    """The registered agent names, sorted."""
     return sorted(REGISTRY)

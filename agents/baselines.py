@@ -13,6 +13,9 @@ import numpy as np
 from agents.base import Agent, register
 from spep_gym.env import SpepEnv
 
+#: The paper's non-predictive baselines (SPEC section 5), named after their routing strategies.
+BASELINES = ("reactive", "shortest", "highest_fidelity")
+
 
 class NoPreposition(Agent):
     """Pre-positions nothing; the environment's routing strategy does all the work."""
@@ -23,6 +26,7 @@ class NoPreposition(Agent):
         self.env_config = {} if routing is None else {"routing": routing}
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The action that pre-positions nothing."""
         num_pairs = len(observation["adjacency"])
         return self.none_action(num_pairs, self.action_length())
 
@@ -38,11 +42,13 @@ class RandomAgent(Agent):
         self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        """Start an episode; a seed reseeds the agent's generator (its runs repeat)."""
         super().reset(seed, env)
         if seed is not None:
             self.rng = np.random.default_rng([seed, 0x5EED])
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """Up to ``action_len`` distinct pairs whose path holds pairs now, in random order."""
         num_pairs = len(observation["adjacency"])
         action_len = self.action_length()
         feasible = np.flatnonzero(np.asarray(observation["path_fidelity"]) > 0)
@@ -53,7 +59,7 @@ class RandomAgent(Agent):
         return action
 
 
-for _routing in ("reactive", "shortest", "highest_fidelity"):
+for _routing in BASELINES:
     register(_routing, lambda _r=_routing, **kw: NoPreposition(name=_r, routing=_r, **kw))
 register("noop", lambda **kw: NoPreposition(name="noop", **kw))
 register("random", RandomAgent)

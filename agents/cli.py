@@ -1,7 +1,11 @@
-"""The ``spep`` command line: ``spep evaluate``, ``spep reproduce``, ``spep train``.
+"""The ``spep`` command line: composes the sub-commands and holds what they share.
 
-Each subcommand lives in its own module and adds itself with ``add_cli(subparsers)``; heavy imports
-happen inside the command, so ``spep --help`` stays fast.
+Each sub-command is a thin parser in the ``cli`` module of the sub-package whose code it drives:
+``spep evaluate``, ``spep quality`` and ``spep reproduce`` in :mod:`agents.study.cli`, ``spep train``
+in :mod:`agents.rl.cli`; each module adds its commands with ``add_cli(subparsers)``. This module
+holds the helpers they share (key=value literals, ``--set`` config overrides, comma lists) and
+:func:`main`, which turns a ``ValueError`` into a message and exit code 2. Heavy imports happen
+inside the commands, so ``spep --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,13 +13,15 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from spep_gym.config import SpepConfig
 
-SUBCOMMAND_MODULES = ("agents.evaluate", "agents.experiments", "agents.training")
+#: The modules whose ``add_cli(subparsers)`` adds the sub-commands, in ``--help`` order.
+SUBCOMMAND_MODULES = ("agents.study.cli", "agents.rl.cli")
 
 
 def parse_literals(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
@@ -46,8 +52,13 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def parse_names(text: str) -> tuple[str, ...]:
+    """A comma list (``"shortest, spep-lstm"``) to its names, blanks dropped."""
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
-    """Options every experiment command shares."""
+    """Add the options every command shares (``--set FIELD=VALUE``)."""
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -59,8 +70,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
+    """The ``spep`` parser with every sub-command whose module imports."""
     parser = argparse.ArgumentParser(
         prog="spep", description="spep-gym: predictive entanglement pre-positioning experiments"
     )
@@ -72,13 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name != name:
                 raise
             continue
-        add = getattr(module, "add_cli", None)
-        if add is not None:
-            add(sub)
+        module.add_cli(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``spep`` with ``argv`` (default: the command line); return the exit code.
+
+    A ``ValueError`` (a bad option, field or value) prints ``spep: error: ...`` and returns 2.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

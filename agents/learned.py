@@ -1,9 +1,9 @@
 """A trained stable-baselines3 model as an :class:`~agents.base.Agent` (registered as ``"sb3"``).
 
 ``agents.make("sb3", path="runs/ppo")`` (the run folder of ``spep train``, its ``model.zip`` or a
-checkpoint) reads ``model.json`` (or ``train.json``) for the algorithm and config, builds the policy network fresh, and loads only its
-weights (``torch.load(weights_only=True)`` via stable-baselines3's ``load_from_zip_file`` with
-``load_data=False``): no pickled object in the zip is ever unpickled.
+checkpoint) reads ``model.json`` (or ``train.json``) for the algorithm and config, builds the policy
+network fresh, and loads only its weights (``torch.load(weights_only=True)`` via stable-baselines3's
+``load_from_zip_file`` with ``load_data=False``): no pickled object in the zip is ever unpickled.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, register
+from agents.rl.checkpoints import load_obs_stats, normalize_obs, obs_stats_path
+from agents.rl.config import config_from_json, policy_class
+from agents.rl.envs import make_env
 from spep_gym.env import SpepEnv
+from spep_gym.topology import num_pairs
 
 # Fields that fix the observation and action shapes: a model acts only where they are the same.
 SHAPE_FIELDS = ("num_nodes", "queue_obs_size")
@@ -33,11 +37,7 @@ def locate(path: str | Path) -> tuple[Path, Path, Path | None]:
     for folder in (p.parent, p.parent.parent):
         meta = folder / ("model.json" if p.parent == folder else "train.json")
         if p.is_file() and meta.is_file():
-            stats = p.with_name(p.name.replace("rl_model_", "rl_model_obs_stats_")).with_suffix(
-                ".npz"
-            )
-            if p.name == "model.zip":
-                stats = folder / "obs_stats.npz"
+            stats = folder / "obs_stats.npz" if p.name == "model.zip" else obs_stats_path(p)
             return meta, p, stats if stats.is_file() else None
     raise ValueError(
         f"path={str(path)!r} is invalid: allowed a `spep train` run folder, its model.zip or one "
@@ -69,21 +69,20 @@ class SB3Agent(Agent):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        from agents import training
-
         meta_path, zip_path, stats = locate(path)
         self.meta = json.loads(meta_path.read_text())
         self.algo = self.meta["algo"]
         self.name = label
         self.deterministic = deterministic
-        self.train_config = training.config_from_json(self.meta["config"])
+        self.train_config = config_from_json(self.meta["config"])
         self.env_config = {k: getattr(self.train_config, k) for k in SHAPE_FIELDS}
-        self.obs_stats = training.load_obs_stats(stats) if stats is not None else None
+        self.obs_stats = load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)
-        self.num_pairs = self.train_config.n * (self.train_config.n - 1) // 2
+        self.num_pairs = num_pairs(self.train_config.n)
         self.rng = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        """Start an episode; a seed reseeds sampling, and an env of another size is an error."""
         super().reset(seed, env)
         if seed is not None:
             self.rng = np.random.default_rng([seed, 0x5B3])
@@ -94,11 +93,10 @@ class SB3Agent(Agent):
             )
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        from agents import training
-
+        """The policy's preference list, padded with "none" (or cut) to the env's ``action_len``."""
         obs = dict(observation)
         if self.obs_stats is not None:
-            obs = training.normalize_obs(obs, self.obs_stats)
+            obs = normalize_obs(obs, self.obs_stats)
         P = self.num_pairs
         if self.algo == "maskable_ppo":
             mask = info.get("action_mask")
@@ -141,10 +139,8 @@ def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], devi
     """The policy network of ``algo``, built from the training env's spaces, with the saved weights."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
-    from agents import training
-
-    env = training.make_env(cfg, algo)
-    cls = training.policy_class(algo, meta.get("policy", "mlp"))
+    env = make_env(cfg, algo)
+    cls = policy_class(algo, meta.get("policy", "mlp"))
     policy = cls(
         observation_space=env.observation_space,
         action_space=env.action_space,

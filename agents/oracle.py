@@ -43,6 +43,7 @@ class OracleAgent(Agent):
         self.env_config = {"routing": routing}
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The node pairs of the next ``oracle_horizon`` slots' requests (read from the workload)."""
         env = self.env
         if env is None:
             raise RuntimeError(

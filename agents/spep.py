@@ -22,23 +22,15 @@ when the list is made, so only a link shared with a pair placed earlier in the s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from agents.base import Agent, register
-from agents.predictors import Predictor, make_predictor
+from agents.predictors import PREDICTORS, Predictor, make_predictor
+from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
-from spep_gym.topology import pair_index_matrix
-
-#: Predictor settings the registered SPEP agents use (chosen so an episode stays within its cost
-#: budget; see docs/agents.md). Keyword arguments to ``agents.make`` override them.
-PREDICTOR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "frequency": {},
-    "lstm": {},
-    "arima": {},
-}
+from spep_gym.topology import num_nodes, num_pairs, pair_index_matrix
 
 #: SpepAgent's own keyword arguments; the others go to the predictor.
 AGENT_KWARGS = ("threshold", "min_fidelity", "name", "routing")
@@ -68,7 +60,7 @@ def algorithm2(
     """
     probability = np.asarray(probability, dtype=np.float64)
     fidelity = np.asarray(path_fidelity, dtype=np.float64)
-    num_pairs = len(probability)
+    none = len(probability)  # P, the "none" entry
     candidates = np.flatnonzero(
         (probability >= threshold)
         & (np.asarray(prepositioned) == 0)
@@ -76,11 +68,10 @@ def algorithm2(
         & (fidelity > 0.0)
     )
     score = probability[candidates] * fidelity[candidates]
-    order = np.argsort(
-        -score, kind="stable"
-    )  # candidates ascend: equal scores keep lower index first
+    # candidates ascend, so a stable sort keeps the lower index first among equal scores
+    order = np.argsort(-score, kind="stable")
     chosen = candidates[order][:action_len]
-    action = np.full(action_len, num_pairs, dtype=np.int64)
+    action = np.full(action_len, none, dtype=np.int64)
     action[: len(chosen)] = chosen
     return action
 
@@ -123,13 +114,15 @@ class SpepAgent(Agent):
         self.env_config = {"routing": routing}
         self._num_nodes = 0
         self._slot = -1
+        self._seed: int | None = None
 
     def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+        """Start an episode: the predictor forgets its history at the first :meth:`act`."""
         super().reset(seed, env)
         self._num_nodes = 0  # the predictor restarts at the first act()
         self._seed = seed
 
-    def _start(self, num_pairs: int) -> None:
+    def _start(self, pairs: int) -> None:
         env = self.env
         if env is not None:
             n, per_day, window = (
@@ -138,18 +131,19 @@ class SpepAgent(Agent):
                 env.config.prediction_window,
             )
         else:  # SB3 predict() without an env: the paper preset's clock
-            n = round((1 + math.sqrt(1 + 8 * num_pairs)) / 2)
-            per_day, window = 240, 15
+            n = num_nodes(pairs)
+            per_day, window = SpepConfig.slots_per_day, SpepConfig.prediction_window
         self.predictor.reset(n, per_day, window, self._seed)
         self._num_nodes = n
         self._pair_index = pair_index_matrix(n)
         self._slot = -1
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """Feed the slot's arrivals to the predictor; Algorithm 2 on its probabilities."""
         path_fidelity = np.asarray(observation["path_fidelity"])
-        num_pairs = len(path_fidelity)
-        if self._num_nodes == 0 or self._num_nodes * (self._num_nodes - 1) // 2 != num_pairs:
-            self._start(num_pairs)
+        pairs_now = len(path_fidelity)
+        if self._num_nodes == 0 or num_pairs(self._num_nodes) != pairs_now:
+            self._start(pairs_now)
         slot = int(info.get("next_slot", self._slot + 1))
         arrived = info.get("arrived", ())
         pairs = [
@@ -177,13 +171,15 @@ class SpepAgent(Agent):
 
 
 def make_spep(predictor_name: str, **kwargs: Any) -> SpepAgent:
-    """A SPEP agent with a registered predictor: agent keywords go to the agent, the rest (over
-    :data:`PREDICTOR_DEFAULTS`) to the predictor."""
+    """A SPEP agent with a registered predictor (its default settings unless given).
+
+    Agent keywords (:data:`AGENT_KWARGS`) go to the agent, the rest to the predictor.
+    """
     agent_kw = {k: kwargs.pop(k) for k in AGENT_KWARGS if k in kwargs}
-    predictor = make_predictor(predictor_name, **{**PREDICTOR_DEFAULTS[predictor_name], **kwargs})
+    predictor = make_predictor(predictor_name, **kwargs)
     agent_kw.setdefault("name", f"spep-{predictor_name}")
     return SpepAgent(predictor, **agent_kw)
 
 
-for _name in PREDICTOR_DEFAULTS:
+for _name in PREDICTORS:
     register(f"spep-{_name}", lambda _p=_name, **kw: make_spep(_p, **kw))

@@ -2,7 +2,7 @@
 
 Goals (issue 3): non-learning agents within 1.5x of noop; spep-lstm and spep-arima within 10 s per
 episode on one CPU core (torch and BLAS run on one thread), with their prediction quality beside, scored on
-the same workload by ``agents.evaluate.prediction_quality_table``.
+the same workload by ``agents.study.quality.prediction_quality_table``.
 
 Usage: ``python benchmarks/bench_agents.py [--slots 2000] [--seed 0] [--repeat 5] [--small]``;
 ``--small`` runs 300 slots (smoke test). Cheap agents take the best of ``--repeat`` runs; the
@@ -41,7 +41,8 @@ def main() -> None:
     torch.set_num_threads(1)  # one CPU core
 
     import agents
-    from agents.evaluate import prediction_quality_table, run_episode
+    from agents import run_episode
+    from agents.study.quality import prediction_quality_table
     from spep_gym.config import SpepConfig
 
     slots = 300 if args.small else args.slots

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from agents import training
+from agents import rl
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", choices=training.ALGOS, default="maskable_ppo")
-    parser.add_argument("--policy", choices=training.POLICIES, default="pair")
+    parser.add_argument("--algo", choices=rl.ALGOS, default="maskable_ppo")
+    parser.add_argument("--policy", choices=rl.POLICIES, default="pair")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--n-envs", type=int, default=4)
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     with tempfile.TemporaryDirectory() as out:
-        meta = training.train(
+        meta = rl.train(
             args.algo,
             out,
             args.timesteps,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import agents
-from agents.evaluate import run_episode
+from agents import run_episode
 from spep_gym import SpepConfig
 
 

@@ -13,7 +13,7 @@ import argparse
 
 import networkx as nx
 
-from agents.evaluate import run_episode
+from agents import run_episode
 from spep_gym import SpepConfig
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from agents.evaluate import run_episode
+from agents import run_episode
 from spep_gym import SpepConfig
 from spep_gym.config import TOPOLOGIES
 

@@ -18,7 +18,7 @@ import gymnasium as gym
 
 import agents
 import spep_gym  # noqa: F401  (registers Spep-v0)
-from agents import training
+from agents import rl
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     # The environment: the paper preset, with shorter episodes and a 2-entry action for training.
-    train_config = dict(training.TRAIN_DEFAULTS)
+    train_config = dict(rl.TRAIN_DEFAULTS)
     eval_config: dict = {}
     timesteps, runs, hyper = args.timesteps, args.runs, {}
     if args.small:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out = args.model or args.out or tempfile.mkdtemp(prefix="spep-ppo-")
     if args.model is None:
-        meta = training.train(
+        meta = rl.train(
             "maskable_ppo", out, timesteps, config=train_config, seed=1000, hyperparameters=hyper
         )
         print(
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     learned = agents.make("sb3", path=out, label="maskable_ppo")
-    _, table = training.compare(learned, runs=runs, config=eval_config)
+    _, table = rl.compare(learned, runs=runs, config=eval_config)
     print(table.round(4).to_string(index=False))
 
 

@@ -11,10 +11,11 @@ import pytest
 from conftest import trace_config
 
 import agents
-from agents.evaluate import agent_config, run_episode
+from agents import run_episode
 from agents.oracle import OracleAgent
 from agents.predictors import Predictor
 from agents.spep import SpepAgent, algorithm2
+from agents.study.evaluate import agent_config
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.metrics import FAILED, ON_DEMAND, SERVED

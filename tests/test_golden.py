@@ -33,7 +33,7 @@ LEARNED_COUNT_TOLERANCE = 8  # requests or pairs, on counts
 
 def golden_row(agent: str, topology: str) -> dict[str, Any]:
     """The metrics of one run as the golden file stores them (no wall time)."""
-    from agents.evaluate import run_episode
+    from agents import run_episode
 
     row = run_episode(agent, SEED, {"topology": topology, "episode_slots": SLOTS})
     return {k: v for k, v in row.items() if k not in ("wall_time_s",)}

@@ -13,14 +13,14 @@ import pytest
 from agents.predictors import (
     FrequencyPredictor,
     Predictor,
+    hour_of_day,
     make_predictor,
     num_pairs,
     pair_index,
-    pair_nodes,
     prediction_quality,
     synthetic_periodic_arrivals,
 )
-from agents.predictors.base import CountHistory, HourlyRates, hour_of_day
+from agents.predictors.base import CountHistory, HourlyRates
 from agents.predictors.quality import window_truth
 
 # Small but real settings: sequences of 8 x 15 slots, first trained after a day of labels (slot 373).
@@ -49,7 +49,6 @@ def test_pair_index_is_the_triu_bijection(n: int) -> None:
     for k, (i, j) in enumerate(zip(rows, cols, strict=True)):
         assert pair_index(int(i), int(j), n) == k
         assert pair_index(int(j), int(i), n) == k
-        assert pair_nodes(k, n) == (i, j)
 
 
 def test_pair_index_rejects_bad_pairs() -> None:

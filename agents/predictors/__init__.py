@@ -1,10 +1,11 @@
 """Demand predictors for SPEP (paper section IV-B): frequency, LSTM and ARIMA.
 
-Importing this package loads numpy only; torch and statsmodels load when an LSTM or ARIMA
-predictor is first made (or its class first accessed), so the bare environment runs without them.
+Importing this package loads numpy and the core of ``spep_gym`` only; torch and statsmodels load
+when an LSTM or ARIMA predictor is first made (or its class first accessed), so the bare
+environment runs without them.
 
 Example:
-    >>> from agents.predictors import make_predictor
+    >>> from agents.predictors import make_predictor, pair_index
     >>> p = make_predictor("frequency")
     >>> p.reset(num_nodes=4)
     >>> p.observe(0, [pair_index(0, 3, 4), pair_index(0, 3, 4), pair_index(1, 2, 4)])
@@ -17,9 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agents.predictors.base import Predictor, hour_of_day, num_pairs, pair_index, pair_nodes
+from agents.predictors.base import Predictor
 from agents.predictors.frequency import FrequencyPredictor
 from agents.predictors.quality import prediction_quality, synthetic_periodic_arrivals
+
+# Node-pair indexing and the hour of day, re-exported for predictor users (defined in spep_gym).
+from spep_gym.topology import num_pairs, pair_index
+from spep_gym.workload import hour_of_day
 
 __all__ = [
     "PREDICTORS",
@@ -31,7 +36,6 @@ __all__ = [
     "make_predictor",
     "num_pairs",
     "pair_index",
-    "pair_nodes",
     "prediction_quality",
     "synthetic_periodic_arrivals",
 ]

@@ -1,9 +1,9 @@
-"""The predictor interface, node-pair indexing and the count bookkeeping the predictors share.
+"""The predictor interface and the count bookkeeping the predictors share.
 
-Node pairs are unordered and indexed in ``np.triu_indices(num_nodes, 1)`` order, so that a demand
-vector is a flat ``(P,)`` array with ``P = n(n-1)/2``. Every predictor sees requests only through
-:meth:`Predictor.observe`, one call per slot in increasing slot order, and so cannot read the
-future: the base class enforces the call order.
+Node pairs are unordered and indexed as everywhere in the project (``spep_gym.topology.pair_index``,
+``numpy.triu_indices(n, 1)`` order), so that a demand vector is a flat ``(P,)`` array with
+``P = n(n-1)/2``. Every predictor sees requests only through :meth:`Predictor.observe`, one call per
+slot in increasing slot order, and so cannot read the future: the base class enforces the call order.
 """
 
 from __future__ import annotations
@@ -12,52 +12,10 @@ import abc
 
 import numpy as np
 
-__all__ = [
-    "CountHistory",
-    "HourlyRates",
-    "Predictor",
-    "hour_of_day",
-    "num_pairs",
-    "pair_index",
-    "pair_nodes",
-]
+from spep_gym.topology import num_pairs
+from spep_gym.workload import hour_of_day
 
-
-def num_pairs(num_nodes: int) -> int:
-    """Number of unordered node pairs ``P = n(n-1)/2``."""
-    if num_nodes < 2:
-        raise ValueError(f"num_nodes must be at least 2, got {num_nodes}")
-    return num_nodes * (num_nodes - 1) // 2
-
-
-def pair_index(i: int, j: int, num_nodes: int) -> int:
-    """Index of the unordered pair {i, j} in ``np.triu_indices(num_nodes, 1)`` order.
-
-    Either order of ``i`` and ``j`` is accepted, since predictors count pairs unordered (SPEC 4).
-    """
-    if i == j:
-        raise ValueError(f"a node pair needs two distinct nodes, got {i} twice")
-    a, b = (i, j) if i < j else (j, i)
-    if a < 0 or b >= num_nodes:
-        raise ValueError(f"nodes {i}, {j} out of range for {num_nodes} nodes")
-    return a * (2 * num_nodes - a - 1) // 2 + (b - a - 1)
-
-
-def pair_nodes(index: int, num_nodes: int) -> tuple[int, int]:
-    """Inverse of :func:`pair_index`: the nodes ``(i, j)``, ``i < j``, of pair ``index``."""
-    if not 0 <= index < num_pairs(num_nodes):
-        raise ValueError(f"pair index {index} out of range for {num_nodes} nodes")
-    rows, cols = np.triu_indices(num_nodes, 1)
-    return int(rows[index]), int(cols[index])
-
-
-def hour_of_day(slot: int | np.ndarray, slots_per_day: int) -> int | np.ndarray:
-    """Hour-of-day bucket of a slot (SPEC 1), in integer arithmetic.
-
-    ``floor((t mod D) / (D / 24)) == floor(24 (t mod D) / D)``; the integer form avoids float
-    rounding when ``D`` is not a multiple of 24.
-    """
-    return (slot % slots_per_day) * 24 // slots_per_day
+__all__ = ["CountHistory", "HourlyRates", "Predictor"]
 
 
 class Predictor(abc.ABC):
@@ -95,6 +53,8 @@ class Predictor(abc.ABC):
             seed: Seed of the predictor's own random streams (training only); None draws fresh
                 entropy.
         """
+        if num_nodes < 2:
+            raise ValueError(f"num_nodes must be at least 2, got {num_nodes}")
         if slots_per_day < 24:
             raise ValueError(f"slots_per_day must be at least 24, got {slots_per_day}")
         if prediction_window < 1:
@@ -226,8 +186,11 @@ class HourlyRates:
         return out
 
     def occupancy(self, length: int) -> np.ndarray:
-        """``(slots_per_day, 24)``: slots of each hour in the window of ``length`` slots starting at
-        each slot of the day."""
+        """Slots of each hour in the window of ``length`` slots from each slot of the day.
+
+        Returns:
+            ``(slots_per_day, 24)`` counts, cached per ``length``.
+        """
         occ = self._occupancy.get(length)
         if occ is None:
             occ = np.zeros((self.slots_per_day, 24), dtype=np.float64)

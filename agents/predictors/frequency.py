@@ -6,7 +6,8 @@ from collections import deque
 
 import numpy as np
 
-from agents.predictors.base import Predictor, hour_of_day
+from agents.predictors.base import Predictor
+from spep_gym.workload import hour_of_day
 
 __all__ = ["FrequencyPredictor"]
 

@@ -73,12 +73,16 @@ class LSTMPredictor(Predictor):
 
     Training (no leakage): an anchor slot a is a training example only once its label window
     (a, a+W] has been observed, i.e. ``a <= t - W``. Anchors are taken every ``anchor_stride``
-    slots from the last ``train_window_slots`` slots; pairs with identical inputs at one anchor
-    are merged into one weighted example with the mean label (exact for MSE), which shrinks the
-    many all-zero pairs to one example. Training starts once ``min_train_slots`` anchors with full
-    history exist and is repeated every ``retrain_interval`` slots for ``epochs`` epochs,
-    warm-started (weights and Adam state kept). Until the first training the predictor returns
-    the frequency estimate of the window probability (:class:`HourlyRates`).
+    slots from the last ``train_window_slots`` slots; the k pairs with identical inputs at one
+    anchor are merged into one example with their mean label, which shrinks the many all-zero
+    pairs to one example. The merged example is weighted by sqrt(k): with weight k its squared
+    error would equal the k examples' sum up to a constant (dropout aside), an exact merge; with
+    sqrt(k) the many idle pairs count for less than they do in the data (with k they drowned the
+    few active ones and the model collapsed to a constant), so the loss is a reweighted MSE, not
+    the per-pair one. Training starts once ``min_train_slots`` anchor slots
+    with full history exist and is repeated every ``retrain_interval`` slots for ``epochs``
+    epochs, warm-started (weights and Adam state kept). Until the first training the predictor
+    returns the frequency estimate of the window probability (:class:`HourlyRates`).
 
     Args:
         seq_len: L, sequence length in buckets.
@@ -245,7 +249,7 @@ class LSTMPredictor(Predictor):
         return x, mean_labels.astype(np.float32), np.sqrt(weights).astype(np.float32)
 
     def _train(self, first: int, last: int) -> None:
-        """A few epochs of weighted MSE on the merged examples, warm-started."""
+        """A few epochs of MSE on the merged examples, weighted sqrt(k), warm-started."""
         assert self.model is not None
         x_np, y_np, w_np = self._training_set(first, last)
         x = torch.from_numpy(x_np).to(self.device)

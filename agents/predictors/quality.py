@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.predictors.base import Predictor, num_pairs
+from agents.predictors.base import Predictor
+from spep_gym.topology import num_pairs
+from spep_gym.workload import hour_of_day
 
 __all__ = ["prediction_quality", "synthetic_periodic_arrivals", "window_truth"]
 
@@ -38,7 +40,7 @@ def synthetic_periodic_arrivals(
     active = rng.choice(p, size=min(num_active_pairs, p), replace=False)
     offset = int(rng.integers(24))
     t = np.arange(slots)
-    hour = (t % slots_per_day) * 24 // slots_per_day
+    hour = hour_of_day(t, slots_per_day)
     rows = []
     for i, pair in enumerate(active):
         start = (offset + i * 24 // len(active)) % 24

@@ -1,4 +1,5 @@
-"""The evaluation API, ``spep evaluate`` / ``spep quality``, and SB3's ``evaluate_policy`` on agents."""
+"""The evaluation API (``agents.study.evaluate``, ``agents.study.quality``), ``spep evaluate`` /
+``spep quality``, and SB3's ``evaluate_policy`` on agents."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 import agents
+from agents import run_episode
 from agents.cli import main
-from agents.evaluate import COLUMNS, prediction_quality_table, run_episode, workload_arrivals
+from agents.study.evaluate import COLUMNS, agent_config
+from agents.study.quality import prediction_quality_table, workload_arrivals
 from spep_gym.config import SpepConfig
 
 TINY = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 200}
@@ -23,11 +26,11 @@ def without_time(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["wall_time_s"])
 
 
-def test_module_and_function_share_the_name() -> None:
-    import agents.evaluate as module
+def test_public_names_are_the_study_functions() -> None:
+    import agents.study.evaluate as module
 
     assert module.run_episode is run_episode
-    assert callable(agents.evaluate)
+    assert agents.evaluate is module.evaluate
     df = agents.evaluate("shortest", runs=1, jobs=1, **TINY)
     assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
 
@@ -158,7 +161,7 @@ def test_sb3_evaluate_policy_takes_an_agent(name: str) -> None:
     from spep_gym.env import SpepEnv
 
     agent = agents.make(name)
-    cfg = agents.evaluate.agent_config(agent, SpepConfig.tiny(episode_slots=60))
+    cfg = agent_config(agent, SpepConfig.tiny(episode_slots=60))
     venv = make_vec_env(SpepEnv, n_envs=1, seed=0, env_kwargs={"config": cfg})
     rewards, lengths = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True)
     assert lengths == [60, 60]

@@ -110,7 +110,7 @@ def sensitivity(sens: pd.DataFrame, path: Path, reference: str = "shortest") -> 
     """
     import pandas as pd
 
-    from agents import stats
+    from agents.study import stats
 
     plt = _pyplot()
     rates = stats.summarize(sens, ["success_rate"], by=("variant", "agent"))
@@ -162,7 +162,7 @@ def make_all(out: Path, samples: dict[tuple[str, str], dict[str, np.ndarray]]) -
     """Every figure from ``out/results.csv`` (and ``out/sensitivity.csv``) into ``out/figures``."""
     import pandas as pd
 
-    from agents import stats
+    from agents.study import stats
 
     folder = Path(out) / "figures"
     folder.mkdir(parents=True, exist_ok=True)

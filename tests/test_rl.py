@@ -1,4 +1,5 @@
-"""``spep train`` and the ``sb3`` agent: short runs save, resume, reload identically and evaluate."""
+"""``agents.rl`` (``spep train``) and the ``sb3`` agent: short runs save, resume, reload identically
+and evaluate; the training wrappers and the pair policy."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 
 import agents
-from agents import learned, training
+from agents import learned, rl, run_episode
 from agents.cli import main
-from agents.evaluate import run_episode
+from agents.rl import checkpoints
+from agents.rl.config import algorithm_class
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.wrappers import PrepositionBonus, SinglePairAction
@@ -37,23 +39,23 @@ def train_cli(out: Path, algo: str, timesteps: int, *extra: str) -> int:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One short run per algorithm, shared by the tests below."""
     out = {}
-    for algo in training.ALGOS:
+    for algo in rl.ALGOS:
         folder = tmp_path_factory.mktemp(algo)
         assert train_cli(folder, algo, 256) == 0
         out[algo] = folder
     return out
 
 
-@pytest.mark.parametrize("algo", training.ALGOS)
+@pytest.mark.parametrize("algo", rl.ALGOS)
 def test_train_saves_model_metadata_checkpoints_and_logs(runs: dict[str, Path], algo: str) -> None:
     folder = runs[algo]
     meta = json.loads((folder / "model.json").read_text())
     assert meta["algo"] == algo and meta["seed"] == 3
     assert meta["timesteps"] >= 256
     assert meta["config"]["num_nodes"] == 6 and meta["config"]["action_len"] == 2
-    assert training.saved_num_timesteps(folder / "model.zip") == meta["timesteps"]
+    assert checkpoints.saved_num_timesteps(folder / "model.zip") == meta["timesteps"]
     assert (folder / "obs_stats.npz").is_file()
-    latest = training.latest_checkpoint(folder)
+    latest = rl.latest_checkpoint(folder)
     assert latest is not None and latest[1] == 256
     assert (
         Path(str(latest[0]).replace("rl_model_", "rl_model_obs_stats_"))
@@ -70,7 +72,7 @@ def test_resume_continues_the_timestep_counter(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["resumed_from"] == 256
     assert meta["timesteps"] == 512
-    assert training.latest_checkpoint(tmp_path) == (
+    assert rl.latest_checkpoint(tmp_path) == (
         tmp_path / "checkpoints" / "rl_model_512_steps.zip",
         512,
     )
@@ -78,35 +80,35 @@ def test_resume_continues_the_timestep_counter(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "tb").iterdir()] == ["maskable_ppo_1"]
     assert len(list((tmp_path / "monitor").glob("*.monitor.csv"))) == 2
     assert len(list((tmp_path / "monitor" / "resumed_256").glob("*.monitor.csv"))) == 2
-    training.plot_training_curve(tmp_path, tmp_path / "curve.png")
+    rl.plot_training_curve(tmp_path, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
 def test_resume_without_checkpoint_and_wrong_algo_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no checkpoint"):
-        training.train("ppo", tmp_path, 100, resume=True)
+        rl.train("ppo", tmp_path, 100, resume=True)
     assert train_cli(tmp_path, "ppo", 128) == 0
     with pytest.raises(ValueError, match="differs"):
-        training.train("dqn", tmp_path, 256, resume=True)
+        rl.train("dqn", tmp_path, 256, resume=True)
     with pytest.raises(ValueError, match="algo='a2c'"):
-        training.train("a2c", tmp_path, 256)
+        rl.train("a2c", tmp_path, 256)
 
 
-@pytest.mark.parametrize("algo", training.ALGOS)
+@pytest.mark.parametrize("algo", rl.ALGOS)
 def test_loaded_agent_acts_like_the_in_memory_model(runs: dict[str, Path], algo: str) -> None:
     """The agent (fresh policy + weights only) picks the same actions as SB3's own model."""
     folder = runs[algo]
-    cls = training.algorithm_class(algo)
+    cls = algorithm_class(algo)
     model = cls.load(folder / "model.zip", device="cpu")  # trusted: our own file, in a test
     agent = agents.make("sb3", path=folder / "model.zip")
-    stats = training.load_obs_stats(folder / "obs_stats.npz")
+    stats = rl.load_obs_stats(folder / "obs_stats.npz")
     cfg = SpepConfig.from_dict(json.loads((folder / "model.json").read_text())["config"])
     env = SpepEnv(cfg)
     obs, info = env.reset(seed=11)
     agent.reset(seed=11, env=env)
     P = env.num_pairs
     for _ in range(40):
-        norm = training.normalize_obs(obs, stats)
+        norm = rl.normalize_obs(obs, stats)
         if algo == "maskable_ppo":
             expected, _ = model.predict(norm, deterministic=True, action_masks=env.action_masks())
         else:
@@ -185,14 +187,14 @@ def test_single_pair_action_maps_to_a_one_entry_preference_list() -> None:
 
 def test_observation_statistics_round_trip_matches_vec_normalize(tmp_path: Path) -> None:
     cfg = SpepConfig.tiny(episode_slots=30)
-    vec = training.make_vec(cfg, "ppo", n_envs=1, seed=0)
+    vec = rl.make_vec(cfg, "ppo", n_envs=1, seed=0)
     vec.reset()
     for _ in range(20):
         vec.step(np.array([vec.action_space.sample()]))
-    training.save_obs_stats(vec, tmp_path / "s.npz")
-    stats = training.load_obs_stats(tmp_path / "s.npz")
+    rl.save_obs_stats(vec, tmp_path / "s.npz")
+    stats = rl.load_obs_stats(tmp_path / "s.npz")
     raw = vec.get_original_obs()
-    ours = training.normalize_obs({k: v[0] for k, v in raw.items()}, stats)
+    ours = rl.normalize_obs({k: v[0] for k, v in raw.items()}, stats)
     theirs = vec.normalize_obs(raw)
     for key in ours:
         np.testing.assert_allclose(ours[key], theirs[key][0], rtol=1e-6, atol=1e-6)
@@ -226,7 +228,7 @@ def test_compare_pairs_the_learned_agent_with_others_on_the_same_seeds(
 ) -> None:
     learned_agent = agents.make("sb3", path=runs["maskable_ppo"], label="mine")
     config = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 80}
-    rows, table = training.compare(learned_agent, others=("noop", "random"), runs=3, config=config)
+    rows, table = rl.compare(learned_agent, others=("noop", "random"), runs=3, config=config)
     assert list(table["agent"]) == ["mine", "noop", "random"]
     assert sorted(rows.groupby("agent")["seed"].apply(list).explode().unique()) == [0, 1, 2]
     mine = rows[rows.agent == "mine"].set_index("seed")["success_rate"]
@@ -248,7 +250,7 @@ def test_pair_policy_is_equivariant_to_relabelling_the_nodes() -> None:
     """Relabel the nodes: every node pair keeps its score, only its index moves."""
     import torch
 
-    from agents.sb3_policies import MaskablePairPolicy
+    from agents.rl.policies import MaskablePairPolicy
 
     cfg = SpepConfig.tiny(action_len=2, arrival_rate=0.8)
     env = SpepEnv(cfg)
@@ -293,4 +295,4 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["train", "--out", str(tmp_path), "--timesteps", "0"]) == 2
     assert "timesteps=0 is invalid" in capsys.readouterr().err
     with pytest.raises(ValueError, match="policy='cnn'"):
-        training.train("ppo", tmp_path, 10, policy="cnn")
+        rl.train("ppo", tmp_path, 10, policy="cnn")

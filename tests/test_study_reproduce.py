@@ -12,17 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agents import experiments as ex
-from agents import stats
+from agents import run_episode
+from agents.baselines import BASELINES
 from agents.cli import main
-from agents.evaluate import COLUMNS, run_episode
-from agents.report import fmt
+from agents.study import plan, reproduce, stats, store
+from agents.study.evaluate import COLUMNS
+from agents.study.tables import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINES = ("reactive", "shortest", "highest_fidelity")
 
 
-def _options(out: Path, **kw) -> ex.Options:
+def _options(out: Path, **kw) -> reproduce.Options:
     values = {
         "agents": ("reactive", "shortest"),
         "topologies": ("erdos_renyi",),
@@ -35,41 +35,41 @@ def _options(out: Path, **kw) -> ex.Options:
         "progress": False,
         **kw,
     }
-    return ex.Options(**values)
+    return reproduce.Options(**values)
 
 
 def test_plan_shares_seeds_and_reuses_main_runs_in_the_sensitivity_study():
-    tasks = ex.plan(ex.PAPER_AGENTS, ("erdos_renyi", "scale_free"), 3, 100, 5, {"rho": 0.95})
-    main_tasks = [t for t in tasks if t.study == ex.MAIN]
+    tasks = plan.plan(plan.PAPER_AGENTS, ("erdos_renyi", "scale_free"), 3, 100, 5, {"rho": 0.95})
+    main_tasks = [t for t in tasks if t.study == plan.MAIN]
     assert len(main_tasks) == 2 * 7 * 3
-    for agent in ex.PAPER_AGENTS:  # common random numbers: every agent runs seeds 5, 6, 7
+    for agent in plan.PAPER_AGENTS:  # common random numbers: every agent runs seeds 5, 6, 7
         assert sorted(t.seed for t in main_tasks if t.agent == agent) == [5, 5, 6, 6, 7, 7]
-    sens = [t for t in tasks if t.study == ex.SENSITIVITY]
-    assert len(sens) == len(ex.SENSITIVITY_VARIANTS) * 3 * 3
+    sens = [t for t in tasks if t.study == plan.SENSITIVITY]
+    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * 3 * 3
     assert all(dict(t.overrides)["rho"] == 0.95 for t in tasks)  # --set applies everywhere
-    unique = ex.schedule(tasks)
+    unique = plan.schedule(tasks)
     # The preset variant on Erdős–Rényi is the main study's run: same key, one run.
     assert len(unique) == len(main_tasks) + len(sens) - 3 * 3
     assert len({t.filename for t in unique}) == len(unique)
-    slow = [i for i, t in enumerate(unique) if t.agent in ex.SLOW_AGENTS]
+    slow = [i for i, t in enumerate(unique) if t.agent in plan.SLOW_AGENTS]
     assert slow == list(range(len(slow)))  # slow agents start first
     # Another slot count or override is another run.
-    other = ex.Task("erdos_renyi", "shortest", 5, 200, (("rho", 0.95),))
+    other = plan.Task("erdos_renyi", "shortest", 5, 200, (("rho", 0.95),))
     assert other.filename not in {t.filename for t in unique}
 
 
 def test_unknown_agent_or_bad_option_fails_before_any_run(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"unknown agent.*'nope'.*registered"):
-        ex.reproduce(_options(out, agents=("shortest", "nope")))
+        reproduce.reproduce(_options(out, agents=("shortest", "nope")))
     with pytest.raises(ValueError, match="unknown topology 'ring'"):
-        ex.reproduce(_options(out, topologies=("ring",)))
+        reproduce.reproduce(_options(out, topologies=("ring",)))
     with pytest.raises(ValueError, match="--topologies"):
-        ex.reproduce(_options(out, overrides={"topology": "scale_free"}))
+        reproduce.reproduce(_options(out, overrides={"topology": "scale_free"}))
     with pytest.raises(ValueError, match="'rho'"):  # the config's own validation
-        ex.reproduce(_options(out, overrides={"rho": 2.0}))
+        reproduce.reproduce(_options(out, overrides={"rho": 2.0}))
     with pytest.raises(ValueError, match="--runs = 0"):
-        ex.reproduce(_options(out, runs=0))
+        reproduce.reproduce(_options(out, runs=0))
     assert not out.exists()
     assert main(["reproduce", "--agents", "shortestt", "--out", str(out)]) == 2
     assert "unknown agent(s) 'shortestt'" in capsys.readouterr().err
@@ -77,28 +77,28 @@ def test_unknown_agent_or_bad_option_fails_before_any_run(tmp_path, capsys):
 
 
 def test_run_files_are_atomic_and_unreadable_files_are_rerun(tmp_path):
-    task = ex.Task("erdos_renyi", "shortest", 0, 50)
-    payload = ex.run_task(task)
-    ex.write_run(tmp_path, task, payload)
+    task = plan.Task("erdos_renyi", "shortest", 0, 50)
+    payload = reproduce.run_task(task)
+    store.write_run(tmp_path, task, payload)
     assert [p.name for p in tmp_path.iterdir()] == [task.filename]
-    assert ex.load_runs(tmp_path, [task]) == {task: json.loads(json.dumps(payload))}
+    assert store.load_runs(tmp_path, [task]) == {task: json.loads(json.dumps(payload))}
     # A half-written temp file is never read; stale ones are deleted before a run.
     (tmp_path / (task.filename + ".x.tmp")).write_text('{"key": {"topology": "erd')
-    assert ex.load_runs(tmp_path, [task])[task]["row"] == payload["row"]
-    assert ex.remove_temp_files(tmp_path) == 1
+    assert store.load_runs(tmp_path, [task])[task]["row"] == payload["row"]
+    assert store.remove_temp_files(tmp_path) == 1
     # A file of another config (the key does not match) does not count as done.
-    other = ex.Task("erdos_renyi", "shortest", 0, 50, (("rho", 0.9),))
+    other = plan.Task("erdos_renyi", "shortest", 0, 50, (("rho", 0.9),))
     (tmp_path / other.filename).write_text((tmp_path / task.filename).read_text())
-    assert ex.load_runs(tmp_path, [other]) == {}
+    assert store.load_runs(tmp_path, [other]) == {}
     # An unparsable run file: skipped with a warning, its run done again.
     (tmp_path / task.filename).write_text('{"version": 1, "key": ')
     with pytest.warns(UserWarning, match="unreadable run file"):
-        assert ex.load_runs(tmp_path, [task]) == {}
+        assert store.load_runs(tmp_path, [task]) == {}
 
 
 def test_rows_are_run_episode_rows_and_served_samples_are_kept(tmp_path):
-    task = ex.Task("scale_free", "highest_fidelity", 3, 120, (("arrival_rate", 0.3),))
-    payload = ex.run_task(task)
+    task = plan.Task("scale_free", "highest_fidelity", 3, 120, (("arrival_rate", 0.3),))
+    payload = reproduce.run_task(task)
     row = run_episode("highest_fidelity", 3, task.config())
     row.pop("wall_time_s")
     assert {k: v for k, v in payload["row"].items() if k != "wall_time_s"} == row
@@ -120,7 +120,7 @@ def test_small_reproduction_writes_every_file_and_resumes(tmp_path):
         sensitivity=True,
         figures=True,
     )
-    assert ex.reproduce(opts) == 0
+    assert reproduce.reproduce(opts) == 0
     for name in ("results.csv", "sensitivity.csv", "summary.csv", "tests.csv", "meta.json"):
         assert (out / name).stat().st_size > 0, name
     figures = {p.name for p in (out / "figures").glob("*.png")}
@@ -140,14 +140,14 @@ def test_small_reproduction_writes_every_file_and_resumes(tmp_path):
     assert tuple(df.columns[: len(COLUMNS)]) == COLUMNS
     assert len(df) == 2 * 3 * 2 and not df.duplicated(["topology", "agent", "seed"]).any()
     sens = pd.read_csv(out / "sensitivity.csv")
-    assert len(sens) == len(ex.SENSITIVITY_VARIANTS) * 3 * 2
-    assert set(sens["variant"]) == {label for label, _ in ex.SENSITIVITY_VARIANTS}
+    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * 3 * 2
+    assert set(sens["variant"]) == {label for label, _ in plan.SENSITIVITY_VARIANTS}
     # The sensitivity's preset rows are the main study's runs.
     preset = sens[(sens.variant == "paper preset") & (sens.agent == "shortest")]
     main_er = df[(df.topology == "erdos_renyi") & (df.agent == "shortest")]
     assert preset["success_rate"].tolist() == main_er["success_rate"].tolist()
     files = sorted((out / "runs").glob("*.json"))
-    assert len(files) == len(ex.schedule(ex.plan(
+    assert len(files) == len(plan.schedule(plan.plan(
         opts.agents, opts.topologies, 2, 100, 0, {}, sensitivity=True
     )))  # fmt: skip
     before = {p.name: p.read_bytes() for p in files}
@@ -159,18 +159,18 @@ def test_small_reproduction_writes_every_file_and_resumes(tmp_path):
     )
     assert f"by `{meta['command']}`" in (out / "report.md").read_text()
     # The same command again runs nothing and rebuilds the same results.
-    assert ex.reproduce(opts) == 0
+    assert reproduce.reproduce(opts) == 0
     assert {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")} == before
     assert json.loads((out / "meta.json").read_text())["runs_executed"] == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), df)
 
 
 def test_report_numbers_come_from_the_results_file(tmp_path):
-    from agents.report import write_report
+    from agents.study.report import write_report
 
     out = tmp_path / "out"
     opts = _options(out, agents=("shortest", "spep-frequency"), runs=3, slots=100)
-    assert ex.reproduce(opts) == 0
+    assert reproduce.reproduce(opts) == 0
     df = pd.read_csv(out / "results.csv")
     report = (out / "report.md").read_text()
     for agent in ("shortest", "spep-frequency"):
@@ -190,11 +190,13 @@ def test_report_numbers_come_from_the_results_file(tmp_path):
 
 def test_overrides_are_marked_in_the_report_and_change_the_run_key(tmp_path):
     out = tmp_path / "out"
-    assert ex.reproduce(_options(out, overrides={"link_capacity": 2}, runs=1)) == 0
+    assert reproduce.reproduce(_options(out, overrides={"link_capacity": 2}, runs=1)) == 0
     report = (out / "report.md").read_text()
     assert "| **link_capacity** | **2** (preset 1) | **--set** |" in report
     assert "| episode_slots | 60 | **--slots** |" in report
-    assert ex.reproduce(_options(out, runs=1)) == 0  # the preset: new runs beside the old ones
+    assert (
+        reproduce.reproduce(_options(out, runs=1)) == 0
+    )  # the preset: new runs beside the old ones
     assert len(list((out / "runs").glob("*.json"))) == 4
 
 
@@ -254,7 +256,7 @@ def test_resume_after_interrupt_or_crash_loses_and_duplicates_nothing(tmp_path, 
 def test_interrupted_serial_run_keeps_finished_runs(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the driver (jobs=1): the finished runs stay, results.csv has them, exit 130."""
     calls = {"n": 0}
-    real = ex.run_task
+    real = reproduce.run_task
 
     def flaky(task):
         calls["n"] += 1
@@ -262,27 +264,27 @@ def test_interrupted_serial_run_keeps_finished_runs(tmp_path, monkeypatch, capsy
             raise KeyboardInterrupt
         return real(task)
 
-    monkeypatch.setattr(ex, "run_task", flaky)
+    monkeypatch.setattr(reproduce, "run_task", flaky)
     out = tmp_path / "out"
-    assert ex.reproduce(_options(out, runs=3)) == 130
+    assert reproduce.reproduce(_options(out, runs=3)) == 130
     assert "Run the same command again to resume" in capsys.readouterr().err
     assert len(pd.read_csv(out / "results.csv")) == 2
-    monkeypatch.setattr(ex, "run_task", real)
-    assert ex.reproduce(_options(out, runs=3)) == 0
+    monkeypatch.setattr(reproduce, "run_task", real)
+    assert reproduce.reproduce(_options(out, runs=3)) == 0
     assert len(pd.read_csv(out / "results.csv")) == 6
 
 
 def test_failed_run_is_reported_and_the_rest_kept(tmp_path, monkeypatch, capsys):
-    real = ex.run_task
+    real = reproduce.run_task
 
     def broken(task):
         if task.seed == 1 and task.agent == "shortest":
             raise RuntimeError("boom")
         return real(task)
 
-    monkeypatch.setattr(ex, "run_task", broken)
+    monkeypatch.setattr(reproduce, "run_task", broken)
     out = tmp_path / "out"
-    assert ex.reproduce(_options(out)) == 1
+    assert reproduce.reproduce(_options(out)) == 1
     err = capsys.readouterr().err
     assert "boom" in err and "1 run(s) failed" in err
     assert len(pd.read_csv(out / "results.csv")) == 3
@@ -294,8 +296,8 @@ def _rows(out: Path) -> pd.DataFrame:
 
 def test_process_pool_gives_the_same_rows_as_serial(tmp_path):
     kw = {"agents": ("reactive", "highest_fidelity"), "runs": 2, "slots": 80}
-    assert ex.reproduce(_options(tmp_path / "a", jobs=1, **kw)) == 0
-    assert ex.reproduce(_options(tmp_path / "b", jobs=2, **kw)) == 0
+    assert reproduce.reproduce(_options(tmp_path / "a", jobs=1, **kw)) == 0
+    assert reproduce.reproduce(_options(tmp_path / "b", jobs=2, **kw)) == 0
     pd.testing.assert_frame_equal(_rows(tmp_path / "a"), _rows(tmp_path / "b"))
 
 
@@ -304,9 +306,9 @@ def test_ray_backend_gives_the_same_rows_as_local(tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
     opts = _options(out, agents=("reactive", "shortest"), runs=2, slots=80, backend="ray", jobs=1)
-    assert ex.reproduce(opts) == 0
-    tasks = ex.plan(opts.agents, opts.topologies, 2, 80, 0, {}, sensitivity=False)
-    ex.write_csv(tmp_path / "local.csv", (ex.run_task(t)["row"] for t in tasks), COLUMNS)
+    assert reproduce.reproduce(opts) == 0
+    tasks = plan.plan(opts.agents, opts.topologies, 2, 80, 0, {}, sensitivity=False)
+    store.write_csv(tmp_path / "local.csv", (reproduce.run_task(t)["row"] for t in tasks), COLUMNS)
     local = pd.read_csv(tmp_path / "local.csv").drop(columns=["wall_time_s"])
     pd.testing.assert_frame_equal(_rows(out), local)
     assert (out / "report.md").exists()

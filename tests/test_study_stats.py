@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from agents import stats
+from agents.study import stats
 
 # Student t quantile t(0.975, df=4), from tables.
 T_975_4 = 2.7764451051977987

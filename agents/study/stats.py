@@ -2,9 +2,10 @@
 
 Every function takes the result rows (a DataFrame with the columns of ``results.csv``). Missing values
 (``avg_latency`` of a run that served nothing) are dropped from that metric only (SPEC section 6).
-Tests compare each SPEP agent with each non-predictive one per topology: Mann–Whitney U (two-sided,
-unpaired, as the paper did) and the Wilcoxon signed-rank test on runs paired by seed (valid because
-every agent meets the same workload and link draws for a seed: common random numbers).
+Tests compare each SPEP agent with each of the paper's baselines per topology: Mann–Whitney U
+(two-sided, unpaired, as the paper did) and the Wilcoxon signed-rank test on runs paired by seed
+(valid because every agent meets the same workload and link draws for a seed: common random
+numbers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+from agents.baselines import BASELINES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +31,6 @@ METRICS = (
 )  # fmt: skip
 #: Metrics the tests are run on.
 TESTED_METRICS = ("success_rate", "avg_latency", "avg_fidelity", "utilization")
-BASELINES = ("reactive", "shortest", "highest_fidelity")
 NOT_METRICS = ("agent", "topology", "seed", "slots", "variant")
 
 

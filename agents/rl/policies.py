@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
@@ -21,6 +20,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import MultiInputPolicy as DQNMultiInputPolicy
 from torch import nn
 
+from spep_gym.topology import num_nodes, pair_index_matrix
+
+#: Features per node pair (see :meth:`PairExtractor.forward`).
 PAIR_FEATURES = 10
 
 
@@ -30,14 +32,15 @@ class PairExtractor(BaseFeaturesExtractor):
     def __init__(self, observation_space: spaces.Dict, hidden: int = 32) -> None:
         P = int(observation_space["adjacency"].shape[0])  # type: ignore[index]
         super().__init__(observation_space, features_dim=(P + 1) * hidden)
-        self.num_nodes = n = round((1 + np.sqrt(1 + 8 * P)) / 2)
+        self.num_nodes = n = num_nodes(P)
         self.num_pairs, self.hidden = P, hidden
         self.queue_len = int(observation_space["queue_mask"].shape[0])  # type: ignore[index]
         age: Any = observation_space["link_age"]
         self.age_scale = float(max(age.high.max(), 1.0))
-        index = np.full((n, n), P, dtype=np.int64)  # P: padding / same node
-        rows, cols = np.triu_indices(n, 1)
-        index[rows, cols] = index[cols, rows] = np.arange(P)
+        index = pair_index_matrix(n)
+        index[index < 0] = (
+            P  # source == destination: only in padding queue rows; column P drops them
+        )
         self.pair_index: torch.Tensor
         self.register_buffer("pair_index", torch.as_tensor(index), persistent=False)
         self.encode = nn.Sequential(nn.Linear(PAIR_FEATURES, hidden), nn.ReLU())
@@ -45,6 +48,7 @@ class PairExtractor(BaseFeaturesExtractor):
         self.summary = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``PAIR_FEATURES`` per pair -> embeddings mixed with their mean, then a global one."""
         B, P = obs["adjacency"].shape
         n = self.num_nodes
         queue = obs["queue"].view(B, self.queue_len, 6)
@@ -90,6 +94,7 @@ class PairHead(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, (P + 1) * hidden)`` features -> ``(B, k * (P + 1))`` scores, entry by entry."""
         h = features.view(-1, self.num_pairs + 1, self.hidden)
         scores = torch.cat([self.pair(h[:, :-1]), self.none(h[:, -1:])], dim=1)  # (B, P+1, k)
         return scores.transpose(1, 2).reshape(-1, self.k * (self.num_pairs + 1))
@@ -104,6 +109,7 @@ class PairValue(nn.Module):
         self.net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, (P + 1) * hidden)`` features -> ``(B, 1)`` state values."""
         h = features.view(-1, self.num_pairs + 1, self.hidden)
         return self.net(torch.cat([h[:, :-1].mean(1), h[:, -1]], dim=-1))
 
@@ -128,33 +134,39 @@ def _swap_heads(policy: Any, lr_schedule: Any) -> None:
     )
 
 
-class PairPolicy(MultiInputActorCriticPolicy):
+class _PairHeads:
+    """Mixin for SB3's actor-critic policies: the pair extractor, and per-pair heads after build."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **_pair_kwargs(kwargs, {"pi": [], "vf": []}))
 
     def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
+        # super() is the SB3 policy class that follows this mixin in the MRO
+        super()._build(lr_schedule)  # type: ignore[misc]
         _swap_heads(self, lr_schedule)
 
 
-class MaskablePairPolicy(MaskableMultiInputActorCriticPolicy):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **_pair_kwargs(kwargs, {"pi": [], "vf": []}))
+class PairPolicy(_PairHeads, MultiInputActorCriticPolicy):
+    """PPO's policy: :class:`PairExtractor`, a :class:`PairHead` per entry, :class:`PairValue`."""
 
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        _swap_heads(self, lr_schedule)
+
+class MaskablePairPolicy(_PairHeads, MaskableMultiInputActorCriticPolicy):
+    """MaskablePPO's policy: the same network as :class:`PairPolicy`, with action masks."""
 
 
 class PairDQNPolicy(DQNMultiInputPolicy):
+    """DQN's policy: :class:`PairExtractor` and a :class:`PairHead` of Q-values (one entry)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **_pair_kwargs(kwargs, []))
 
     def make_q_net(self) -> Any:
+        """SB3's Q-network with its linear head swapped for a :class:`PairHead`."""
         q = super().make_q_net()
         ext: Any = q.features_extractor
         q.q_net = PairHead(ext.num_pairs, ext.hidden, 1, gain=1.0)  # type: ignore[assignment]
         return q
 
 
+#: The pair policy of each algorithm.
 POLICIES = {"ppo": PairPolicy, "maskable_ppo": MaskablePairPolicy, "dqn": PairDQNPolicy}

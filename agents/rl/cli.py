@@ -1,0 +1,95 @@
+"""The thin parser of ``spep train``: its options to a call of :func:`agents.rl.training.train`.
+
+torch and stable-baselines3 load when the command runs, not when ``spep --help`` builds the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agents.cli import add_common, parse_literals, parse_overrides
+from agents.rl.config import ALGOS, POLICIES, PREPOSITION_BONUS, TRAIN_DEFAULTS
+
+
+def add_cli(subparsers: Any) -> None:
+    """Add ``spep train`` to the ``spep`` command."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a stable-baselines3 agent on Spep-v0",
+        description="Train PPO, MaskablePPO (with the env's action masks) or DQN on Spep-v0. "
+        f"Config defaults for training: {TRAIN_DEFAULTS} over the paper preset.",
+    )
+    p.add_argument("--algo", choices=ALGOS, default="maskable_ppo")
+    p.add_argument("--topology", default="erdos_renyi")
+    p.add_argument("--timesteps", type=int, default=100_000, help="total environment steps")
+    p.add_argument("--seed", type=int, default=0, help="environment i starts from seed + i")
+    p.add_argument("--out", required=True, help="run folder (model, checkpoints, logs)")
+    p.add_argument("--n-envs", type=int, default=4)
+    p.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="pair",
+        help="pair: one small network scores every node pair (default); mlp: SB3's MultiInputPolicy",
+    )
+    p.add_argument("--subproc", action="store_true", help="SubprocVecEnv instead of DummyVecEnv")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    p.add_argument("--checkpoint-freq", type=int, default=10_000, help="timesteps between saves")
+    p.add_argument(
+        "--hyper",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an algorithm hyperparameter (repeatable), e.g. --hyper n_steps=128",
+    )
+    p.add_argument(
+        "--preposition-bonus",
+        type=float,
+        default=PREPOSITION_BONUS,
+        help="training reward shaping: bonus per pre-positioned pair used (0: the env's reward)",
+    )
+    p.add_argument(
+        "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
+    )
+    p.add_argument("--plot", action="store_true", help="write DIR/training_curve.png")
+    p.add_argument("--verbose", type=int, default=0)
+    add_common(p)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``spep train`` with the options of ``args``; print what was trained."""
+    import torch
+
+    from agents.rl.curves import plot_training_curve
+    from agents.rl.training import train
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)  # small networks: more threads only contend
+
+    fields = {"topology": args.topology, **parse_overrides(args.overrides)}
+    meta = train(
+        args.algo,
+        args.out,
+        args.timesteps,
+        config=fields,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        resume=args.resume,
+        device=args.device,
+        hyperparameters=parse_literals(args.hyper, "--hyper"),
+        checkpoint_freq=args.checkpoint_freq,
+        subproc=args.subproc,
+        verbose=args.verbose,
+        policy=args.policy,
+        preposition_bonus=args.preposition_bonus,
+    )
+    print(
+        f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "
+        f"({meta['steps_per_s']} steps/s on {meta['device']}); model: {Path(args.out, 'model.zip')}"
+    )
+    if args.plot:
+        plot_training_curve(args.out, Path(args.out, "training_curve.png"))
+    return 0

@@ -1,0 +1,50 @@
+"""Training curves of ``spep train`` runs, drawn from their Monitor CSVs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def plot_training_curve(
+    out: str | Path | list[str | Path], png: str | Path, window: int = 20
+) -> None:
+    """Training curve(s) from the Monitor CSVs: episode success rate and return against timesteps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    runs = out if isinstance(out, list) else [out]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run in runs:
+        files = sorted(Path(run, "monitor").rglob("*.monitor.csv"))
+        if not files:
+            raise ValueError(f"no Monitor CSVs in {Path(run, 'monitor')}")
+        parts = []
+        for f in files:  # absolute end time of each episode orders runs and their resumptions
+            with open(f) as fh:
+                t_start = json.loads(fh.readline().lstrip("#"))["t_start"]
+            part = pd.read_csv(f, skiprows=1)
+            part["end"] = part["t"] + t_start
+            parts.append(part)
+        df = pd.concat(parts).sort_values("end")
+        df["timesteps"] = df["l"].cumsum()
+        label = json.loads(Path(run, "train.json").read_text())["algo"]
+        for ax, col in zip(axes, ("success_rate", "r"), strict=True):
+            ax.plot(
+                df["timesteps"],
+                df[col].rolling(window, min_periods=min(window, len(df))).mean(),
+                label=label,
+            )
+    axes[0].set_ylabel(f"success rate (mean of {window} episodes)")
+    axes[1].set_ylabel("training return (with shaping)")
+    for ax in axes:
+        ax.set_xlabel("training timesteps (slots)")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:.0f}k")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,168 @@
+"""``spep train``'s loop: train a stable-baselines3 agent on ``Spep-v0``, with checkpoints and resume.
+
+A run writes into its folder ``DIR``::
+
+    DIR/train.json            algorithm, config fields, seed, hyperparameters (written at the start)
+    DIR/model.zip             the final model (stable-baselines3's zip)
+    DIR/model.json            train.json plus the timesteps done, wall time and steps/s
+    DIR/obs_stats.npz         VecNormalize observation statistics (plain arrays, no pickle)
+    DIR/checkpoints/          rl_model_<N>_steps.zip and rl_model_obs_stats_<N>_steps.npz
+    DIR/monitor/              Monitor CSVs (return, length, success rate of every training episode)
+    DIR/tb/                   TensorBoard logs
+
+Nothing here unpickles a file: models are restored into a freshly built algorithm from their torch
+state dicts (``torch.load(weights_only=True)``, through stable-baselines3's ``set_parameters``) and the
+normalisation statistics from ``.npz`` files read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agents.rl.checkpoints import (
+    checkpoint_callback,
+    latest_checkpoint,
+    load_obs_stats,
+    obs_stats_path,
+    restore_obs_stats,
+    save_obs_stats,
+    saved_num_timesteps,
+    success_callback,
+)
+from agents.rl.config import (
+    HYPERPARAMETERS,
+    POLICIES,
+    POLICY_KWARGS,
+    PREPOSITION_BONUS,
+    TRAIN_DEFAULTS,
+    algorithm_class,
+    config_from_json,
+    config_to_json,
+    policy_class,
+)
+from agents.rl.envs import make_vec
+from spep_gym.config import SpepConfig
+
+
+def train(
+    algo: str,
+    out: str | Path,
+    timesteps: int,
+    config: SpepConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    n_envs: int = 4,
+    resume: bool = False,
+    device: str = "cpu",
+    hyperparameters: Mapping[str, Any] | None = None,
+    checkpoint_freq: int = 10_000,
+    subproc: bool = False,
+    verbose: int = 0,
+    policy: str = "pair",
+    preposition_bonus: float = PREPOSITION_BONUS,
+) -> dict[str, Any]:
+    """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
+
+    ``config`` is the environment (fields over :data:`TRAIN_DEFAULTS` and the paper preset). With
+    ``resume``, training continues from the latest checkpoint in ``out`` (its timesteps counter
+    included) with the settings of ``out/train.json``.
+    """
+    cls = algorithm_class(algo)
+    for name, value, low in (("timesteps", timesteps, 1), ("n_envs", n_envs, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} is invalid: allowed an integer >= {low}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device={device!r} is invalid: allowed cpu, cuda or auto")
+    out = Path(out)
+    start_ckpt = latest_checkpoint(out) if resume else None
+    if resume:
+        if start_ckpt is None or not (out / "train.json").is_file():
+            raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
+        meta = json.loads((out / "train.json").read_text())
+        if meta["algo"] != algo:
+            raise ValueError(f"algo={algo!r} differs from the run in {out}: {meta['algo']!r}")
+        cfg = config_from_json(meta["config"])
+        seed, n_envs = meta["seed"], meta["n_envs"]
+        hp = meta["hyperparameters"]
+    else:
+        if isinstance(config, SpepConfig):
+            cfg = config
+        else:
+            cfg = SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})
+        hp = {**HYPERPARAMETERS[algo], **dict(hyperparameters or {})}
+        meta = {
+            "algo": algo,
+            "config": config_to_json(cfg),
+            "seed": seed,
+            "n_envs": n_envs,
+            "hyperparameters": hp,
+            "policy": policy,
+            "preposition_bonus": preposition_bonus,
+            "policy_kwargs": POLICY_KWARGS[policy],
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train.json").write_text(json.dumps(meta, indent=2))
+
+    # a resumed run writes its own Monitor files (make_vec_env would overwrite the first ones)
+    monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
+    # a resumed run starts its environments from new seeds rather than replaying the first episodes
+    env_seed = seed + (start_ckpt[1] if start_ckpt else 0)
+    vec = make_vec(
+        cfg,
+        algo,
+        n_envs,
+        env_seed,
+        str(monitor),
+        subproc,
+        norm_obs=meta["policy"] == "mlp",
+        preposition_bonus=meta.get("preposition_bonus", 0.0),
+    )
+    model = cls(
+        policy_class(algo, meta["policy"]),
+        vec,
+        seed=seed,
+        device=device,
+        tensorboard_log=str(out / "tb"),
+        policy_kwargs=dict(meta["policy_kwargs"]),
+        verbose=verbose,
+        **hp,
+    )
+    done = 0
+    if start_ckpt is not None:
+        path, _ = start_ckpt
+        model.set_parameters(str(path), device=device)  # torch.load(weights_only=True) inside
+        done = model.num_timesteps = saved_num_timesteps(path)
+        restore_obs_stats(vec, load_obs_stats(obs_stats_path(path)))
+    from stable_baselines3.common.callbacks import CallbackList
+
+    callbacks = CallbackList(
+        [checkpoint_callback(max(checkpoint_freq // n_envs, 1), out), success_callback()]
+    )
+    start = time.perf_counter()
+    if timesteps > done:
+        model.learn(
+            total_timesteps=timesteps - done,
+            callback=callbacks,
+            reset_num_timesteps=not resume,
+            tb_log_name=algo,
+        )
+    wall = time.perf_counter() - start
+    vec.close()
+    model.save(out / "model.zip")
+    save_obs_stats(vec, out / "obs_stats.npz")
+    steps = int(model.num_timesteps) - done
+    meta = {
+        **meta,
+        "timesteps": int(model.num_timesteps),
+        "resumed_from": done if resume else None,
+        "wall_time_s": round(wall, 2),
+        "steps_per_s": round(steps / wall, 1) if wall > 0 and steps > 0 else None,
+        "device": str(model.device),
+    }
+    (out / "model.json").write_text(json.dumps(meta, indent=2))
+    return meta

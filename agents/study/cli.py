@@ -1,0 +1,219 @@
+"""The thin parsers of ``spep evaluate``, ``spep quality`` and ``spep reproduce``.
+
+Each command turns its options into a call of :func:`agents.study.evaluate.evaluate`,
+:func:`agents.study.quality.prediction_quality_table` or :func:`agents.study.reproduce.reproduce`;
+pandas, tqdm and the rest load when a command runs, not when ``spep --help`` builds the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agents.base import names as agent_names
+from agents.cli import add_common, parse_literals, parse_names, parse_overrides
+from agents.study.backends import BACKENDS
+from agents.study.reproduce import Options
+from spep_gym.config import TOPOLOGIES
+
+
+def add_cli(subparsers: Any) -> None:
+    """Add ``spep evaluate``, ``spep quality`` and ``spep reproduce`` to the ``spep`` command."""
+    add_evaluate(subparsers)
+    add_quality(subparsers)
+    add_reproduce(subparsers)
+
+
+# ---------------------------------------------------------------------- spep evaluate
+
+
+def add_evaluate(subparsers: Any) -> None:
+    """Add ``spep evaluate``."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate agents over runs; one CSV row per run",
+        description="Run each agent over --runs episodes (run i uses seed --seed + i) and write "
+        "one row per run to --out (rewritten as runs finish).",
+    )
+    p.add_argument(
+        "--agent",
+        required=True,
+        help=f"agent name, or a comma list of them; registered: {', '.join(agent_names())}",
+    )
+    _add_run_options(p, runs=20)
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
+    p.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent keyword argument (repeatable), e.g. --param threshold=0.1",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, runs: int) -> None:
+    """The options that choose the runs of ``spep evaluate`` and ``spep quality``."""
+    parser.add_argument("--topology", default=None, help="topology name (default: the config's)")
+    parser.add_argument("--runs", type=int, default=runs, help=f"runs (default {runs})")
+    parser.add_argument("--slots", type=int, default=None, help="episode_slots (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="run i uses seed SEED+i")
+    parser.add_argument("--out", default=None, help="CSV file of the rows")
+
+
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Config fields of ``--set``, ``--topology`` and ``--slots``."""
+    fields = parse_overrides(args.overrides)
+    if args.topology is not None:
+        fields["topology"] = args.topology
+    if args.slots is not None:
+        fields["episode_slots"] = args.slots
+    return fields
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run ``spep evaluate``: every agent in turn, the rows of all so far kept in ``--out``."""
+    import pandas as pd
+
+    from agents.base import make
+    from agents.study.evaluate import agent_config, evaluate, summary_table
+
+    fields = _fields(args)
+    params = parse_literals(args.params, "--param")
+    agents_ = []
+    for name in parse_names(args.agent):
+        try:
+            agents_.append(make(name, **params))
+        except TypeError as err:
+            raise ValueError(f"agent {name!r}: bad --param: {err}") from None
+    for a in agents_:  # every config problem shows before the first run
+        agent_config(a, fields)
+    frames: list[pd.DataFrame] = []
+
+    def save(current: pd.DataFrame) -> None:  # keep finished runs of every agent so far
+        if args.out:
+            pd.concat([*frames, current], ignore_index=True).to_csv(args.out, index=False)
+
+    for a in agents_:
+        frames.append(
+            evaluate(
+                a, runs=args.runs, seed=args.seed, jobs=args.jobs,
+                progress=not args.no_progress, callback=save, **fields,
+            )
+        )  # fmt: skip
+    df = pd.concat(frames, ignore_index=True)
+    print(summary_table(df).to_string())
+    if args.out:
+        print(f"wrote {len(df)} rows to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- spep quality
+
+
+def add_quality(subparsers: Any) -> None:
+    """Add ``spep quality``."""
+    q = subparsers.add_parser(
+        "quality",
+        help="prediction quality of each predictor on the env's workload",
+        description="Score the demand predictors on the requests the environment draws for each "
+        "seed (the requests the SPEP agents meet).",
+    )
+    q.add_argument("--predictors", default="frequency,lstm,arima", help="comma list")
+    _add_run_options(q, runs=1)
+    q.add_argument("--top-k", type=int, default=None, help="default: max_prepositioned")
+    add_common(q)
+    q.set_defaults(func=cmd_quality)
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Run ``spep quality``: print each predictor's mean scores, write the rows to ``--out``."""
+    from agents.study.quality import prediction_quality_table
+
+    df = prediction_quality_table(
+        seed=args.seed,
+        runs=args.runs,
+        predictors=parse_names(args.predictors),
+        top_k=args.top_k,
+        **_fields(args),
+    )
+    cols = ["mae", "mae_constant", "brier", "brier_constant", "precision_at_k", "wall_s"]
+    print(df.groupby("predictor", sort=False)[cols].mean().round(4).to_string())
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"wrote {len(df)} rows to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- spep reproduce
+
+
+def add_reproduce(subparsers: Any) -> None:
+    """Add ``spep reproduce``."""
+    default = Options()
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the paper's experiment (resumable) and write results, figures and a report",
+        description=(
+            "Run the paper's experiment: topologies x agents x runs, each run written at once to "
+            "OUT/runs/ (run the same command again to resume), then results.csv, statistics, "
+            "figures and report.md. Default: the full paper-scale study plus the sensitivity study."
+        ),
+    )
+    p.add_argument("--agents", default=",".join(default.agents), help="comma-separated agent names")
+    p.add_argument("--topologies", default=",".join(TOPOLOGIES), help="comma-separated topologies")
+    p.add_argument(
+        "--runs", type=int, default=default.runs, help="runs per topology and agent (seeds SEED..)"
+    )
+    p.add_argument("--slots", type=int, default=default.slots, help="slots per run (episode_slots)")
+    p.add_argument(
+        "--seed", type=int, default=default.seed, help="run i uses seed SEED+i, for every agent"
+    )
+    p.add_argument("--out", default=str(default.out), help="output folder (default: results)")
+    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument(
+        "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--sensitivity", dest="sensitivity", action="store_true", default=None,
+        help="run only the sensitivity study (default: main study and sensitivity study)",
+    )  # fmt: skip
+    group.add_argument(
+        "--no-sensitivity",
+        dest="sensitivity",
+        action="store_false",
+        help="skip the sensitivity study",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write no figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run ``spep reproduce`` with the options of ``args``."""
+    from agents.study.reproduce import reproduce
+
+    opts = Options(
+        agents=parse_names(args.agents),
+        topologies=parse_names(args.topologies),
+        runs=args.runs,
+        slots=args.slots,
+        seed=args.seed,
+        out=Path(args.out),
+        backend=args.backend,
+        ray_address=args.ray_address,
+        jobs=args.jobs,
+        overrides=parse_overrides(args.overrides),
+        main=args.sensitivity is not True,
+        sensitivity=args.sensitivity is not False,
+        figures=not args.no_figures,
+        progress=not args.no_progress,
+    )
+    return reproduce(opts)

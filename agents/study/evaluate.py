@@ -1,0 +1,201 @@
+"""Running agents on episodes: one run (``run_episode``) is the unit every experiment is made of.
+
+``evaluate`` runs many of them (in worker processes, through :mod:`agents.study.backends`) into a
+DataFrame of one row per run. Both are re-exported as ``agents.run_episode`` and
+``agents.evaluate``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.base import Agent, make
+from agents.study import backends
+from spep_gym.config import SpepConfig
+from spep_gym.env import SpepEnv
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Columns every result row has (the CSV of ``spep evaluate`` and ``spep reproduce``), in order.
+COLUMNS = (
+    "agent", "topology", "seed", "slots", "success_rate", "avg_latency", "avg_fidelity",
+    "utilization", "arrived", "served", "failed", "pending", "pairs_generated",
+    "prepositions_placed", "prepositions_used",
+)  # fmt: skip
+
+
+def agent_config(
+    agent: Agent,
+    config: Mapping[str, Any] | SpepConfig | None,
+    base: SpepConfig | None = None,
+) -> SpepConfig:
+    """The config a run of ``agent`` uses: the user's fields plus the agent's own settings.
+
+    A user field (in a mapping) that contradicts a setting the agent is defined by (e.g.
+    ``routing`` for a baseline) is an error rather than silently overridden; a whole
+    ``SpepConfig`` gets the agent's settings applied. A mapping applies over ``base`` (default: the
+    paper preset).
+    """
+    if isinstance(config, SpepConfig):
+        base, fields = config, {}
+    else:
+        base, fields = base or SpepConfig(), dict(config or {})
+    for key, value in agent.env_config.items():
+        if key in fields and fields[key] != value:
+            raise ValueError(
+                f"config field {key!r} = {fields[key]!r} contradicts agent {agent.name!r}, which is "
+                f"defined with {key}={value!r}"
+            )
+    return SpepConfig.from_dict({**fields, **agent.env_config}, base=base)
+
+
+def run_episode(
+    agent: Agent | str,
+    seed: int,
+    config: Mapping[str, Any] | SpepConfig | None = None,
+    return_records: bool = False,
+) -> dict[str, Any]:
+    """Run one episode of ``agent`` from ``seed``; return its result row (section-6 metrics).
+
+    The row holds :data:`COLUMNS` first, then every other counter and rate of
+    :meth:`spep_gym.metrics.Metrics.summary` and the wall time. With ``return_records`` the
+    per-request records come along under ``"records"``.
+    """
+    if isinstance(agent, str):
+        agent = make(agent)
+    cfg = agent_config(agent, config)
+    env = SpepEnv(cfg)
+    start = time.perf_counter()
+    obs, info = env.reset(seed=seed)
+    agent.reset(seed=seed, env=env)
+    truncated = False
+    while not truncated:
+        action = agent.act(obs, info)
+        obs, _, _, truncated, info = env.step(action)
+    wall = time.perf_counter() - start
+    metrics = info["episode_metrics"]
+    row: dict[str, Any] = {
+        "agent": agent.name,
+        "topology": cfg.topology_name,
+        "seed": seed,
+        "slots": cfg.episode_slots,
+    }
+    row.update({k: metrics[k] for k in COLUMNS if k in metrics})
+    row.update({k: v for k, v in metrics.items() if k not in row})
+    row["wall_time_s"] = wall
+    if return_records:
+        row["records"] = env.sim.request_records()
+    return row
+
+
+# ---------------------------------------------------------------------- many runs
+
+
+def _run(agent: Agent | str, cfg: SpepConfig, seed: int) -> dict[str, Any]:
+    """One run of :func:`evaluate` (module level, so that worker processes can unpickle it)."""
+    return run_episode(agent, seed, cfg)
+
+
+def evaluate(
+    agent: Agent | str,
+    runs: int = 20,
+    seed: int = 0,
+    jobs: int | None = None,
+    progress: bool = False,
+    config: Mapping[str, Any] | SpepConfig | None = None,
+    out: str | None = None,
+    callback: Callable[[pd.DataFrame], None] | None = None,
+    **fields: Any,
+) -> pd.DataFrame:
+    """Evaluate ``agent`` over ``runs`` episodes; run ``i`` uses seed ``seed + i``.
+
+    Args:
+        agent: an :class:`~agents.base.Agent` or a registered name (``agents.names()``).
+        runs: number of episodes.
+        seed: seed of the first run.
+        jobs: worker processes (:func:`agents.study.backends.run_processes`: one BLAS / OpenMP
+            thread each); None: ``os.cpu_count()``; 1: in this process.
+        progress: show a tqdm progress bar.
+        config: a base config (or mapping of fields) under ``fields``.
+        out: a CSV path rewritten after every finished run, so an interrupted evaluation keeps
+            what finished.
+        callback: called with the rows so far (a DataFrame) after every finished run.
+        **fields: any config field, e.g. ``topology="small_world"``, ``episode_slots=500`` or a
+            ``networkx`` graph as ``topology``.
+
+    Returns:
+        One row per run, in seed order: :data:`COLUMNS` first, then the other counters and rates of
+        :meth:`spep_gym.metrics.Metrics.summary` and ``wall_time_s``.
+    """
+    import pandas as pd
+
+    for name, value, low in (("runs", runs, 1), ("jobs", jobs, 1)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise ValueError(f"{name} = {value!r} is invalid: allowed an integer >= {low}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed = {seed!r} is invalid: allowed an integer >= 0")
+    if isinstance(agent, str):
+        agent = make(agent)
+    # validates before any process starts
+    if isinstance(config, SpepConfig):
+        cfg = agent_config(agent, fields, base=config)
+    else:
+        cfg = agent_config(agent, {**dict(config or {}), **fields})
+    seeds = [seed + i for i in range(runs)]
+    rows: dict[int, dict[str, Any]] = {}
+
+    def frame() -> pd.DataFrame:
+        done = [  # None (a rate undefined in a run, e.g. nothing served) becomes NaN
+            {k: np.nan if v is None else v for k, v in rows[s].items()} for s in seeds if s in rows
+        ]
+        df = pd.DataFrame(done)
+        if done:
+            df = df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
+        return df
+
+    bar = progress_bar(runs, agent.name, progress)
+
+    def finished(run_seed: int, row: dict[str, Any]) -> None:
+        rows[run_seed] = row
+        if bar is not None:
+            bar.update(1)
+        if out is not None or callback is not None:
+            df = frame()
+            if out is not None:
+                df.to_csv(out, index=False)
+            if callback is not None:
+                callback(df)
+
+    try:
+        backends.run(functools.partial(_run, agent, cfg), seeds, finished, jobs=jobs)
+    finally:
+        if bar is not None:
+            bar.close()
+    return frame()
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm progress bar of ``total`` runs, or None when not ``enabled``."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of the headline metrics per agent (the figures ``spep evaluate`` prints)."""
+    cols = ["success_rate", "avg_latency", "avg_fidelity", "utilization", "served", "failed"]
+    if "wall_time_s" in df:
+        cols.append("wall_time_s")
+    out = df.groupby("agent", sort=False)[cols].mean(numeric_only=True)
+    out.insert(0, "runs", df.groupby("agent", sort=False).size())
+    return out.round(4)

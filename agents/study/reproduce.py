@@ -1,0 +1,283 @@
+"""``spep reproduce``: the paper's experiment (SPEC section 7), resumable and parallel.
+
+An experiment is a list of :class:`Task` (topology, agent, seed, slots, config overrides); each runs
+one :func:`agents.run_episode` and is written at once, atomically, to
+``DIR/runs/<topology>__<agent>__<seed>__<hash>.json`` (``hash``: slots and config overrides). Running
+the same command again skips the runs already on disk, so an interrupt or a crash loses at most the
+runs in flight. ``results.csv``, the statistics, the figures and ``report.md`` are always rebuilt from
+the run files.
+
+Layout of ``DIR``::
+
+    runs/*.json          one file per finished run (key, result row, served latencies/fidelities)
+    results.csv          the main study: one row per run, the columns of ``spep evaluate``
+    sensitivity.csv      the sensitivity study (``variant`` first, then the same columns)
+    summary.csv          mean and 95 % CI of every metric per topology and agent
+    tests.csv            Mann-Whitney U and paired Wilcoxon tests, SPEP agents vs baselines
+    figures/*.png        figures 3-9 of the paper, utilization, sensitivity
+    meta.json            the command, the config and the wall time
+    report.md            everything above, beside the paper's numbers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.study import backends
+from agents.study.evaluate import COLUMNS
+from agents.study.plan import (
+    MAIN,
+    PAPER_AGENTS,
+    SENSITIVITY,
+    SENSITIVITY_AGENTS,
+    SENSITIVITY_TOPOLOGY,
+    SENSITIVITY_VARIANTS,
+    Task,
+    json_key,
+    plan,
+    schedule,
+    validate,
+)
+from agents.study.store import (
+    RUN_FILE_VERSION,
+    load_runs,
+    remove_temp_files,
+    result_rows,
+    served_samples,
+    write_csv,
+    write_run,
+)
+from spep_gym.config import TOPOLOGIES, SpepConfig
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Run one task; return the payload of its run file.
+
+    Besides the result row, the file keeps the latency (slots) and fidelity of every served request,
+    compact (ints and 4-digit floats), for the distribution figures.
+    """
+    import agents  # noqa: F401  (registers the agents in a fresh worker process)
+    from agents.study.evaluate import run_episode
+    from spep_gym.metrics import SERVED
+
+    row = run_episode(task.agent, task.seed, task.config(), return_records=True)
+    records = row.pop("records")
+    served = records["status"] == SERVED
+    latency = records["end_slot"][served] - records["arrival"][served]
+    fidelity = np.round(records["fidelity"][served], 4)
+    return {
+        "version": RUN_FILE_VERSION,
+        "key": json.loads(json_key(task.key)),
+        "row": row,
+        "served_latency": latency.astype(int).tolist(),
+        "served_fidelity": fidelity.tolist(),
+    }
+
+
+def execute(
+    tasks: Sequence[Task],
+    runs_dir: Path,
+    jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool = True,
+    done_before: dict[Task, dict[str, Any]] | None = None,
+) -> tuple[dict[Task, dict[str, Any]], dict[Task, str]]:
+    """Run ``tasks``, writing each run file as soon as it finishes; return (payloads, errors).
+
+    A ``KeyboardInterrupt`` propagates after the finished runs are on disk.
+    """
+    from tqdm import tqdm
+
+    results: dict[Task, dict[str, Any]] = {}
+    errors: dict[Task, str] = {}
+    rates: dict[str, list[float]] = {}
+    for task, payload in (done_before or {}).items():
+        if payload["row"].get("success_rate") is not None:
+            rates.setdefault(task.agent, []).append(payload["row"]["success_rate"])
+    total = len(tasks) + len(done_before or {})
+    bar = tqdm(
+        total=total, initial=total - len(tasks), unit="run", disable=not progress, file=sys.stderr
+    )
+
+    def on_done(task: Task, payload: dict[str, Any]) -> None:
+        write_run(runs_dir, task, payload)
+        results[task] = payload
+        rate = payload["row"].get("success_rate")
+        if rate is not None:
+            rates.setdefault(task.agent, []).append(rate)
+        bar.set_postfix({a: f"{np.mean(v):.3f}" for a, v in sorted(rates.items())}, refresh=False)
+        bar.update()
+
+    def on_error(task: Task, error: str) -> None:
+        errors[task] = error
+        bar.write(f"run {task.filename} failed:\n{error}", file=sys.stderr)
+
+    try:
+        backends.run(run_task, tasks, on_done, on_error, jobs, backend, address)
+    finally:
+        bar.close()
+    return results, errors
+
+
+@dataclass
+class Options:
+    """What ``spep reproduce`` was asked to do (the parsed command line)."""
+
+    agents: tuple[str, ...] = PAPER_AGENTS
+    topologies: tuple[str, ...] = TOPOLOGIES
+    runs: int = 20
+    slots: int = 2000
+    seed: int = 0
+    out: Path = Path("results")
+    backend: str = "local"
+    ray_address: str | None = None
+    jobs: int = 0  # 0: os.cpu_count()
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    main: bool = True
+    sensitivity: bool = True
+    figures: bool = True
+    progress: bool = True
+
+
+def reproduce(opts: Options) -> int:
+    """Run (or resume) the experiment and write every output; return the exit code."""
+    for name, value, low in (
+        ("runs", opts.runs, 1),
+        ("slots", opts.slots, 1),
+        ("jobs", opts.jobs, 0),
+    ):
+        if value < low:
+            raise ValueError(f"--{name} = {value} is invalid: allowed integers >= {low}")
+    if opts.backend not in backends.BACKENDS:
+        raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    check_agents = list(opts.agents if opts.main else ())
+    if opts.sensitivity:
+        check_agents += [a for a in SENSITIVITY_AGENTS if a not in check_agents]
+    topologies = list(opts.topologies if opts.main else ())
+    if opts.sensitivity and SENSITIVITY_TOPOLOGY not in topologies:
+        topologies.append(SENSITIVITY_TOPOLOGY)
+    validate(check_agents, topologies, opts.slots, opts.overrides)
+    if opts.sensitivity:  # every variant must be a valid config
+        for _, factors in SENSITIVITY_VARIANTS:
+            validate(
+                SENSITIVITY_AGENTS,
+                [SENSITIVITY_TOPOLOGY],
+                opts.slots,
+                {**opts.overrides, **factors},
+            )
+
+    start = time.perf_counter()
+    out = Path(opts.out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(runs_dir)
+    tasks = plan(
+        opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides,
+        main=opts.main, sensitivity=opts.sensitivity,
+    )  # fmt: skip
+    unique = schedule(tasks)
+    done = load_runs(runs_dir, unique)
+    todo = [t for t in unique if t not in done]
+    jobs = opts.jobs or os.cpu_count() or 1
+    print(
+        f"spep reproduce: {len(unique)} runs ({len(done)} already done in {runs_dir}), "
+        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
+        file=sys.stderr,
+    )
+    interrupted = False
+    errors: dict[Task, str] = {}
+    try:
+        _, errors = execute(
+            todo, runs_dir, jobs, opts.backend, opts.ray_address, opts.progress, done_before=done
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    payloads = load_runs(runs_dir, unique)
+    main_tasks = [t for t in tasks if t.study == MAIN]
+    sens_tasks = [t for t in tasks if t.study == SENSITIVITY]
+    if opts.main:
+        write_csv(out / "results.csv", result_rows(main_tasks, payloads), COLUMNS)
+    if opts.sensitivity:
+        write_csv(out / "sensitivity.csv", result_rows(sens_tasks, payloads), ("variant", *COLUMNS))
+    missing = len(unique) - len(payloads)
+    if interrupted or missing:
+        why = "interrupted" if interrupted else f"{len(errors)} run(s) failed"
+        print(
+            f"spep reproduce: {why}: {len(payloads)} of {len(unique)} runs done and kept in "
+            f"{runs_dir}; results.csv holds them. Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130 if interrupted else 1
+
+    from agents.study import report
+
+    meta = {
+        "command": command_line(opts),
+        "agents": list(opts.agents) if opts.main else [],
+        "topologies": list(opts.topologies) if opts.main else [],
+        "runs": opts.runs,
+        "slots": opts.slots,
+        "seed": opts.seed,
+        "overrides": {k: repr(v) for k, v in opts.overrides.items()},
+        "config": {f: repr(getattr(SpepConfig(), f)) for f in SpepConfig.field_names()},
+        "agent_config": _agent_configs(check_agents),
+        "backend": opts.backend,
+        "jobs": jobs,
+        "runs_total": len(unique),
+        "runs_executed": len(todo),
+        "wall_time_s": math.nan,  # set below, once the figures are drawn
+        "run_time_sum_s": sum(p["row"].get("wall_time_s", 0.0) for p in payloads.values()),
+        "sensitivity": opts.sensitivity,
+        "sensitivity_variants": [label for label, _ in SENSITIVITY_VARIANTS],
+    }
+    figures: list[Path] = []
+    if opts.figures:
+        from agents.study import figures as figs
+
+        figures = figs.make_all(out, served_samples(main_tasks, payloads))
+    meta["wall_time_s"] = time.perf_counter() - start
+    report.write_report(out, meta)
+    print(
+        f"spep reproduce: done in {meta['wall_time_s']:.1f} s ({len(todo)} runs executed); "
+        f"wrote {out / 'results.csv'}, {out / 'report.md'} and {len(figures)} figures",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def command_line(opts: Options) -> str:
+    """The ``spep reproduce`` command that does what ``opts`` asks (defaults left out)."""
+    default = Options()
+    words = ["spep reproduce"]
+    for name in ("agents", "topologies"):
+        if getattr(opts, name) != getattr(default, name):
+            words.append(f"--{name} {','.join(getattr(opts, name))}")
+    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs"):
+        value = getattr(opts, name)
+        if value != getattr(default, name):
+            words.append(f"--{name.replace('_', '-')} {value}")
+    words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
+    if not opts.main:
+        words.append("--sensitivity")
+    elif not opts.sensitivity:
+        words.append("--no-sensitivity")
+    words += ["--no-figures"] if not opts.figures else []
+    return " ".join(words)
+
+
+def _agent_configs(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    import agents
+
+    return {name: {k: repr(v) for k, v in agents.make(name).env_config.items()} for name in names}
