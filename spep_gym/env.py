@@ -59,6 +59,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | prepositioned_in_flight | (P,) | pre-positions placed whose outcome has not arrived (count toward K) |
     | requests_in_flight | (P,) | requests of the node pair whose on-demand delivery is on its way |
     | demand | (P,) | requests that arrived in the last ``demand_obs_slots`` slots (clipped at 10^6) |
+    | arrivals | (P,) | requests that arrived in this slot, all of them (the queue shows at most Q) |
     | queue | (6 Q,) | queued requests in service order, 6 numbers each (row-major): source, destination, F_req, slots left, slots waited, priority |
     | queue_mask | (Q,) | 1 for a real request, 0 for padding |
     | time_of_day | (2,) | sin and cos of the slot's phase in the day |
@@ -134,6 +135,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 # a request in flight holds a memory on each of its links: at most P * capacity
                 "requests_in_flight": box(0.0, float(P) * cap, (P,), f32),
                 "demand": box(0.0, DEMAND_OBS_MAX, (P,), f32),
+                "arrivals": box(0.0, DEMAND_OBS_MAX, (P,), f32),
                 "queue": box(
                     np.zeros(Q * 6, f32),
                     np.tile(np.array([n - 1, n - 1, 1.0, d_max, d_max, w_max], f32), Q),
@@ -244,8 +246,10 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         w = self.sim.workload
         pair = w.pair
         t = self.sim.t
+        self._arrivals = np.zeros(self.num_pairs, dtype=np.float32)
         if events.arrived:
-            np.add.at(self._demand, pair[events.arrived], 1.0)
+            np.add.at(self._arrivals, pair[events.arrived], 1.0)
+            self._demand += self._arrivals
         old = t - self.config.demand_obs_slots
         if old >= 0 and not self.sim.done:
             lo, hi = w.starts[old], w.starts[old + 1]
@@ -302,6 +306,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "prepositioned_in_flight": held_flight,
             "requests_in_flight": requests_flight,
             "demand": np.minimum(self._demand, DEMAND_OBS_MAX),
+            "arrivals": np.minimum(self._arrivals, DEMAND_OBS_MAX),
             "queue": queue.reshape(-1),
             "queue_mask": mask,
             "time_of_day": np.array([np.sin(phase), np.cos(phase)], np.float32),
