@@ -427,23 +427,36 @@ def _validate_demand_pairs(cfg: SpepConfig) -> None:
             _fail("demand_pairs", p, allowed)
 
 
-#: The ``physical`` preset's fields over the paper preset (SPEC section 9; sources in docs/physics.md).
-#: PROVISIONAL numbers from shared/notes/sequence-facts.md until the SeQUeNCe reference is in.
-PHYSICAL_SLOT_S = (
-    200e-6  # slot length tau: one single-heralded attempt cycle on a 10 km link (2 RTT)
-)
-PHYSICAL_COHERENCE_S = 20e-3  # memory coherence time T_c
+#: The hardware scenario of the ``physical`` preset (SPEC section 9; docs/physics.md gives every
+#: source): 10 km links with the Bell-state measurement in the middle, single-heralded generation,
+#: depolarizing memories, as SeQUeNCe 1.3.1 simulates them (validation/README.md).
+PHYSICAL_LINK_KM = 10.0
+PHYSICAL_FIBER_C_M_PER_S = 2e8  # light in fibre
+PHYSICAL_DETECTOR_EFFICIENCY = 0.9
+PHYSICAL_MEMORY_EFFICIENCY = 1.0
+PHYSICAL_RAW_FIDELITY = 0.92
+PHYSICAL_COHERENCE_S = 10e-3  # memory coherence time T_c
+_L_OVER_C = PHYSICAL_LINK_KM * 1e3 / PHYSICAL_FIBER_C_M_PER_S  # 50 us: one-way fibre delay
+#: Slot length tau: one attempt cycle of the single-heralded protocol (request, negotiation,
+#: emission, herald back: 4 L/c, plus one 12.5 ns time bin of an 80 MHz memory).
+PHYSICAL_SLOT_S = 4 * _L_OVER_C + 12.5e-9
 PHYSICAL: dict[str, Any] = {
     "swap_model": "werner",
     "decay_model": "depolarizing",
     "link_pool_policy": "replace_oldest",
     "cutoff_fidelity": 0.6,  # the lowest required fidelity (fidelity_req_range[0])
+    # one fibre delay L/c = 0.25 slot per hop plus the swap handshake (one RTT): 2 hops wait 1 slot
     "signalling_latency": 0.5,
     "length_model": "loss",
-    "p_gen": 0.27,  # single-heralded success per attempt at 10 km
-    "F0": 0.25 + (0.92 - 0.25) * math.exp(-8 * 50e-6 / (3 * PHYSICAL_COHERENCE_S)),
+    # success per attempt: 1/2 (linear-optics BSM) x (eta_det eta_mem 10^(-0.2 (L/2) / 10))^2
+    "p_gen": 0.5
+    * (PHYSICAL_DETECTOR_EFFICIENCY * PHYSICAL_MEMORY_EFFICIENCY * 10 ** (-0.2 * 5.0 / 10)) ** 2,
+    # the raw pair has decayed over the herald delay L/c when the end nodes learn of it
+    "F0": 0.25
+    + (PHYSICAL_RAW_FIDELITY - 0.25) * math.exp(-8 * _L_OVER_C / (3 * PHYSICAL_COHERENCE_S)),
     "rho": math.exp(-8 * PHYSICAL_SLOT_S / (3 * PHYSICAL_COHERENCE_S)),
-    "max_lifetime": 1000,  # the cut-off, not an age limit, discards pairs
+    # SeQUeNCe's memories expire T_c after emission: (T_c - herald delay) / tau whole slots
+    "max_lifetime": int((PHYSICAL_COHERENCE_S - _L_OVER_C) // PHYSICAL_SLOT_S),
 }
 
 # The fields with their defaults, for docs and the command line.
