@@ -1,7 +1,7 @@
 """The ``Agent`` protocol every policy follows, and the registry that makes agents by name.
 
 An agent sees only what the environment hands it (observation and info), never its internals; the
-oracle, an upper bound that reads the future workload, is the one named exception
+oracle, a reference that reads the future workload, is the one named exception
 (``reads_future = True``). Every agent also has stable-baselines3's ``predict`` signature, so SB3's
 ``evaluate_policy`` takes any agent.
 """

@@ -1,9 +1,10 @@
-"""``spep-oracle``: an upper bound that READS THE FUTURE workload (SPEC section 8).
+"""``spep-oracle``: a reference that READS THE FUTURE workload (SPEC sections 8 and 10).
 
 It is the one agent allowed to look inside the environment: at the decision point of slot t it reads
 ``env.sim.workload`` for the requests that will arrive in slots t+1 .. t+``oracle_horizon`` and
-pre-positions their node pairs. No real agent can do this; use it only as a bound on what perfect
-prediction could give.
+pre-positions their node pairs. No real agent can do this; use it only as a reference for what
+knowing the next requests gives under the same placement rules. It is not an upper bound: a policy
+that flushes stale link pairs can beat it.
 """
 
 from __future__ import annotations

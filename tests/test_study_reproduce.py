@@ -45,11 +45,13 @@ def test_plan_shares_seeds_and_reuses_main_runs_in_the_sensitivity_study():
     for agent in plan.PAPER_AGENTS:  # common random numbers: every agent runs seeds 5, 6, 7
         assert sorted(t.seed for t in main_tasks if t.agent == agent) == [5, 5, 6, 6, 7, 7]
     sens = [t for t in tasks if t.study == plan.SENSITIVITY]
-    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * 3 * 3
+    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * len(plan.SENSITIVITY_AGENTS) * 3
     assert all(dict(t.overrides)["rho"] == 0.95 for t in tasks)  # --set applies everywhere
     unique = plan.schedule(tasks)
-    # The preset variant on Erdős–Rényi is the main study's run: same key, one run.
-    assert len(unique) == len(main_tasks) + len(sens) - 3 * 3
+    # The preset variant on Erdős–Rényi is the main study's run: same key, one run (random is
+    # not among the paper's agents, so its preset runs are the sensitivity study's own).
+    shared = len([a for a in plan.SENSITIVITY_AGENTS if a in plan.PAPER_AGENTS])
+    assert len(unique) == len(main_tasks) + len(sens) - shared * 3
     assert len({t.filename for t in unique}) == len(unique)
     slow = [i for i, t in enumerate(unique) if t.agent in plan.SLOW_AGENTS]
     assert slow == list(range(len(slow)))  # slow agents start first
@@ -140,7 +142,7 @@ def test_small_reproduction_writes_every_file_and_resumes(tmp_path):
     assert tuple(df.columns[: len(COLUMNS)]) == COLUMNS
     assert len(df) == 2 * 3 * 2 and not df.duplicated(["topology", "agent", "seed"]).any()
     sens = pd.read_csv(out / "sensitivity.csv")
-    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * 3 * 2
+    assert len(sens) == len(plan.SENSITIVITY_VARIANTS) * len(plan.SENSITIVITY_AGENTS) * 2
     assert set(sens["variant"]) == {label for label, _ in plan.SENSITIVITY_VARIANTS}
     # The sensitivity's preset rows are the main study's runs.
     preset = sens[(sens.variant == "paper preset") & (sens.agent == "shortest")]

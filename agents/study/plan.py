@@ -20,15 +20,19 @@ from agents.study.paper import SPEP_AGENTS
 from agents.study.tables import ORACLE
 from spep_gym.config import TOPOLOGIES
 
-#: The paper's agents (spec section 7): its baselines, its SPEP variants, and the oracle as an
-#: upper bound.
+#: The paper's agents (spec section 7): its baselines, its SPEP variants, and the oracle reference.
 PAPER_AGENTS = (*BASELINES, *SPEP_AGENTS, ORACLE)
+#: The controls every study runs beside them (SPEC section 10): random pre-positioning flushes
+#: links as much as SPEP does, so only a gain over it can be credited to prediction.
+CONTROLS = ("random",)
+#: What ``spep reproduce`` runs by default: the paper's agents and the controls.
+STUDY_AGENTS = (*BASELINES, *CONTROLS, *SPEP_AGENTS, ORACLE)
 #: Slow agents start first, so that the last minutes are not one long run on one core.
 SLOW_AGENTS = ("spep-arima", "spep-lstm")
 
 #: The sensitivity study: one factor at a time from the paper preset, on Erdős–Rényi.
 SENSITIVITY_TOPOLOGY = "erdos_renyi"
-SENSITIVITY_AGENTS = ("shortest", "spep-frequency", "spep-oracle")
+SENSITIVITY_AGENTS = ("shortest", *CONTROLS, "spep-frequency", "spep-oracle")
 SENSITIVITY_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("paper preset", {}),
     ("link_capacity=2", {"link_capacity": 2}),

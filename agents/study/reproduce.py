@@ -13,7 +13,8 @@ Layout of ``DIR``::
     results.csv          the main study: one row per run, the columns of ``spep evaluate``
     sensitivity.csv      the sensitivity study (``variant`` first, then the same columns)
     summary.csv          mean and 95 % CI of every metric per topology and agent
-    tests.csv            Mann-Whitney U and paired Wilcoxon tests, SPEP agents vs baselines
+    tests.csv            Mann-Whitney U and paired Wilcoxon tests, SPEP agents vs non-predictive
+                         agents (the controls included), raw and Holm-corrected p-values
     figures/*.png        figures 3-9 of the paper, utilization, sensitivity
     meta.json            the command, the config and the wall time
     report.md            everything above, beside the paper's numbers
@@ -38,11 +39,11 @@ from agents.study import backends
 from agents.study.evaluate import COLUMNS
 from agents.study.plan import (
     MAIN,
-    PAPER_AGENTS,
     SENSITIVITY,
     SENSITIVITY_AGENTS,
     SENSITIVITY_TOPOLOGY,
     SENSITIVITY_VARIANTS,
+    STUDY_AGENTS,
     Task,
     json_key,
     plan,
@@ -135,7 +136,7 @@ def execute(
 class Options:
     """What ``spep reproduce`` was asked to do (the parsed command line)."""
 
-    agents: tuple[str, ...] = PAPER_AGENTS
+    agents: tuple[str, ...] = STUDY_AGENTS
     topologies: tuple[str, ...] = TOPOLOGIES
     runs: int = 20
     slots: int = 2000

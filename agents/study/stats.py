@@ -1,11 +1,14 @@
-"""Statistics of an experiment (SPEC section 7): means with 95 % confidence intervals, and tests.
+"""Statistics of an experiment (SPEC sections 7 and 10): means with 95 % confidence intervals, tests.
 
 Every function takes the result rows (a DataFrame with the columns of ``results.csv``). Missing values
 (``avg_latency`` of a run that served nothing) are dropped from that metric only (SPEC section 6).
-Tests compare each SPEP agent with each of the paper's baselines per topology: Mann–Whitney U
-(two-sided, unpaired, as the paper did) and the Wilcoxon signed-rank test on runs paired by seed
-(valid because every agent meets the same workload and link draws for a seed: common random
-numbers).
+Tests compare each predictive agent (``spep-*``, the oracle reference included) with each
+non-predictive agent per topology: Mann–Whitney U (two-sided, unpaired, as the paper did) and the
+Wilcoxon signed-rank test on runs paired by seed (valid because every agent meets the same workload
+and link draws for a seed: common random numbers). The controls of SPEC section 10 are ``random``
+and the best non-predictive agent of each group (:func:`best_control`); :func:`holm` corrects a
+family of p-values (Holm's step-down method, from statsmodels), and :func:`add_holm` applies it to
+a table of tests, one family per metric.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import numpy.typing as npt
 
 from agents.baselines import BASELINES
 
+#: Agents that never predict demand: the paper's baselines, ``noop`` and the ``random`` control.
+NON_PREDICTIVE = (*BASELINES, "noop", "random")
+#: The control that pre-positions random node pairs (SPEC section 10): it flushes links as SPEP does.
+RANDOM_CONTROL = "random"
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -157,8 +164,9 @@ def compare(
     """Each of ``agents`` (default: the SPEP agents) against each baseline, per ``by`` group.
 
     One row per (group, agent, baseline, metric): the means, their difference (agent - baseline)
-    and relative difference, Mann–Whitney U and p, and the Wilcoxon W and p over runs paired by
-    seed.
+    and relative difference, the mean of the paired differences with its 95 % Student-t interval
+    (``diff_ci_low``, ``diff_ci_high``), Mann–Whitney U and p, and the Wilcoxon W and p over runs
+    paired by seed.
     """
     import pandas as pd
 
@@ -176,6 +184,7 @@ def compare(
                     u, p_u = mann_whitney(a, b)
                     paired = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
                     w, p_w, pairs = wilcoxon_paired(paired["a"], paired["b"])
+                    _, diff_low, diff_high, _ = mean_ci(paired["a"] - paired["b"])
                     mean_a, mean_b = _mean(a), _mean(b)
                     rows.append(
                         {
@@ -189,6 +198,8 @@ def compare(
                             "relative_difference": (mean_a - mean_b) / mean_b
                             if mean_b
                             else math.nan,
+                            "diff_ci_low": diff_low,
+                            "diff_ci_high": diff_high,
                             "mwu_u": u,
                             "mwu_p": p_u,
                             "wilcoxon_w": w,
@@ -197,3 +208,104 @@ def compare(
                         }
                     )
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- controls (SPEC section 10)
+
+
+def holm(pvalues: npt.ArrayLike) -> np.ndarray:
+    """Holm's step-down correction of a family of p-values (``multipletests(method="holm")``).
+
+    Controls the family-wise error rate: the chance that any of the family's null hypotheses is
+    rejected wrongly stays at most alpha. NaN p-values (a test that could not run) are left out of
+    the family and stay NaN.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def add_holm(
+    tests: pd.DataFrame,
+    key: Sequence[str] = ("topology", "agent", "baseline", "metric"),
+    columns: Sequence[str] = ("wilcoxon_p", "mwu_p"),
+    family: Sequence[str] = ("metric",),
+) -> pd.DataFrame:
+    """``tests`` with a Holm-corrected ``<column>_holm`` beside each p-value column.
+
+    One family per value of the ``family`` columns (default: one per metric): every comparison of
+    that metric in the table is corrected together. ``key`` names the columns that identify a test;
+    rows that repeat a test (the best control is ``random`` itself) count once in the family.
+    """
+    out = tests.copy()
+    for column in columns:
+        if column not in out:
+            continue
+        corrected = np.full(len(out), math.nan)
+        if len(out):
+            ids = out[list(key)].astype(str).agg("\x1f".join, axis=1)
+            for _, part in out.groupby(list(family), sort=False):
+                unique = ~ids[part.index].duplicated()
+                first = part[unique.to_numpy()]
+                by_id = dict(zip(ids[first.index], holm(first[column]), strict=True))
+                corrected[out.index.get_indexer(part.index)] = ids[part.index].map(by_id)
+        out[f"{column}_holm"] = corrected
+    return out
+
+
+def best_control(
+    df: pd.DataFrame, controls: Sequence[str] = NON_PREDICTIVE, metric: str = "success_rate"
+) -> str | None:
+    """The non-predictive agent of ``df`` with the highest mean ``metric`` (None if there is none).
+
+    ``df`` holds the runs of one group (a topology, a cell). Ties go to the first in ``controls``.
+    The choice is made on the same runs the tests use, which favours the control: a predictive
+    agent that beats it beats every control run.
+    """
+    means = {c: _mean(df.loc[df["agent"] == c, metric]) for c in controls}
+    means = {c: m for c, m in means.items() if not math.isnan(m)}
+    if not means:
+        return None
+    return max(means, key=lambda c: (means[c], -list(controls).index(c)))
+
+
+def compare_controls(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = TESTED_METRICS,
+    agents: Sequence[str] | None = None,
+    by: Sequence[str] = ("topology",),
+    controls: Sequence[str] = NON_PREDICTIVE,
+) -> pd.DataFrame:
+    """Each predictive agent against the best control and against ``random``, per group (SPEC 10).
+
+    One row per (group, agent, control role, metric): ``control`` is ``"best"`` (the group's
+    :func:`best_control` by mean success rate) or ``"random"``, ``baseline`` names the agent it is;
+    then the columns of :func:`compare` and the Holm-corrected p-values of :func:`add_holm` (one
+    family per metric: every comparison of that metric in the table).
+    """
+    import pandas as pd
+
+    agents = list(agents) if agents is not None else predictive_agents(df)
+    frames = []
+    for keys, group in df.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        present = set(group["agent"])
+        for role, control in (("best", best_control(group, controls)), ("random", RANDOM_CONTROL)):
+            if control is None or control not in present:
+                continue
+            tests = compare(group.assign(_group=0), metrics, agents, [control], by="_group")
+            if tests.empty:
+                continue
+            tests = tests.drop(columns="_group")
+            tests.insert(1, "control", role)
+            for name, value in reversed(list(zip(by, keys, strict=True))):
+                tests.insert(0, name, [value] * len(tests))
+            frames.append(tests)
+    if not frames:
+        return pd.DataFrame()
+    return add_holm(pd.concat(frames, ignore_index=True), key=(*by, "agent", "baseline", "metric"))

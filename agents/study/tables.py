@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 #: The comparison baseline of the tables ("shortest path", as the paper's).
 REFERENCE = "shortest"
-#: The oracle (an upper bound, left out of the sensitivity notes).
+#: The oracle reference (reads the next requests; not an upper bound: SPEC section 10). Left out
+#: of the sensitivity notes.
 ORACLE = "spep-oracle"
 #: Significance level of the notes.
 ALPHA = 0.05
@@ -40,6 +41,15 @@ def fmt(mean: float, half: float, kind: str = "pct") -> str:
     if half is not None and not math.isnan(half):
         text += f" ± {half * scale:.{digits}f}"
     return text
+
+
+def fmt_diff(row: dict[str, Any]) -> str:
+    """A test row's difference of success rates with its paired 95 % CI, in percentage points."""
+    text = f"{100 * row['difference']:+.1f}"
+    low, high = row.get("diff_ci_low", math.nan), row.get("diff_ci_high", math.nan)
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return text + " pp"
 
 
 def fmt_p(p: float) -> str:
@@ -118,27 +128,97 @@ def tests_table(tests: pd.DataFrame) -> str:
         ):
             r = find_test(tests, topology=topology, agent=agent, baseline=base, metric=metric)
             cells += (
-                [change_text(r, kind), fmt_p(r["mwu_p"]), fmt_p(r["wilcoxon_p"])]
+                [
+                    change_text(r, kind),
+                    fmt_p(r["mwu_p"]),
+                    fmt_p(r["wilcoxon_p"]),
+                    fmt_p(r.get("wilcoxon_p_holm", math.nan)),
+                ]
                 if r
-                else ["–"] * 3
+                else ["–"] * 4
             )
         rows.append(cells)
     header = ["topology", "agent", "vs"]
     for name in ("success", "latency", "utilization"):
-        header += [f"Δ {name}", "p MWU", "p Wilcoxon"]
+        header += [f"Δ {name}", "p MWU", "p Wilcoxon", "Holm"]
     return markdown_table(header, rows)
 
 
+def controls_table(tests: pd.DataFrame, summary: pd.DataFrame) -> tuple[str, list[str]]:
+    """Each predictive agent against the best control and against ``random`` (SPEC section 10).
+
+    ``tests`` holds the rows of ``tests.csv`` (with ``best_control`` and ``wilcoxon_p_holm``);
+    returns the markdown table and one note per significant difference (Holm p < ``ALPHA``).
+    """
+    if tests.empty or "best_control" not in tests:
+        return "_No predictive agent and non-predictive agent in the same run set._", []
+    sel = tests[(tests["metric"] == "success_rate") & tests["best_control"].astype(bool)]
+    if sel.empty:
+        return "_No predictive agent and non-predictive agent in the same run set._", []
+    rows, notes = [], []
+    for topology, agent, best in sel[["topology", "agent", "baseline"]].itertuples(index=False):
+        mean, half, _ = metric_cell(summary, {"topology": topology, "agent": agent}, "success_rate")
+        b_mean, b_half, _ = metric_cell(
+            summary, {"topology": topology, "agent": best}, "success_rate"
+        )
+        cells: list[Any] = [topology, agent, fmt(mean, half), f"{best} {fmt(b_mean, b_half)}"]
+        verdicts = []
+        for control in (best, "random"):
+            r = find_test(
+                tests, topology=topology, agent=agent, baseline=control, metric="success_rate"
+            )
+            if r is None:
+                cells += ["–"] * 3
+                continue
+            cells += [fmt_diff(r), fmt_p(r["wilcoxon_p"]), fmt_p(r["wilcoxon_p_holm"])]
+            if r["wilcoxon_p_holm"] < ALPHA:
+                verdicts.append((control, r["difference"]))
+        rows.append(cells)
+        for control, diff in dict(verdicts).items():
+            word = "beats" if diff > 0 else "loses to"
+            notes.append(
+                f"{topology}: {agent} {word} {control} by {abs(100 * diff):.1f} pp (Holm p < {ALPHA})"
+            )
+    header = [
+        "topology", "agent", "success (%)", "best control (%)",
+        "Δ vs best control", "p", "p Holm", "Δ vs random", "p", "p Holm",
+    ]  # fmt: skip
+    return markdown_table(header, rows), notes
+
+
 def sensitivity_table(sens: pd.DataFrame) -> tuple[str, list[str]]:
-    """Success rate per variant and agent, SPEP's gain over shortest, the oracle's bound."""
+    """Success rate per variant and agent; gains over shortest and over the ``random`` control.
+
+    p-values are Wilcoxon signed-rank over runs paired by seed, Holm-corrected over every
+    comparison of the table (raw p in ``sensitivity.csv``'s runs, the corrected one here).
+    """
     from agents.study import stats
 
     summary = stats.summarize(sens, ["success_rate"], by=("variant", "agent"))
     agents = list(dict.fromkeys(sens["agent"]))
-    others = [a for a in agents if a != REFERENCE]
-    comparisons = stats.compare(
-        sens, ["success_rate"], agents=others, baselines=[REFERENCE], by="variant"
-    )
+    references = [a for a in (REFERENCE, stats.RANDOM_CONTROL) if a in agents]
+    frames = [
+        stats.compare(
+            sens, ["success_rate"], agents=[a for a in agents if a != ref], baselines=[ref],
+            by="variant",
+        )
+        for ref in references
+    ]  # fmt: skip
+    frames = [f for f in frames if not f.empty]
+    if frames:
+        import pandas as pd
+
+        comparisons = stats.add_holm(
+            pd.concat(frames, ignore_index=True), key=("variant", "agent", "baseline", "metric")
+        )
+    else:
+        comparisons = sens.iloc[0:0]
+    pairs = [
+        (agent, ref)
+        for ref in references
+        for agent in agents
+        if agent != ref and not (ref == stats.RANDOM_CONTROL and agent in stats.NON_PREDICTIVE)
+    ]
     rows, notes = [], []
     for variant in dict.fromkeys(sens["variant"]):
         cells: list[Any] = [variant]
@@ -146,24 +226,22 @@ def sensitivity_table(sens: pd.DataFrame) -> tuple[str, list[str]]:
             cells.append(
                 fmt(*metric_cell(summary, {"variant": variant, "agent": agent}, "success_rate")[:2])
             )
-        for agent in agents:
-            if agent == REFERENCE:
-                continue
-            r = find_test(comparisons, variant=variant, agent=agent)
+        for agent, ref in pairs:
+            r = find_test(comparisons, variant=variant, agent=agent, baseline=ref)
             if r is None:
                 cells.append("–")
                 continue
-            cells.append(f"{100 * r['difference']:+.1f} pp (p {fmt_p(r['wilcoxon_p'])})")
-            if agent != ORACLE and r["wilcoxon_p"] < ALPHA:
+            cells.append(f"{100 * r['difference']:+.1f} pp (p {fmt_p(r['wilcoxon_p_holm'])})")
+            if agent != ORACLE and r["wilcoxon_p_holm"] < ALPHA:
                 notes.append(
                     f"{variant}: {agent} {'gains' if r['difference'] > 0 else 'loses'} "
-                    f"{abs(100 * r['difference']):.1f} pp against shortest"
+                    f"{abs(100 * r['difference']):.1f} pp against {ref}"
                 )
         rows.append(cells)
     header = [
         "variant",
         *(f"{a} (%)" for a in agents),
-        *(f"{a} − shortest" for a in agents if a != REFERENCE),
+        *(f"{a} − {ref}" for a, ref in pairs),
     ]
     return markdown_table(header, rows), notes
 
