@@ -22,6 +22,14 @@ OPTIONS = {
         "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set", "--slots",
         "--topologies",
     ],
+    "regimes": [
+        "--agents", "--backend", "--jobs", "--no-figures", "--no-progress", "--only", "--out",
+        "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
+    ],
+    "calibrate": [
+        "--backend", "--batch", "--check-runs", "--fit-runs", "--jobs", "--no-progress", "--out",
+        "--params", "--ray-address", "--seed", "--set", "--slots", "--topologies", "--trials",
+    ],
     "train": [
         "--algo", "--checkpoint-freq", "--device", "--hyper", "--n-envs", "--out", "--plot",
         "--policy", "--preposition-bonus", "--resume", "--seed", "--set", "--subproc",

@@ -30,7 +30,13 @@ def test_add_holm_keeps_raw_p_one_family_per_metric_and_counts_repeats_once():
             "topology": ["er", "er", "sf", "er", "er"],
             "agent": ["spep-frequency"] * 5,
             "baseline": ["random", "random", "random", "random", "shortest"],
-            "metric": ["success_rate", "success_rate", "success_rate", "avg_latency", "avg_latency"],
+            "metric": [
+                "success_rate",
+                "success_rate",
+                "success_rate",
+                "avg_latency",
+                "avg_latency",
+            ],
             "wilcoxon_p": [0.01, 0.01, 0.04, 0.02, 0.5],
         }
     )

@@ -1,7 +1,8 @@
-"""The thin parsers of ``spep evaluate``, ``spep quality`` and ``spep reproduce``.
+"""The thin parsers of ``spep evaluate``, ``quality``, ``reproduce``, ``regimes`` and ``calibrate``.
 
 Each command turns its options into a call of :func:`agents.study.evaluate.evaluate`,
-:func:`agents.study.quality.prediction_quality_table` or :func:`agents.study.reproduce.reproduce`;
+:func:`agents.study.quality.prediction_quality_table`, :func:`agents.study.reproduce.reproduce`,
+:func:`agents.study.regimes.run_regimes` or :func:`agents.study.calibrate.calibrate`;
 pandas, tqdm and the rest load when a command runs, not when ``spep --help`` builds the parser.
 """
 
@@ -19,10 +20,12 @@ from spep_gym.config import TOPOLOGIES
 
 
 def add_cli(subparsers: Any) -> None:
-    """Add ``spep evaluate``, ``spep quality`` and ``spep reproduce`` to the ``spep`` command."""
+    """Add ``spep evaluate``, ``quality``, ``reproduce``, ``regimes`` and ``calibrate``."""
     add_evaluate(subparsers)
     add_quality(subparsers)
     add_reproduce(subparsers)
+    add_regimes(subparsers)
+    add_calibrate(subparsers)
 
 
 # ---------------------------------------------------------------------- spep evaluate
@@ -217,3 +220,188 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     return reproduce(opts)
+
+
+# ---------------------------------------------------------------------- spep regimes
+
+
+def add_regimes(subparsers: Any) -> None:
+    """Add ``spep regimes``."""
+    from agents.study import regimes
+
+    default = regimes.Options()
+    levels = "; ".join(f"{f}: {', '.join(n for n, _ in ls)}" for f, ls in regimes.FACTORS.items())
+    p = subparsers.add_parser(
+        "regimes",
+        help="the regime map: when pre-positioning pays, against the controls (resumable)",
+        description=(
+            "Run the regime map: every combination of the factors (link layer, physics, end-node "
+            "memory, signalling latency, load) on each topology, each cell with every agent on "
+            "the same seeds, each run written at once to OUT/runs/ (run the same command again to "
+            "resume); then regimes.csv, cells.csv, gains.csv (gains over the best control and "
+            "over random, 95 %% CIs, raw and Holm-corrected Wilcoxon p), cells.md, heatmaps and "
+            f"summary.md. Factor levels: {levels}. The default grid is 128 cells x 4 agents x "
+            f"{default.runs} runs x {default.slots} slots: the slots are cut from the paper's 2000 "
+            "to keep the map near 20 minutes on a 2-core machine (the runs are not cut: fewer "
+            "than about 14 paired runs cannot pass the Holm correction); --slots 2000 restores "
+            "the paper's length, --runs 20 is the default."
+        ),
+    )
+    p.add_argument("--agents", default=",".join(default.agents), help="comma-separated agent names")
+    p.add_argument("--topologies", default=",".join(TOPOLOGIES), help="comma-separated topologies")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=default.runs,
+        help=f"runs per cell and agent (default {default.runs})",
+    )
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=default.slots,
+        help=f"slots per run (default {default.slots}; the paper's: 2000)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=default.seed, help="run i uses seed SEED+i, for every agent"
+    )
+    p.add_argument(
+        "--out", default=str(default.out), help=f"output folder (default: {default.out})"
+    )
+    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument(
+        "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="FACTOR=LEVEL[,LEVEL]",
+        help="keep only these levels of a factor (repeatable), e.g. --only load=paper",
+    )
+    p.add_argument("--no-figures", action="store_true", help="draw no heatmaps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_regimes)
+
+
+def parse_only(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """``["load=paper", "latency=0,0.5"]`` to ``{"load": ("paper",), "latency": ("0", "0.5")}``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(
+                f"--only {item!r}: expected FACTOR=LEVEL[,LEVEL], e.g. --only load=heavy"
+            )
+        factor, levels = (s.strip() for s in item.split("=", 1))
+        out[factor] = (*out.get(factor, ()), *parse_names(levels))
+    return out
+
+
+def cmd_regimes(args: argparse.Namespace) -> int:
+    """Run ``spep regimes`` with the options of ``args``."""
+    from agents.study import regimes
+
+    opts = regimes.Options(
+        agents=parse_names(args.agents),
+        topologies=parse_names(args.topologies),
+        runs=args.runs,
+        slots=args.slots,
+        seed=args.seed,
+        out=Path(args.out),
+        backend=args.backend,
+        ray_address=args.ray_address,
+        jobs=args.jobs,
+        overrides=parse_overrides(args.overrides),
+        only=parse_only(args.only),
+        figures=not args.no_figures,
+        progress=not args.no_progress,
+    )
+    return regimes.run_regimes(opts)
+
+
+# ---------------------------------------------------------------------- spep calibrate
+
+
+def add_calibrate(subparsers: Any) -> None:
+    """Add ``spep calibrate``."""
+    from agents.study import calibrate
+
+    default = calibrate.Options()
+    p = subparsers.add_parser(
+        "calibrate",
+        help="fit the fields the paper leaves open to its shortest-path success rates (Optuna)",
+        description=(
+            "Fit open config fields (--params) to the paper's shortest-path success rates (ER 29, "
+            "regular 8, small-world 26, scale-free 14 %%) with Optuna's seeded TPE sampler, on a "
+            "fixed set of seeds (common random numbers); then run shortest, random and "
+            "spep-frequency under the best fit on fresh seeds and compare SPEP with the paper's "
+            "39-41 / 13-14 / 33-35 / 20-21 %%. Every run is a run file in OUT/runs: the same "
+            "command proposes the same trials and reuses their runs (resumable). Writes "
+            "calibration.md, trials.json and check.csv. Fields: "
+            + "; ".join(f"{n} {spec.describe()}" for n, spec in calibrate.PARAMETERS.items())
+            + " (p_gen and max_lifetime are stated by the paper: what-ifs)."
+        ),
+    )
+    p.add_argument(
+        "--trials", type=int, default=default.trials, help=f"trials (default {default.trials})"
+    )
+    p.add_argument(
+        "--fit-runs",
+        type=int,
+        default=default.fit_runs,
+        help=f"seeds per topology in the objective (default {default.fit_runs})",
+    )
+    p.add_argument(
+        "--check-runs",
+        type=int,
+        default=default.check_runs,
+        help=f"fresh seeds per topology and agent in the check (default {default.check_runs})",
+    )
+    p.add_argument("--slots", type=int, default=default.slots, help="slots per run (default 2000)")
+    p.add_argument(
+        "--seed", type=int, default=default.seed, help="sampler seed and first fit seed (default 0)"
+    )
+    p.add_argument(
+        "--params",
+        default=",".join(default.params),
+        help=f"comma-separated fields to fit (default {','.join(default.params)})",
+    )
+    p.add_argument(
+        "--batch", type=int, default=default.batch, help="trials asked and run together (default 4)"
+    )
+    p.add_argument("--topologies", default=",".join(TOPOLOGIES), help="comma-separated topologies")
+    p.add_argument(
+        "--out", default=str(default.out), help=f"output folder (default: {default.out})"
+    )
+    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument(
+        "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common(p)
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Run ``spep calibrate`` with the options of ``args``."""
+    from agents.study import calibrate
+
+    opts = calibrate.Options(
+        trials=args.trials,
+        fit_runs=args.fit_runs,
+        check_runs=args.check_runs,
+        slots=args.slots,
+        seed=args.seed,
+        params=parse_names(args.params),
+        batch=args.batch,
+        topologies=parse_names(args.topologies),
+        out=Path(args.out),
+        backend=args.backend,
+        ray_address=args.ray_address,
+        jobs=args.jobs,
+        overrides=parse_overrides(args.overrides),
+        progress=not args.no_progress,
+    )
+    return calibrate.calibrate(opts)

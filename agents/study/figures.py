@@ -5,6 +5,7 @@
 - ``fig6``-``fig9`` (Erdős–Rényi, regular, scale-free, small-world, the paper's order): latency and
   fidelity distributions of the served requests, pooled over runs, one box per agent.
 - ``sensitivity.png``: success rate per sensitivity variant for shortest, SPEP and the oracle.
+- :func:`heatmap`: the regime map's gains (``spep regimes``), one tile per cell.
 """
 
 from __future__ import annotations
@@ -181,3 +182,48 @@ def make_all(out: Path, samples: dict[tuple[str, str], dict[str, np.ndarray]]) -
     if sens.exists() and sens.stat().st_size > 1:
         written.append(sensitivity(pd.read_csv(sens), folder / "sensitivity.png"))
     return written
+
+
+def heatmap(
+    gains: pd.DataFrame,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    title: str,
+    path: Path,
+    alpha: float = 0.05,
+    value: str = "difference",
+    p_column: str = "wilcoxon_p_holm",
+) -> Path:
+    """A heatmap of ``value`` (a fraction, drawn in percentage points), one tile per row of ``gains``.
+
+    Tiles are laid out by the levels of the ``rows`` columns (y) and the ``columns`` columns (x),
+    in order of appearance; each is annotated with its value and ``*`` where ``p_column`` is below
+    ``alpha``. The colour scale is diverging and centred on 0 (red: a gain, blue: a loss).
+    """
+    plt = _pyplot()
+    frame = gains.copy()
+    frame["_y"] = frame[list(rows)].astype(str).agg(" | ".join, axis=1)
+    frame["_x"] = frame[list(columns)].astype(str).agg("\n".join, axis=1)
+    ys, xs = list(dict.fromkeys(frame["_y"])), list(dict.fromkeys(frame["_x"]))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    stars = np.zeros_like(grid, dtype=bool)
+    for r in frame.to_dict("records"):
+        i, j = ys.index(r["_y"]), xs.index(r["_x"])
+        grid[i, j] = 100 * float(r[value])
+        stars[i, j] = float(r[p_column]) < alpha
+    limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    limit = max(limit, 0.5)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(xs) + 3), max(3.0, 0.45 * len(ys) + 2.2)))
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if np.isfinite(grid[i, j]):
+                text = f"{grid[i, j]:+.1f}" + ("*" if stars[i, j] else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set_xticks(np.arange(len(xs)), xs, fontsize=6)
+    ax.set_yticks(np.arange(len(ys)), ys, fontsize=7)
+    ax.set_xlabel(" / ".join(columns), fontsize=8)
+    ax.set_ylabel(" | ".join(rows), fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="percentage points")
+    return _save(fig, path)

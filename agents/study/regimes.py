@@ -1,0 +1,720 @@
+"""``spep regimes``: the regime map. When does pre-positioning pay, and what does prediction add?
+
+A grid of cells (SPEC sections 9 and 10): every combination of five factors, each at two levels,
+on each topology:
+
+- ``link_layer``: ``block`` (the paper preset: a full link generates nothing) or ``replace_oldest``
+  (a new pair replaces the link's oldest) with a memory cut-off at fidelity 0.6;
+- ``physics``: the ``paper`` laws or the ``physical`` preset's laws and time scales (Werner swaps,
+  depolarizing decay, its ``p_gen``, ``F0``, ``rho`` and ``max_lifetime``);
+- ``end_memory``: ``equal`` (pre-positioned pairs decay like link pairs) or ``better``
+  (``preposition_rho = 1.0``: end-node memories that keep their pairs);
+- ``latency``: signalling latency ``0`` or ``0.5`` slot per hop (the physical preset's);
+- ``load``: the ``paper``'s arrival rate (0.1 per slot) or a ``heavy`` one (:data:`HEAVY_ARRIVAL_RATE`).
+
+Each cell runs every agent on the same seeds (run ``i``: seed ``seed + i`` for every agent and every
+cell: common random numbers). The runs go through the study harness (:mod:`agents.study.plan`,
+:mod:`agents.study.store`, :mod:`agents.study.backends`): one run file each, resumable, local
+processes or Ray, a progress bar. Everything after the runs is computed from the run files, through
+``regimes.csv``:
+
+- ``cells.csv``: mean and 95 % CI of every table metric per cell and agent;
+- ``gains.csv``: each predictive agent against the cell's best control and against ``random``, per
+  metric: the mean paired difference with its 95 % CI, the Wilcoxon signed-rank p and its Holm
+  correction (one family per metric: every comparison of that metric in the map);
+- ``cells.md``: a table per cell; ``summary.md``: where pre-positioning pays, where it hurts, and
+  what prediction adds beyond flushing links; ``figures/heatmap_*.png``: the gains as heatmaps.
+
+Default cost: see :data:`DEFAULT_SLOTS` and docs/reproducing.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.study import stats
+from agents.study.plan import MAIN, Task, schedule, validate
+from agents.study.tables import ALPHA, fmt, fmt_p, markdown_table, metric_cell
+from spep_gym.config import PHYSICAL, TOPOLOGIES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The heavy load: five times the paper's arrival rate (the sensitivity study's 0.5). On the paper
+#: preset's networks the requests then ask, on their static paths, for about half the link pairs
+#: the links can generate over a day (0.1: a tenth), and in business hours (three times the rate)
+#: for about all of them or more: links are contended without the network being saturated all
+#: day (``summary.md`` computes this "offered load" for each topology and physics).
+HEAVY_ARRIVAL_RATE = 0.5
+#: The cut-off of the managed link layer: the lowest required fidelity (as the physical preset).
+CUTOFF_FIDELITY = PHYSICAL["cutoff_fidelity"]
+#: The physical preset's laws and time scales (its link layer and latency are factors of their own).
+PHYSICAL_LAWS = {
+    k: PHYSICAL[k] for k in ("swap_model", "decay_model", "p_gen", "F0", "rho", "max_lifetime")
+}
+
+#: factor -> ((level, config fields), ...); the first level of each is the paper preset's.
+FACTORS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
+    "link_layer": (
+        ("block", {}),
+        (
+            "replace_oldest",
+            {"link_pool_policy": "replace_oldest", "cutoff_fidelity": CUTOFF_FIDELITY},
+        ),
+    ),
+    "physics": (("paper", {}), ("physical", PHYSICAL_LAWS)),
+    "end_memory": (("equal", {}), ("better", {"preposition_rho": 1.0})),
+    "latency": (("0", {}), ("0.5", {"signalling_latency": PHYSICAL["signalling_latency"]})),
+    "load": (("paper", {}), ("heavy", {"arrival_rate": HEAVY_ARRIVAL_RATE})),
+}
+FACTOR_NAMES = tuple(FACTORS)
+#: Config fields the factors set: ``--set`` cannot override them.
+FACTOR_FIELDS = frozenset(k for levels in FACTORS.values() for _, f in levels for k in f)
+
+#: The agents of the default map: a non-predictive baseline, the random control, SPEP with its
+#: frequency predictor and the oracle reference.
+DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
+#: Runs per cell (paired by seed). 20 keeps the Holm-corrected tests able to find a difference:
+#: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, which over a family of hundreds of
+#: comparisons needs n >= 14.
+DEFAULT_RUNS = 20
+#: Slots per run. The paper's 2000 would take about four times as long as the 20-minute goal on a
+#: 2-core machine (the batched core does not run agents yet), so the default map cuts the slots,
+#: not the runs nor the cells: 500 slots are two days and a bit of the daily demand cycle.
+#: ``--slots 2000`` restores the paper's length.
+DEFAULT_SLOTS = 500
+#: Table metrics: (metric, label, format of a mean, format of a difference).
+METRICS = (
+    ("success_rate", "success (%)", "pct"),
+    ("avg_latency", "latency (slots)", "num"),
+    ("avg_fidelity", "fidelity", "fid"),
+    ("utilization", "utilization (%)", "pct"),
+)
+METRIC_NAMES = tuple(m for m, _, _ in METRICS)
+#: The gains drawn as heatmaps: (agent, control role, title).
+HEATMAPS = (
+    ("spep-frequency", "best", "SPEP-frequency − best control"),
+    ("spep-frequency", "random", "SPEP-frequency − random"),
+    ("spep-oracle", "random", "oracle reference − random"),
+)
+ORACLE = "spep-oracle"
+REGIMES = "regimes"
+
+
+def regimes(only: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, str]]:
+    """Every combination of factor levels (one dict factor -> level each), in grid order.
+
+    ``only`` keeps some levels of some factors (``{"load": ["paper"]}``); unknown factors or levels
+    raise ``ValueError``.
+    """
+    only = dict(only or {})
+    for factor, levels in only.items():
+        if factor not in FACTORS:
+            raise ValueError(
+                f"--only {factor}=...: unknown factor {factor!r}; factors: {', '.join(FACTORS)}"
+            )
+        known = [name for name, _ in FACTORS[factor]]
+        bad = [level for level in levels if level not in known]
+        if bad or not levels:
+            raise ValueError(
+                f"--only {factor}={','.join(levels)}: unknown level {', '.join(map(repr, bad))}; "
+                f"levels of {factor}: {', '.join(known)}"
+            )
+    choices = [
+        [name for name, _ in FACTORS[f] if f not in only or name in only[f]] for f in FACTORS
+    ]
+    return [dict(zip(FACTORS, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def regime_fields(regime: Mapping[str, str]) -> dict[str, Any]:
+    """The config fields of one regime (the union of its levels' fields)."""
+    fields: dict[str, Any] = {}
+    for factor, level in regime.items():
+        fields.update(dict(FACTORS[factor])[level])
+    return fields
+
+
+def regime_label(regime: Mapping[str, str]) -> str:
+    """``factor=level`` of every factor, joined by spaces (the tasks' ``variant``)."""
+    return " ".join(f"{f}={regime[f]}" for f in FACTORS)
+
+
+def plan_grid(
+    agents: Sequence[str],
+    topologies: Sequence[str],
+    runs: int,
+    slots: int,
+    seed: int,
+    overrides: Mapping[str, Any],
+    only: Mapping[str, Sequence[str]] | None = None,
+) -> list[Task]:
+    """The tasks of the map: regimes x topologies x agents x seeds (run i: seed ``seed + i``).
+
+    A task's key holds its config (``overrides`` and the regime's fields), so its run file is
+    reused only for the same config; the regime's label rides in ``variant``.
+    """
+    tasks = []
+    seeds = range(seed, seed + runs)
+    for regime in regimes(only):
+        fields = tuple(sorted({**overrides, **regime_fields(regime)}.items()))
+        label = regime_label(regime)
+        tasks += [
+            Task(t, a, s, slots, fields, study=REGIMES, variant=label)
+            for t in topologies
+            for a in agents
+            for s in seeds
+        ]
+    return tasks
+
+
+@dataclass
+class Options:
+    """What ``spep regimes`` was asked to do (the parsed command line)."""
+
+    agents: tuple[str, ...] = DEFAULT_AGENTS
+    topologies: tuple[str, ...] = TOPOLOGIES
+    runs: int = DEFAULT_RUNS
+    slots: int = DEFAULT_SLOTS
+    seed: int = 0
+    out: Path = Path("regimes")
+    backend: str = "local"
+    ray_address: str | None = None
+    jobs: int = 0  # 0: os.cpu_count()
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    only: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    figures: bool = True
+    progress: bool = True
+
+
+def check(opts: Options) -> list[dict[str, str]]:
+    """Fail before any run starts (bad numbers, agents, topologies, fields, factors); the regimes."""
+    from agents.study import backends
+
+    for name, value, low in (
+        ("runs", opts.runs, 1),
+        ("slots", opts.slots, 1),
+        ("jobs", opts.jobs, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{name} = {value!r} is invalid: allowed integers >= {low}")
+    if opts.backend not in backends.BACKENDS:
+        raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    clash = sorted(FACTOR_FIELDS & set(opts.overrides))
+    if clash:
+        raise ValueError(
+            f"--set {clash[0]}=...: the regime map sets {', '.join(clash)} itself (its factors "
+            f"{', '.join(FACTORS)}); choose levels with --only FACTOR=LEVEL"
+        )
+    if len(set(opts.agents)) != len(opts.agents) or not opts.agents:
+        raise ValueError(f"--agents {','.join(opts.agents)}: name each agent once")
+    grid = regimes(opts.only)
+    validate(opts.agents, opts.topologies, opts.slots, opts.overrides)
+    if not any(a in stats.NON_PREDICTIVE for a in opts.agents) or not any(
+        a not in stats.NON_PREDICTIVE for a in opts.agents
+    ):
+        raise ValueError(
+            f"--agents {','.join(opts.agents)}: the map compares predictive agents with controls; "
+            f"name at least one of {', '.join(stats.NON_PREDICTIVE)} and one predictive agent "
+            "(e.g. spep-frequency)"
+        )
+    for regime in grid:  # every cell must be a valid config
+        validate(
+            opts.agents, opts.topologies, opts.slots, {**opts.overrides, **regime_fields(regime)}
+        )
+    return grid
+
+
+def run_regimes(opts: Options) -> int:
+    """Run (or resume) the map and write every output; return the exit code."""
+    from agents.study.reproduce import execute
+    from agents.study.store import load_runs, remove_temp_files, write_csv
+
+    grid = check(opts)
+    start = time.perf_counter()
+    out = Path(opts.out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(runs_dir)
+    tasks = plan_grid(
+        opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides, opts.only
+    )
+    unique = schedule(tasks)
+    done = load_runs(runs_dir, unique)
+    todo = [t for t in unique if t not in done]
+    jobs = opts.jobs or os.cpu_count() or 1
+    cells = len(grid) * len(opts.topologies)
+    print(
+        f"spep regimes: {cells} cells x {len(opts.agents)} agents x {opts.runs} runs x "
+        f"{opts.slots} slots = {len(unique)} runs ({len(done)} already done in {runs_dir}), "
+        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
+        file=sys.stderr,
+    )
+    interrupted = False
+    errors: dict[Task, str] = {}
+    try:
+        _, errors = execute(
+            todo, runs_dir, jobs, opts.backend, opts.ray_address, opts.progress, done_before=done
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    payloads = load_runs(runs_dir, unique)
+    write_csv(out / "regimes.csv", grid_rows(tasks, payloads), ("cell", *FACTOR_NAMES))
+    if interrupted or len(payloads) < len(unique):
+        why = "interrupted" if interrupted else f"{len(errors)} run(s) failed"
+        print(
+            f"spep regimes: {why}: {len(payloads)} of {len(unique)} runs done and kept in "
+            f"{runs_dir}; regimes.csv holds them. Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130 if interrupted else 1
+    meta = {
+        "command": command_line(opts),
+        "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "agents": list(opts.agents),
+        "topologies": list(opts.topologies),
+        "factors": {f: [level for level, _ in FACTORS[f]] for f in FACTORS},
+        "only": {k: list(v) for k, v in opts.only.items()},
+        "cells": cells,
+        "runs": opts.runs,
+        "slots": opts.slots,
+        "seed": opts.seed,
+        "overrides": {k: repr(v) for k, v in opts.overrides.items()},
+        "backend": opts.backend,
+        "jobs": jobs,
+        "cpu_count": os.cpu_count(),
+        "runs_total": len(unique),
+        "runs_executed": len(todo),
+        "run_time_sum_s": sum(p["row"].get("wall_time_s", 0.0) for p in payloads.values()),
+        "runs_wall_time_s": time.perf_counter() - start,
+        "wall_time_s": math.nan,  # set once the outputs are written
+    }
+    write_outputs(out, meta, figures=opts.figures)
+    meta["wall_time_s"] = time.perf_counter() - start
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_summary(out, meta)  # again, with the total wall time
+    print(
+        f"spep regimes: done in {meta['wall_time_s']:.1f} s ({len(todo)} runs executed); wrote "
+        f"{out / 'summary.md'}, {out / 'cells.md'}, {out / 'gains.csv'} and the heatmaps",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def grid_rows(tasks: Iterable[Task], payloads: Mapping[Task, dict[str, Any]]) -> Iterable[dict]:
+    """The result rows of the finished ``tasks``, each with its cell's factor levels first."""
+    for task in tasks:
+        payload = payloads.get(dataclasses.replace(task, study=MAIN, variant=""))
+        if payload is None:
+            continue
+        levels = dict(item.split("=", 1) for item in task.variant.split(" "))
+        yield {"cell": task.variant, **levels, **payload["row"]}
+
+
+def command_line(opts: Options) -> str:
+    """The ``spep regimes`` command that does what ``opts`` asks (defaults left out)."""
+    default = Options()
+    words = ["spep regimes"]
+    for name in ("agents", "topologies"):
+        if getattr(opts, name) != getattr(default, name):
+            words.append(f"--{name} {','.join(getattr(opts, name))}")
+    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs"):
+        value = getattr(opts, name)
+        if value != getattr(default, name):
+            words.append(f"--{name.replace('_', '-')} {value}")
+    words += [f"--only {k}={','.join(v)}" for k, v in opts.only.items()]
+    words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
+    words += ["--no-figures"] if not opts.figures else []
+    return " ".join(words)
+
+
+# ---------------------------------------------------------------------- analysis
+
+
+def read_rows(out: Path) -> pd.DataFrame:
+    """``regimes.csv`` with the factor levels as text (``0.5`` stays the label ``"0.5"``)."""
+    import pandas as pd
+
+    return pd.read_csv(out / "regimes.csv", dtype={f: str for f in ("cell", *FACTOR_NAMES)})
+
+
+def analyse(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``cells``, ``gains``) of the map's rows: means with CIs, and the controlled comparisons."""
+    by = ("cell", *FACTOR_NAMES, "topology")
+    cells = stats.summarize(df, METRIC_NAMES, by=(*by, "agent"))
+    gains = stats.compare_controls(df, METRIC_NAMES, by=by)
+    return cells, gains
+
+
+def write_outputs(out: Path, meta: dict[str, Any], figures: bool = True) -> None:
+    """``cells.csv``, ``gains.csv``, ``cells.md``, heatmaps and ``summary.md`` from ``regimes.csv``."""
+    out = Path(out)
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    df = read_rows(out)
+    cells, gains = analyse(df)
+    cells.to_csv(out / "cells.csv", index=False)
+    gains.to_csv(out / "gains.csv", index=False)
+    (out / "cells.md").write_text(cells_markdown(df, cells, gains, meta))
+    if figures:
+        draw_heatmaps(out, gains)
+    write_summary(out, meta)
+
+
+def _gain_text(row: Mapping[str, Any] | None, kind: str) -> str:
+    """A difference with its CI and Holm p: ``+2.1 [+0.4, +3.8] pp (p 0.01)``."""
+    if row is None:
+        return "–"
+    scale, digits, unit = {"pct": (100.0, 1, " pp"), "num": (1.0, 2, ""), "fid": (1.0, 3, "")}[kind]
+    d, lo, hi = (row[c] * scale for c in ("difference", "diff_ci_low", "diff_ci_high"))
+    if math.isnan(d):
+        return "–"
+    ci = "" if math.isnan(lo) else f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    return f"{d:+.{digits}f}{ci}{unit} (p {fmt_p(row['wilcoxon_p_holm'])})"
+
+
+def _lookup(gains: pd.DataFrame) -> dict[tuple, Mapping[Any, Any]]:
+    """Gains rows keyed by (cell, topology, agent, control, metric)."""
+    if gains.empty:
+        return {}
+    keys = ["cell", "topology", "agent", "control", "metric"]
+    records = gains.to_dict("records")
+    return {tuple(r[k] for k in keys): r for r in records}
+
+
+def cells_markdown(
+    df: pd.DataFrame, cells: pd.DataFrame, gains: pd.DataFrame, meta: Mapping[str, Any]
+) -> str:
+    """One table per cell: each agent's metrics, then each predictive agent's gains."""
+    lookup = _lookup(gains)
+    agents = list(dict.fromkeys(df["agent"]))
+    predictive = [a for a in agents if a not in stats.NON_PREDICTIVE]
+    parts = [
+        "# Regime map: a table per cell",
+        "",
+        f"Written {meta.get('written', '?')} by `{meta.get('command', 'spep regimes')}`; "
+        f"{meta.get('runs', '?')} runs × {meta.get('slots', '?')} slots per agent and cell, run i "
+        f"on seed {meta.get('seed', 0)} + i for every agent (common random numbers). Means ± the "
+        "half width of the 95 % Student-t CI over runs. Gains: mean of the per-seed differences "
+        "[95 % CI] (success and utilization in percentage points, latency in slots, fidelity), "
+        "p: Wilcoxon signed-rank, Holm-corrected over every comparison of that metric in the map "
+        "(`gains.csv` holds the raw p beside it). Best control: the non-predictive agent with "
+        "the highest mean success rate in the cell.",
+        "",
+    ]
+    for cell in dict.fromkeys(df["cell"]):
+        parts += [f"## {cell}", ""]
+        for topology in dict.fromkeys(df.loc[df["cell"] == cell, "topology"]):
+            keys = {"cell": cell, "topology": topology}
+            rows = []
+            for agent in agents:
+                values = [
+                    fmt(*metric_cell(cells, {**keys, "agent": agent}, m)[:2], kind)
+                    for m, _, kind in METRICS
+                ]
+                rows.append([agent, *values])
+            for agent in predictive:
+                best = lookup.get((cell, topology, agent, "best", "success_rate"))
+                for role in ("best", "random"):
+                    first = lookup.get((cell, topology, agent, role, "success_rate"))
+                    if first is None or (
+                        role == "random" and best and best["baseline"] == "random"
+                    ):
+                        continue
+                    label = f"{agent} − {first['baseline']}" + (
+                        " (best control)" if role == "best" else ""
+                    )
+                    rows.append(
+                        [
+                            label,
+                            *(
+                                _gain_text(lookup.get((cell, topology, agent, role, m)), kind)
+                                for m, _, kind in METRICS
+                            ),
+                        ]
+                    )
+            parts += [
+                f"**{topology}**",
+                "",
+                markdown_table(["agent / gain", *(label for _, label, _ in METRICS)], rows),
+                "",
+            ]
+    return "\n".join(parts)
+
+
+def draw_heatmaps(out: Path, gains: pd.DataFrame) -> list[Path]:
+    """``figures/heatmap_<agent>_vs_<control>.png`` for each of :data:`HEATMAPS` in ``gains``."""
+    from agents.study import figures
+
+    folder = Path(out) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if gains.empty:
+        return written
+    success = gains[gains["metric"] == "success_rate"]
+    for agent, role, title in HEATMAPS:
+        part = success[(success["agent"] == agent) & (success["control"] == role)]
+        if part.empty:
+            continue
+        name = f"heatmap_{agent}_vs_{role}.png"
+        written.append(
+            figures.heatmap(
+                part,
+                rows=("topology", "load"),
+                columns=("link_layer", "physics", "end_memory", "latency"),
+                title=f"{title}: success rate (pp); * Holm p < {ALPHA}",
+                path=folder / name,
+                alpha=ALPHA,
+            )
+        )
+    return written
+
+
+# ---------------------------------------------------------------------- summary
+
+
+def offered_load(cfg_fields: Mapping[str, Any], seeds: Iterable[int]) -> float:
+    """Link pairs the requests ask for on their static paths per link pair the links can make.
+
+    Mean over ``seeds`` of sum(static hops of every request) / (slots x sum of the links' p_gen):
+    1 means the requests need every pair the links could generate, if none were lost.
+    """
+    from spep_gym.config import SpepConfig
+    from spep_gym.simulator import Simulator
+
+    sim = Simulator(SpepConfig.from_dict(dict(cfg_fields)))
+    values = []
+    for seed in seeds:
+        sim.reset(seed)
+        need = float(sim.net.static_hops[sim.workload.pair].sum())
+        values.append(need / (sim.cfg.episode_slots * float(sim.net.p_gen.sum())))
+    return float(np.mean(values))
+
+
+def _significant(part: pd.DataFrame, sign: int) -> pd.DataFrame:
+    holm = part["wilcoxon_p_holm"].to_numpy(dtype=float)
+    diff = part["difference"].to_numpy(dtype=float)
+    keep = (holm < ALPHA) & (np.sign(diff) == sign)
+    return part[keep]
+
+
+def _cell_name(row: Mapping[Any, Any]) -> str:
+    return f"{row['topology']}, {row['cell']}"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f} pp"
+
+
+def write_summary(out: Path, meta: Mapping[str, Any]) -> Path:
+    """``summary.md``: where pre-positioning pays and where it hurts, from ``gains.csv``."""
+    import pandas as pd
+
+    out = Path(out)
+    gains = pd.read_csv(out / "gains.csv", dtype={f: str for f in ("cell", *FACTOR_NAMES)})
+    cells = pd.read_csv(out / "cells.csv", dtype={f: str for f in ("cell", *FACTOR_NAMES)})
+    n_cells = int(cells[["cell", "topology"]].drop_duplicates().shape[0])
+    wall = meta.get("wall_time_s", math.nan)
+    parts = [
+        "# Regime map: when does pre-positioning pay?",
+        "",
+        f"Written {meta.get('written', '?')} by `{meta.get('command', 'spep regimes')}`: "
+        f"{n_cells} cells (regimes × topologies) × {len(meta.get('agents', []))} agents "
+        f"({', '.join(meta.get('agents', []))}) × {meta.get('runs', '?')} runs × "
+        f"{meta.get('slots', '?')} slots; {meta.get('runs_total', '?')} runs "
+        f"({meta.get('runs_executed', '?')} executed by this invocation) on "
+        f"{meta.get('jobs', '?')} {meta.get('backend', 'local')} worker(s), wall time "
+        f"{wall / 60:.1f} min (runs {meta.get('runs_wall_time_s', math.nan) / 60:.1f} min; the "
+        f"runs' own times sum to {meta.get('run_time_sum_s', math.nan) / 60:.1f} min).",
+        "",
+        "Every number below is computed from the run files (through `regimes.csv`, `cells.csv` "
+        "and `gains.csv`). A gain is the mean of the per-seed differences in success rate "
+        "(percentage points), paired by seed (common random numbers); *significant* means a "
+        f"two-sided Wilcoxon signed-rank p below {ALPHA} after Holm's correction over every "
+        "success-rate comparison of the map. The best control of a cell is its non-predictive "
+        "agent with the highest mean success rate (among those run: "
+        f"{', '.join(a for a in meta.get('agents', []) if a in stats.NON_PREDICTIVE)}).",
+        "",
+    ]
+    success = gains[gains["metric"] == "success_rate"] if not gains.empty else gains
+    predictive = [a for a in dict.fromkeys(success.get("agent", [])) if a != ORACLE]
+    for agent in predictive:
+        parts += _agent_summary(success, agent, n_cells)
+    if ORACLE in set(success.get("agent", [])):
+        parts += _beyond_flushing(success, predictive, n_cells)
+    parts += _factor_table(success)
+    parts += _controls_and_load(success, meta)
+    path = out / "summary.md"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def _agent_summary(success: pd.DataFrame, agent: str, n_cells: int) -> list[str]:
+    best = success[(success["agent"] == agent) & (success["control"] == "best")]
+    rand = success[(success["agent"] == agent) & (success["control"] == "random")]
+    key = ["cell", "topology"]
+    wins_best = _significant(best, 1)
+    wins_rand = _significant(rand, 1)
+    both = wins_best.merge(wins_rand[key], on=key)
+    hurts = _significant(best, -1)
+    lines = [
+        f"## {agent}: where pre-positioning pays",
+        "",
+        f"- Beats the best control in **{len(wins_best)} of {n_cells}** cells, beats `random` in "
+        f"{len(wins_rand)}, beats both in **{len(both)}** (significant).",
+    ]
+    if len(both):
+        top = both.sort_values("difference", ascending=False).head(5)
+        lines.append("- Largest gains over the best control where it beats both controls:")
+        lines += [
+            f"  - {_cell_name(r)}: {_pp(r['difference'])} "
+            f"[{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}] over {r['baseline']}"
+            for r in top.to_dict("records")
+        ]
+    lines += [
+        "",
+        f"## {agent}: where it hurts",
+        "",
+        f"- Below the best control in **{len(hurts)} of {n_cells}** cells (significant).",
+    ]
+    if len(hurts):
+        worst = hurts.sort_values("difference").head(5)
+        lines += [
+            f"  - {_cell_name(r)}: {_pp(r['difference'])} "
+            f"[{_pp(r['diff_ci_low'])}, {_pp(r['diff_ci_high'])}] against {r['baseline']}"
+            for r in worst.to_dict("records")
+        ]
+    if len(best):
+        lines.append(
+            f"- Gain over the best control across cells: mean {_pp(best['difference'].mean())}, "
+            f"from {_pp(best['difference'].min())} to {_pp(best['difference'].max())}."
+        )
+    lines.append("")
+    return lines
+
+
+def _beyond_flushing(success: pd.DataFrame, predictive: Sequence[str], n_cells: int) -> list[str]:
+    lines = [
+        "## What prediction adds beyond flushing",
+        "",
+        "`random` pre-positions random node pairs: it frees (flushes) link memories as much as "
+        "SPEP does, but predicts nothing. A gain over `random` is what choosing the pairs adds.",
+        "",
+    ]
+    for agent in [*predictive, ORACLE]:
+        part = success[(success["agent"] == agent) & (success["control"] == "random")]
+        if part.empty:
+            continue
+        up, down = len(_significant(part, 1)), len(_significant(part, -1))
+        lines.append(
+            f"- {agent} − random: above in **{up}**, below in **{down}**, no significant "
+            f"difference in {len(part) - up - down} of {n_cells} cells; mean "
+            f"{_pp(part['difference'].mean())}, from {_pp(part['difference'].min())} to "
+            f"{_pp(part['difference'].max())}."
+        )
+    lines.append("")
+    return lines
+
+
+def _factor_table(success: pd.DataFrame) -> list[str]:
+    """Mean gain at each level of each factor (over the cells at that level)."""
+    columns = [
+        (agent, role)
+        for agent, role, _ in HEATMAPS
+        if not success[(success["agent"] == agent) & (success["control"] == role)].empty
+    ]
+    if not columns:
+        return []
+    rows = []
+    for factor in ("topology", *FACTOR_NAMES):
+        for level in dict.fromkeys(success[factor]):
+            cells: list[Any] = [factor, level]
+            for agent, role in columns:
+                part = success[
+                    (success["agent"] == agent)
+                    & (success["control"] == role)
+                    & (success[factor] == level)
+                ]
+                up, down = len(_significant(part, 1)), len(_significant(part, -1))
+                cells.append(f"{_pp(part['difference'].mean())} (+{up} / −{down} of {len(part)})")
+            rows.append(cells)
+    header = [
+        "factor",
+        "level",
+        *(f"{agent} − {'best control' if role == 'best' else role}" for agent, role in columns),
+    ]
+    return [
+        "## Which factor moves the gain",
+        "",
+        "Mean gain in success rate over the cells at each level; in brackets the cells where it is "
+        "significantly positive / negative.",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
+
+
+def _controls_and_load(success: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
+    lines = []
+    best = success[success["control"] == "best"].drop_duplicates(["cell", "topology"])
+    if len(best):
+        counts = best["baseline"].value_counts()
+        lines += [
+            "## The best control",
+            "",
+            "Cells where each non-predictive agent is the best control: "
+            + ", ".join(f"{name} {int(n)}" for name, n in counts.items())
+            + ".",
+            "",
+        ]
+    levels = meta.get("factors", {})
+    only = meta.get("only", {})
+    physics = only.get("physics", levels.get("physics", ["paper"]))
+    loads = only.get("load", levels.get("load", ["paper"]))
+    rows = []
+    seeds = range(int(meta.get("seed", 0)), int(meta.get("seed", 0)) + int(meta.get("runs", 1)))
+    base = {k: _literal(v) for k, v in meta.get("overrides", {}).items()}
+    for topology in meta.get("topologies", []):
+        for phys in physics:
+            cells: list[Any] = [topology, phys]
+            for load in loads:
+                fields = {
+                    **base,
+                    **dict(FACTORS["physics"])[phys],
+                    **dict(FACTORS["load"])[load],
+                    "topology": topology,
+                    "episode_slots": int(meta.get("slots", DEFAULT_SLOTS)),
+                }
+                cells.append(f"{offered_load(fields, seeds):.2f}")
+            rows.append(cells)
+    if rows:
+        lines += [
+            "## Load",
+            "",
+            "Offered load: link pairs the requests ask for on their static paths per link pair "
+            "the links can generate (sum of p_gen), over the run seeds (1: every pair the links "
+            "could make, none lost). Business hours carry three times the rate.",
+            "",
+            markdown_table(["topology", "physics", *(f"load {load}" for load in loads)], rows),
+            "",
+        ]
+    return lines
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
