@@ -142,7 +142,7 @@ class Options:
     params: tuple[str, ...] = DEFAULT_PARAMETERS
     batch: int = 4
     topologies: tuple[str, ...] = TOPOLOGIES
-    out: Path = Path("calibration")
+    out: Path = Path("results/calibration")
     backend: str = "local"
     ray_address: str | None = None
     jobs: int = 0

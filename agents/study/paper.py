@@ -85,15 +85,17 @@ def paper_comparison(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFram
             )
             if r is None:
                 continue
-            if r["wilcoxon_p"] < ALPHA:
+            holm = r.get("wilcoxon_p_holm", r["wilcoxon_p"])
+            if holm < ALPHA:
                 word = "gains" if r["difference"] > 0 else "loses"
             else:
                 word = "shows no significant difference"
             gains.append(
                 f"- {topology}, {agent} vs shortest: {100 * r['difference']:+.1f} pp "
                 f"(paper: {100 * (lo - shortest_paper):+.0f} to {100 * (hi - shortest_paper):+.0f} pp); "
-                f"{agent} {word} (Wilcoxon p = {fmt_p(r['wilcoxon_p'])}, "
-                f"Mann–Whitney p = {fmt_p(r['mwu_p'])})."
+                f"{agent} {word} (Wilcoxon p = {fmt_p(r['wilcoxon_p'])}, Holm p = {fmt_p(holm)}; "
+                f"Mann–Whitney p = {fmt_p(r['mwu_p'])}, Holm p = "
+                f"{fmt_p(r.get('mwu_p_holm', r['mwu_p']))})."
             )
         oracle = find_test(
             tests, topology=topology, agent=ORACLE, baseline=REFERENCE, metric="success_rate"
@@ -156,7 +158,11 @@ def _relative_claims(tests: pd.DataFrame, agents: Sequence[str]) -> list[str]:
                 r = find_test(
                     tests, topology=topology, agent=agent, baseline=REFERENCE, metric=metric
                 )
-                cells.append(f"{change_text(r, 'rel')} (p {fmt_p(r['wilcoxon_p'])})" if r else "–")
+                if r is None:
+                    cells.append("–")
+                    continue
+                p = float(r.get("wilcoxon_p_holm", r["wilcoxon_p"]))
+                cells.append(f"{change_text(r, 'rel')} (p {fmt_p(p)})")
             if len(cells) > 2 and cells[2:] != ["–", "–"]:
                 rows.append(cells)
     if not rows:
@@ -170,7 +176,8 @@ def _relative_claims(tests: pd.DataFrame, agents: Sequence[str]) -> list[str]:
         ),
     ]
     return [
-        "**Latency and utilization of SPEP relative to shortest path** (Wilcoxon p in brackets):",
+        "**Latency and utilization of SPEP relative to shortest path** (Wilcoxon p, "
+        "Holm-corrected, in brackets):",
         "",
         markdown_table(header, rows),
     ]

@@ -188,7 +188,7 @@ class Options:
     runs: int = DEFAULT_RUNS
     slots: int = DEFAULT_SLOTS
     seed: int = 0
-    out: Path = Path("regimes")
+    out: Path = Path("results/regimes")
     backend: str = "local"
     ray_address: str | None = None
     jobs: int = 0  # 0: os.cpu_count()

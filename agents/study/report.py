@@ -126,10 +126,10 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
             table,
             "",
             *(
-                [f"Significant differences of SPEP (Holm p < {ALPHA}):", ""]
+                [f"Significant differences (Holm p < {ALPHA}):", ""]
                 + [f"- {n}" for n in notes]
                 if notes
-                else ["No variant shows a significant difference of SPEP (Holm p < 0.05)."]
+                else [f"No variant shows a significant difference (Holm p < {ALPHA})."]
             ),
             "",
         ]

@@ -190,7 +190,7 @@ def sensitivity_table(sens: pd.DataFrame) -> tuple[str, list[str]]:
     """Success rate per variant and agent; gains over shortest and over the ``random`` control.
 
     p-values are Wilcoxon signed-rank over runs paired by seed, Holm-corrected over every
-    comparison of the table (raw p in ``sensitivity.csv``'s runs, the corrected one here).
+    comparison of the table. Notes name the significant differences (the oracle's left out).
     """
     from agents.study import stats
 
