@@ -126,8 +126,7 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
             table,
             "",
             *(
-                [f"Significant differences (Holm p < {ALPHA}):", ""]
-                + [f"- {n}" for n in notes]
+                [f"Significant differences (Holm p < {ALPHA}):", ""] + [f"- {n}" for n in notes]
                 if notes
                 else [f"No variant shows a significant difference (Holm p < {ALPHA})."]
             ),
