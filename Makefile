@@ -35,8 +35,10 @@ test-slow: venv
 test-all: lint
 	$(BIN)/python -m pytest -q -n 2 -m "slow or not slow"
 
+# A small study with the random control (the slow LSTM and ARIMA agents left out: under a minute).
+DEMO_AGENTS ?= shortest,random,spep-frequency,spep-oracle
 demo: venv
-	$(BIN)/spep reproduce --runs 3 --slots 500 --out $(DEMO_OUT)
+	$(BIN)/spep reproduce --agents $(DEMO_AGENTS) --runs 3 --slots 500 --out $(DEMO_OUT)
 
 bench: venv
 	$(BIN)/python benchmarks/bench_env.py
