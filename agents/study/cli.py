@@ -243,7 +243,7 @@ def add_regimes(subparsers: Any) -> None:
             f"summary.md. Factor levels: {levels}. The default grid is 128 cells x 4 agents x "
             f"{default.runs} runs x {default.slots} slots: the slots are cut from the paper's 2000 "
             "to keep the map near 20 minutes on a 2-core machine (the runs are not cut: fewer "
-            "than about 14 paired runs cannot pass the Holm correction); --slots 2000 restores "
+            "than about 15 paired runs cannot pass the Holm correction); --slots 2000 restores "
             "the paper's length, --runs 20 is the default."
         ),
     )

@@ -87,12 +87,12 @@ FACTOR_FIELDS = frozenset(k for levels in FACTORS.values() for _, f in levels fo
 #: frequency predictor and the oracle reference.
 DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
 #: Runs per cell (paired by seed). 20 keeps the Holm-corrected tests able to find a difference:
-#: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, which over a family of hundreds of
-#: comparisons needs n >= 14.
+#: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, and Holm over the default map's 512
+#: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
 DEFAULT_RUNS = 20
-#: Slots per run. The paper's 2000 would take about four times as long as the 20-minute goal on a
-#: 2-core machine (the batched core does not run agents yet), so the default map cuts the slots,
-#: not the runs nor the cells: 500 slots are two days and a bit of the daily demand cycle.
+#: Slots per run. The paper's 2000 would take about four times as long as 500, far over the goal of
+#: 20 minutes on a 2-core machine (the batched core does not run agents yet), so the default map
+#: cuts the slots, not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
 #: ``--slots 2000`` restores the paper's length.
 DEFAULT_SLOTS = 500
 #: Table metrics: (metric, label, format of a mean, format of a difference).
