@@ -26,7 +26,7 @@ class Agent:
 
     name: str = "agent"
     env_config: dict[str, Any] = {}  # noqa: RUF012  (read-only default; instances replace it)
-    reads_future: bool = False  # True only for oracles (upper bounds)
+    reads_future: bool = False  # True only for oracles (references that read the future)
     stateful: bool = False  # keeps a history across steps (then predict() takes one env at a time)
 
     def __init__(self) -> None:
