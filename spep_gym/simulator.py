@@ -484,13 +484,11 @@ class Simulator:
     def _dispatch(self, flight: InFlight, path: list[int]) -> None:
         """A swap's outcome is on its way: the path's links wait for it (generate nothing)."""
         self.in_flight.append(flight)
-        busy = self.links.busy_until
-        for e in path:
-            busy[e] = max(busy[e], flight.due)
+        self.links.mark_busy(path, flight.due)
 
     def link_fidelity(self) -> np.ndarray:
         """(E,) fidelity of each link's best (youngest) pair now; 0 where the link holds none."""
-        return self.links.fidelity(self.t)
+        return self.links.fidelity(self.t).copy()
 
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> np.ndarray:

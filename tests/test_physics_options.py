@@ -382,7 +382,7 @@ def test_set_links_helper_still_drives_the_pool(tmp_path):
     set_links(sim, {0: [0]})
     assert sim.links.usable == [True, False]
     events = SlotEvents(slot=0)
-    sim.links.busy_until[:] = 3
+    sim.links.mark_busy(range(sim.net.num_links), 3)
     sim.t = 1
     sim.generate_links(events)
     assert events.pairs_generated == 0  # busy links make nothing
