@@ -42,7 +42,12 @@ from typing import Any
 import numpy as np
 from sequence.app.request_app import RequestApp
 from sequence.components.memory import Memory
-from sequence.constants import BELL_DIAGONAL_STATE_FORMALISM, SECOND, SINGLE_HERALDED, SPEED_OF_LIGHT
+from sequence.constants import (
+    BELL_DIAGONAL_STATE_FORMALISM,
+    SECOND,
+    SINGLE_HERALDED,
+    SPEED_OF_LIGHT,
+)
 from sequence.entanglement_management.generation import (
     EntanglementGenerationA,
     EntanglementGenerationB,
@@ -76,7 +81,11 @@ HARDWARE: dict[str, Any] = {
     "memory_efficiency": 1.0,  # SeQUeNCe MemoryArray default
     "memory_frequency_hz": 80e6,  # SeQUeNCe MemoryArray default
     "raw_fidelity": 0.92,  # the paper preset's F0, as SeQUeNCe's raw EPR fidelity
-    "decoherence_errors": [1 / 3, 1 / 3, 1 / 3],  # X, Y, Z weights: depolarizing (SeQUeNCe BDS default)
+    "decoherence_errors": [
+        1 / 3,
+        1 / 3,
+        1 / 3,
+    ],  # X, Y, Z weights: depolarizing (SeQUeNCe BDS default)
     "cutoff_ratio": 1.0,  # SeQUeNCe default: a memory expires T_c after its emission
     "swapping_success_prob": 1.0,  # SeQUeNCe default
     "gate_fidelity": 1.0,  # SeQUeNCe QuantumRouter default
@@ -457,7 +466,9 @@ def run_chain(
 # Summaries of a run
 
 
-def link_summary(rec: Recorder, link: str, length_km: float, coherence_time_s: float) -> dict[str, Any]:
+def link_summary(
+    rec: Recorder, link: str, length_km: float, coherence_time_s: float
+) -> dict[str, Any]:
     """Attempts, success probability, cycle and fresh fidelity of one link."""
     outcomes = rec.attempts[link]
     n = len(outcomes)
@@ -491,7 +502,9 @@ def link_summary(rec: Recorder, link: str, length_km: float, coherence_time_s: f
         "herald_delay_s": float(herald_delay.mean()) if fresh else float("nan"),
         "F_fresh_mean": float(f_fresh.mean()) if fresh else float("nan"),
         "F_fresh_std": float(f_fresh.std()) if fresh else float("nan"),
-        "F_fresh_model_max_abs_err": float(np.abs(f_fresh - model).max()) if fresh else float("nan"),
+        "F_fresh_model_max_abs_err": float(np.abs(f_fresh - model).max())
+        if fresh
+        else float("nan"),
     }
 
 
@@ -550,7 +563,9 @@ def chain_summary(
     next_after_ready = {}
     for link in links:
         vals = [
-            p["next_outcome_ps"][link] - max(p["links_heralded_ps"]) for p in complete if link in p["next_outcome_ps"]
+            p["next_outcome_ps"][link] - max(p["links_heralded_ps"])
+            for p in complete
+            if link in p["next_outcome_ps"]
         ]
         next_after_ready[link] = stats(np.array(vals) * PS)
     eff_busy = [
@@ -563,7 +578,9 @@ def chain_summary(
     pos_km = np.concatenate([[0.0], np.cumsum(lengths_km)])
     edges = np.round(np.arange(0.25, 1.0 + 1e-9, 0.005), 3)
     hist, _ = np.histogram(f_del, bins=edges)
-    quantiles = {f"p{q:02d}": float(np.percentile(f_del, q)) for q in (1, 5, 10, 25, 50, 75, 90, 95, 99)}
+    quantiles = {
+        f"p{q:02d}": float(np.percentile(f_del, q)) for q in (1, 5, 10, 25, 50, 75, 90, 95, 99)
+    }
     return {
         "delivered": len(complete),
         "delivered_at_one_end_only": len(partial),
@@ -585,11 +602,13 @@ def chain_summary(
             "delivery_law_max_abs_err": float(max(delivery_err)) if delivery_err else float("nan"),
         },
         "swap_law_max_abs_err": float(max(rec.swap_errors)) if rec.swap_errors else float("nan"),
-        "swaps": int(len(rec.swap_errors)),
+        "swaps": len(rec.swap_errors),
         "swaps_per_node": dict(sorted(rec.swaps_per_node.items())),
         "memory_expirations": rec.expired,
         "lost_after_swap_expired": rec.lost_after_swap,
-        "links": [link_summary(rec, link, lengths_km[i], coherence_time_s) for i, link in enumerate(links)],
+        "links": [
+            link_summary(rec, link, lengths_km[i], coherence_time_s) for i, link in enumerate(links)
+        ],
         "classical_delay_s": {
             "per_link": [float(L * 1000.0 / LIGHT_SPEED_M_PER_S) for L in lengths_km],
             "end_to_end": float(pos_km[-1] * 1000.0 / LIGHT_SPEED_M_PER_S),
@@ -607,7 +626,9 @@ def chain_summary(
         },
         "slot_equivalents": {
             "tau_s": tau_s,
-            "all_links_ready_to_delivery_slots": stats(ps_to_s(np.maximum(end_i, end_r) - all_ready) / tau_s),
+            "all_links_ready_to_delivery_slots": stats(
+                ps_to_s(np.maximum(end_i, end_r) - all_ready) / tau_s
+            ),
             "effective_busy_slots": stats(eff_busy),
             "effective_busy_definition": "(next attempt outcome on a path link - all links ready) / tau - 1; "
             "the slot model gives exactly its delay ceil(signalling_latency * h) here",
@@ -632,7 +653,9 @@ class _Reader:
         self.out[idx] = float(self.tl.quantum_manager.states[m1.qstate_key].state[0])
 
 
-def _bds_pair(tl: Timeline, name: str, f0: float, tc: float, t0_ps: int, errors: list[float]) -> tuple[Memory, Memory]:
+def _bds_pair(
+    tl: Timeline, name: str, f0: float, tc: float, t0_ps: int, errors: list[float]
+) -> tuple[Memory, Memory]:
     """Two SeQUeNCe memories sharing a Werner pair of fidelity f0, stored since t0_ps."""
     mems = []
     for side in "ab":
@@ -668,7 +691,15 @@ def scenario_decay(tau_s: float) -> dict[str, Any]:
             for k in ages_slots:
                 m1, m2 = _bds_pair(tl, f"decay{idx}", f0, tc, t0_ps, errors)
                 tl.schedule(Event(t0_ps + k * tau_ps, Process(reader, "read", [idx, m1, m2])))
-                points.append({"idx": idx, "F0": f0, "coherence_time_s": tc, "age_slots": k, "t_s": k * tau_ps * PS})
+                points.append(
+                    {
+                        "idx": idx,
+                        "F0": f0,
+                        "coherence_time_s": tc,
+                        "age_slots": k,
+                        "t_s": k * tau_ps * PS,
+                    }
+                )
                 idx += 1
     # One pair read again every slot (the decay composes: a chain of reads equals one long read).
     repeated = []
@@ -814,7 +845,9 @@ def scenario_swap_fullstack(duration_s: float, seed: int) -> dict[str, Any]:
 # Scenario c: generation probability over fibre length
 
 
-def scenario_generation(lengths_km: Sequence[float], seed: int, rel_se: float, quick: bool) -> dict[str, Any]:
+def scenario_generation(
+    lengths_km: Sequence[float], seed: int, rel_se: float, quick: bool
+) -> dict[str, Any]:
     """Two-node links: p per attempt, attempt cycle, fresh-pair fidelity, at each length."""
     links = []
     for i, length in enumerate(lengths_km):
@@ -827,7 +860,9 @@ def scenario_generation(lengths_km: Sequence[float], seed: int, rel_se: float, q
         tc = COHERENCE_TIMES_S[0]
         rec, _, wall = run_chain([length], tc, seed + 10 * i, duration)
         summary = link_summary(rec, rec.path_links()[0], length, tc)
-        summary.update({"coherence_time_s": tc, "seed": seed + 10 * i, "sim_time_s": duration, "wall_s": wall})
+        summary.update(
+            {"coherence_time_s": tc, "seed": seed + 10 * i, "sim_time_s": duration, "wall_s": wall}
+        )
         # Fresh fidelity at the long coherence time: a short run (the heralding process does not depend on T_c).
         tc2 = COHERENCE_TIMES_S[1]
         rec2, _, _ = run_chain([length], tc2, seed + 10 * i + 5, min(duration, 500 * cycle_guess))
@@ -856,7 +891,9 @@ def scenario_generation(lengths_km: Sequence[float], seed: int, rel_se: float, q
     tau = ref["cycle_s"]
     for x in links:
         x["p_loss_model"] = min(
-            1.0, ref["p_attempt"] * 10 ** (-HARDWARE["fiber_loss_db_per_km"] * (x["length_km"] - REFERENCE_KM) / 10)
+            1.0,
+            ref["p_attempt"]
+            * 10 ** (-HARDWARE["fiber_loss_db_per_km"] * (x["length_km"] - REFERENCE_KM) / 10),
         )
         x["attempts_per_slot"] = tau / x["cycle_s"]
         x["p_per_slot_rate_matched"] = 1 - (1 - x["p_attempt"]) ** (tau / x["cycle_s"])
@@ -925,7 +962,12 @@ def geometric_max2_mean(p: float) -> float:
 
 
 def slot_prediction_chain3(
-    p: float, f0: float, rho: float, delay: int, preposition_rho: float | None = None, kmax: int = 2000
+    p: float,
+    f0: float,
+    rho: float,
+    delay: int,
+    preposition_rho: float | None = None,
+    kmax: int = 2000,
 ) -> dict[str, float]:
     """Slot model (block policy, no expiry, F_min = 0) on a 3-node chain with one request always waiting.
 
@@ -959,75 +1001,201 @@ def slot_prediction_chain3(
     }
 
 
+def slot_prediction_chain(
+    p_links: Sequence[float], f0: float, rho: float, delay: int, mmax: int = 20000
+) -> dict[str, float]:
+    """Slot model (block policy, no expiry, F_min = 0) on a chain with one request always waiting.
+
+    Link i first holds a pair in slot G_i ~ Geometric(p_i); all are swapped in slot M = max G_i, the
+    pair reaches the ends ``delay`` slots later (decaying by rho, preposition_rho = rho) and the links
+    draw again from slot M + delay + 1. So the cycle is E[M] + delay and
+    F - 1/4 = 3/4 w0^h rho^delay prod_i rho^(M - G_i). Conditioning on M = m:
+    E[prod_i rho^(M - G_i) 1{M = m}] = prod_i A_i(m) - prod_i B_i(m), with
+    A_i(m) = sum_{g <= m} P(G_i = g) rho^(m - g) and B_i(m) the same sum over g <= m - 1.
+    """
+    m = np.arange(1, mmax + 1)
+    w0 = (4 * f0 - 1) / 3
+
+    def moment(r: float) -> float:
+        # A_i(m) = sum_{g=1..m} p (1-p)^(g-1) r^(m-g), by recursion A(m) = r A(m-1) + p (1-p)^(m-1).
+        a_prod = np.ones_like(m, dtype=float)
+        b_prod = np.ones_like(m, dtype=float)
+        for p in p_links:
+            a = np.empty(m.size)
+            acc = 0.0
+            for j, mm in enumerate(m):
+                acc = r * acc + p * (1 - p) ** (mm - 1)
+                a[j] = acc
+            b = np.concatenate([[0.0], a[:-1]]) * r  # B(m) = r A(m - 1)
+            a_prod *= a
+            b_prod *= b
+        return float((a_prod - b_prod).sum())
+
+    cdf = np.ones_like(m, dtype=float)
+    for p in p_links:
+        cdf *= 1 - (1 - p) ** m
+    e_max = float((1 - np.concatenate([[0.0], cdf[:-1]])).sum())  # E[M] = sum_{m>=1} P(M >= m)
+    h = len(p_links)
+    c1 = 0.75 * w0**h * rho**delay
+    e1, e2 = moment(rho), moment(rho * rho)
+    mean = 0.25 + c1 * e1
+    std = c1 * math.sqrt(max(0.0, e2 - e1 * e1))
+    cycle = e_max + delay
+    return {
+        "delay_slots": delay,
+        "cycle_slots": cycle,
+        "throughput_per_slot": 1 / cycle,
+        "F_mean": mean,
+        "F_std": std,
+    }
+
+
+RECOMMENDED_SIGNALLING_LATENCY = 0.5  # slots per hop: delay 1 on 2 hops, 2 on 4 hops (see README)
+
+
 def mapping(generation: dict[str, Any], chains: list[dict[str, Any]]) -> dict[str, Any]:
-    """Recommended slot-model parameters from the measurements, and analytic slot-model predictions."""
+    """Recommended slot-model parameters from the measurements, and analytic slot-model predictions.
+
+    p per attempt is SeQUeNCe's exact value for its parameters (``p_attempt_analytic``; the runs
+    agree within their standard errors); a link whose attempt cycle differs from tau gets the
+    rate-matched per-slot probability 1 - (1 - p)^(tau / cycle).
+    """
     ref = next(x for x in generation["links"] if x["length_km"] == REFERENCE_KM)
     tau = ref["cycle_s"]
+    p_ref = p_attempt_analytic(REFERENCE_KM)
+    loss_db = HARDWARE["fiber_loss_db_per_km"]
+
+    def rate_matched(p: float, cycle_s: float) -> float:
+        return 1 - (1 - p) ** (tau / cycle_s)
+
+    def loss_model(length_km: float) -> float:
+        return min(1.0, p_ref * 10 ** (-loss_db * (length_km - REFERENCE_KM) / 10))
+
     per_tc = {}
     for tc in COHERENCE_TIMES_S:
-        f0 = ref["F_fresh_by_coherence_time"][str(tc)]["mean"]
         rho = rho_per_slot(tau, tc)
-        herald = ref["herald_delay_s"]
         per_tc[str(tc)] = {
-            "F0": f0,
+            "F0": ref["F_fresh_by_coherence_time"][str(tc)]["mean"],
             "rho": rho,
             "preposition_rho": rho,
-            "decay_model": "depolarizing",
-            "max_lifetime_slots": math.floor((HARDWARE["cutoff_ratio"] * tc - herald) / tau),
+            "max_lifetime_slots": math.floor(
+                (HARDWARE["cutoff_ratio"] * tc - ref["herald_delay_s"]) / tau
+            ),
         }
-    predictions = {}
-    for ch in chains:
-        if len(ch["lengths_km"]) != 2:
-            continue
-        tc = str(ch["coherence_time_s"])
-        # Both links are 10 km: pool their attempts.
-        p = sum(x["successes"] for x in ch["links"]) / sum(x["attempts"] for x in ch["links"])
-        m = per_tc[tc]
-        predictions[ch["name"]] = {
-            "p_per_slot": p,
-            "by_delay": [
-                {**pred, "throughput_per_s": pred["throughput_per_slot"] / tau}
-                for pred in (slot_prediction_chain3(p, m["F0"], m["rho"], d) for d in (0, 1))
-            ],
-            "sequence_throughput_per_s": ch["throughput_per_s"],
-            "sequence_F_mean": ch["fidelity"]["mean"],
+    per_length = {}
+    for x in generation["links"]:
+        p = p_attempt_analytic(x["length_km"])
+        per_length[f"{x['length_km']:g}"] = {
+            "p_attempt_analytic": p,
+            "p_attempt_measured": x["p_attempt"],
+            "p_attempt_measured_se": x["p_attempt_se"],
+            "cycle_s": x["cycle_s"],
+            "attempts_per_slot": tau / x["cycle_s"],
+            "p_gen_rate_matched": rate_matched(p, x["cycle_s"]),
+            "p_gen_length_model_loss": loss_model(x["length_km"]),
+            "loss_model_over_rate_matched": loss_model(x["length_km"])
+            / rate_matched(p, x["cycle_s"]),
         }
     per_chain = {}
     for ch in chains:
         h = len(ch["lengths_km"])
-        ready_to_delivery = ch["slot_equivalents"]["all_links_ready_to_delivery_slots"]["mean"]
+        m = per_tc[str(ch["coherence_time_s"])]
+        cycles = [x["cycle_s"] for x in ch["links"]]
+        p_gen = [
+            rate_matched(p_attempt_analytic(x["length_km"]), x["cycle_s"]) for x in ch["links"]
+        ]
         busy = ch["slot_equivalents"]["effective_busy_slots"]["mean"]
-        p_ref = ref["p_attempt"]
-        per_chain[ch["name"]] = {
-            "hops": h,
-            "p_gen_per_link_rate_matched": [1 - (1 - x["p_attempt"]) ** (tau / x["cycle_s"]) for x in ch["links"]],
-            "p_gen_per_link_length_model_loss": [
-                min(1.0, p_ref * 10 ** (-HARDWARE["fiber_loss_db_per_km"] * (x["length_km"] - REFERENCE_KM) / 10))
-                for x in ch["links"]
-            ],
-            "attempts_per_slot_per_link": [tau / x["cycle_s"] for x in ch["links"]],
-            "all_links_ready_to_delivery_slots_mean": ready_to_delivery,
-            "effective_busy_slots_mean": busy,
-            "signalling_latency_per_hop_from_delivery": ready_to_delivery / h,
-            "signalling_latency_per_hop_from_busy": busy / h,
-            "F0": per_tc[str(ch["coherence_time_s"])]["F0"],
-            "rho": per_tc[str(ch["coherence_time_s"])]["rho"],
-            "max_lifetime_slots": per_tc[str(ch["coherence_time_s"])]["max_lifetime_slots"],
+        ready_to_delivery = ch["slot_equivalents"]["all_links_ready_to_delivery_slots"]["mean"]
+        d_best = round(busy)
+        preds = [
+            {**pred, "throughput_per_s": pred["throughput_per_slot"] / tau}
+            for pred in (slot_prediction_chain(p_gen, m["F0"], m["rho"], d) for d in range(4))
+        ]
+        seq = {
+            "throughput_per_s": ch["throughput_per_s"],
+            "throughput_se_per_s": ch["throughput_se_per_s"],
+            "F_mean": ch["fidelity"]["mean"],
+            "F_mean_se": ch["fidelity"]["se_mean"],
+            "F_std": ch["fidelity"]["std"],
         }
+        best = preds[d_best]
+        entry: dict[str, Any] = {
+            "hops": h,
+            "lengths_km": ch["lengths_km"],
+            "coherence_time_s": ch["coherence_time_s"],
+            "p_gen_per_link": p_gen,
+            "p_gen_per_link_measured_rate_matched": [
+                rate_matched(x["p_attempt"], c) for x, c in zip(ch["links"], cycles, strict=True)
+            ],
+            "p_gen_per_link_length_model_loss": [loss_model(x["length_km"]) for x in ch["links"]],
+            "attempts_per_slot_per_link": [tau / c for c in cycles],
+            "F0": m["F0"],
+            "rho": m["rho"],
+            "preposition_rho": m["preposition_rho"],
+            "max_lifetime_slots": m["max_lifetime_slots"],
+            "effective_busy_slots_mean": busy,
+            "all_links_ready_to_delivery_slots_mean": ready_to_delivery,
+            "delay_slots_nearest": d_best,
+            "signalling_latency_range_for_nearest_delay": [(d_best - 1) / h, d_best / h],
+            "delay_slots_at_recommended_latency": math.ceil(RECOMMENDED_SIGNALLING_LATENCY * h),
+            "slot_model_predictions": preds,
+            "slot_model_predictions_note": "analytic, for p_gen_per_link, F0, rho = preposition_rho, "
+            "block policy, one request always waiting, delay_slots = ceil(signalling_latency * hops); "
+            "ignores max_lifetime and F_min",
+            "sequence": seq,
+            "nearest_delay_rel_diff": {
+                "throughput": best["throughput_per_s"] / seq["throughput_per_s"] - 1,
+                "F_mean": best["F_mean"] / seq["F_mean"] - 1,
+            },
+        }
+        if h == 2:
+            # SeQUeNCe in continuous time: after all links are ready at T, link a's next outcome
+            # comes at T + t_a, link b's at T + t_b (t_a < t_b < t_a + tau), then every tau. Both
+            # are ready again at t_a + tau (E[max] - 1) + (t_b - t_a) P(X_b >= X_a), P = 1 / (2 - p).
+            nxt = sorted(
+                v["mean"] for v in ch["timing_s"]["next_attempt_outcome_after_all_ready"].values()
+            )
+            p = p_attempt_analytic(ch["lengths_km"][0])
+            cycle = nxt[0] + tau * (geometric_max2_mean(p) - 1) + (nxt[1] - nxt[0]) / (2 - p)
+            entry["sequence_continuous_time_check"] = {
+                "restart_offsets_s": nxt,
+                "predicted_mean_inter_delivery_s": cycle,
+                "measured_mean_inter_delivery_s": ch["timing_s"]["inter_delivery"]["mean"],
+                "predicted_throughput_per_s": 1 / cycle,
+            }
+            f0, rho = m["F0"], m["rho"]
+            entry["slot_model_quantiles"] = [
+                {
+                    k: v
+                    for k, v in slot_prediction_chain3(p, f0, rho, d).items()
+                    if k.startswith("F_")
+                }
+                | {"delay_slots": d}
+                for d in range(2)
+            ]
+        per_chain[ch["name"]] = entry
     return {
-        "tau_s": tau,
-        "tau_source": f"median attempt cycle of the {REFERENCE_KM:g} km link (scenario generation)",
-        "per_chain": per_chain,
-        "p_gen_reference": ref["p_attempt"],
-        "p_gen_per_link_rate_matched": {
-            f"{x['length_km']:g}": x["p_per_slot_rate_matched"] for x in generation["links"]
+        "recommended": {
+            "tau_s": tau,
+            "tau_source": f"attempt cycle of the {REFERENCE_KM:g} km link (4 L / c + one 12.5 ns time bin)",
+            "p_gen": p_ref,
+            "p_gen_source": f"SeQUeNCe's exact p per attempt at {REFERENCE_KM:g} km: "
+            "bsm_success_rate * (detector_efficiency * memory_efficiency * 10**(-0.2 * L / 20))**2; "
+            f"measured {ref['p_attempt']:.5f} +- {ref['p_attempt_se']:.5f}",
+            "decay_model": "depolarizing",
+            "swap_model": "werner",
+            "swap_success": 1.0,
+            "link_capacity": 1,
+            "link_pool_policy": "block",
+            "cutoff_fidelity": None,
+            "F_min": 0.0,
+            "signalling_latency": RECOMMENDED_SIGNALLING_LATENCY,
+            "length_model": "per-edge p_gen (rate-matched, per_length / per_chain); "
+            "length_model='loss' ignores the attempt cycle",
+            "by_coherence_time_s": per_tc,
         },
-        "p_gen_length_model_loss": {f"{x['length_km']:g}": x["p_loss_model"] for x in generation["links"]},
-        "by_coherence_time_s": per_tc,
-        "link_pool_policy": "block",
-        "swap_model": "werner",
-        "swap_success": 1.0,
-        "slot_model_predictions_chain3": predictions,
+        "per_length": per_length,
+        "per_chain": per_chain,
     }
 
 
@@ -1041,7 +1209,12 @@ def determinism_check(seed: int) -> dict[str, Any]:
         rec, _, _ = run_chain([10.0, 10.0], COHERENCE_TIMES_S[0], seed, 0.2)
         blob = json.dumps([[p["end_ps"], p["F_end"]] for p in rec.pairs], sort_keys=True)
         digests.append(hashlib.sha256(blob.encode()).hexdigest())
-    return {"runs": 2, "sim_time_s": 0.2, "identical": digests[0] == digests[1], "sha256": digests[0]}
+    return {
+        "runs": 2,
+        "sim_time_s": 0.2,
+        "identical": digests[0] == digests[1],
+        "sha256": digests[0],
+    }
 
 
 def _finite(obj: Any) -> Any:
@@ -1058,10 +1231,29 @@ def _finite(obj: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and write the JSON file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="tests/data/sequence_reference.json", help="output JSON path")
-    parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test only (not reference data)")
+    parser.add_argument(
+        "--out", default="tests/data/sequence_reference.json", help="output JSON path"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs, for a smoke test only (not reference data)",
+    )
     parser.add_argument("--seed", type=int, default=20250111, help="base seed")
+    parser.add_argument(
+        "--remap",
+        action="store_true",
+        help="recompute only slot_model_mapping of an existing --out file (no SeQUeNCe run)",
+    )
     args = parser.parse_args(argv)
+    if args.remap:
+        out = Path(args.out)
+        result = json.loads(out.read_text())
+        sc = result["scenarios"]
+        result["slot_model_mapping"] = mapping(sc["generation"], sc["chains"])
+        out.write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
+        print(f"remapped {out}")
+        return 0
 
     configure_sequence()
     install_probes()
@@ -1069,14 +1261,19 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed
 
     print("generation over fibre length", flush=True)
-    generation = scenario_generation([1.0, 5.0, 10.0, 25.0, 50.0], seed, rel_se=0.01, quick=args.quick)
+    generation = scenario_generation(
+        [1.0, 5.0, 10.0, 25.0, 50.0], seed, rel_se=0.01, quick=args.quick
+    )
     tau = next(x for x in generation["links"] if x["length_km"] == REFERENCE_KM)["cycle_s"]
     print("decay law", flush=True)
     decay = scenario_decay(tau)
     print(f"  max |F - law| = {decay['max_abs_err']:.3g}", flush=True)
     print("swap", flush=True)
     swap = scenario_swap()
-    print(f"  max |F - Werner| = {swap['max_abs_err']:.3g} (3 pairs: {swap['chain3_max_abs_err']:.3g})", flush=True)
+    print(
+        f"  max |F - Werner| = {swap['max_abs_err']:.3g} (3 pairs: {swap['chain3_max_abs_err']:.3g})",
+        flush=True,
+    )
     fullstack = scenario_swap_fullstack(0.05 if args.quick else 0.2, seed + 7)
     print("determinism", flush=True)
     determinism = determinism_check(seed + 9)
@@ -1122,7 +1319,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
-    print(f"wrote {out} ({out.stat().st_size / 1024:.1f} KiB) in {result['wall_time_s']:.0f} s", flush=True)
+    print(
+        f"wrote {out} ({out.stat().st_size / 1024:.1f} KiB) in {result['wall_time_s']:.0f} s",
+        flush=True,
+    )
     return 0
 
 
