@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check spep_gym agents tests examples benchmarks
-	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks
+	$(BIN)/ruff check spep_gym agents tests examples benchmarks validation
+	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks validation
 	$(BIN)/mypy
 
 # The fast suite, with the coverage floor of pyproject.toml ([tool.coverage.report] fail_under).
