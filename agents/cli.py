@@ -41,14 +41,17 @@ def parse_literals(items: Sequence[str] | None, option: str = "--set") -> dict[s
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``["field=value", ...]`` (from ``--set``) to config fields; values are Python literals.
 
-    ``--set rho=0.99 --set swap_model=werner --set preposition_rho=None --set deadline_range=3,12``.
+    ``--set rho=0.99 --set swap_model=werner --set preposition_rho=None --set deadline_range=3,12``;
+    ``--set preset=physical`` names the base the other fields apply over (wherever it stands).
     Unknown fields raise ``ValueError`` naming the closest known one.
     """
     out = parse_literals(items, "--set")
     known = {f.name for f in dataclasses.fields(SpepConfig)}
     for key in out:
-        if key not in known:
+        if key not in known and key != "preset":
             SpepConfig.from_dict({key: None})  # raises with the closest name
+    if "preset" in out:
+        SpepConfig.from_dict({"preset": out["preset"]})  # a bad preset name fails here
     return out
 
 

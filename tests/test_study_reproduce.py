@@ -192,12 +192,19 @@ def test_overrides_are_marked_in_the_report_and_change_the_run_key(tmp_path):
     out = tmp_path / "out"
     assert reproduce.reproduce(_options(out, overrides={"link_capacity": 2}, runs=1)) == 0
     report = (out / "report.md").read_text()
-    assert "| **link_capacity** | **2** (preset 1) | **--set** |" in report
-    assert "| episode_slots | 60 | **--slots** |" in report
+    assert "| **link_capacity** | **2** (paper: 1) | **--set** |" in report
+    assert "| episode_slots | 60 | **--slots** |" in report and "| preset | paper |  |" in report
     assert (
         reproduce.reproduce(_options(out, runs=1)) == 0
     )  # the preset: new runs beside the old ones
     assert len(list((out / "runs").glob("*.json"))) == 4
+    # --set preset=physical: the report lists the physical preset's values, the runs are new
+    physical = _options(out, overrides={"preset": "physical"}, runs=1)
+    assert reproduce.reproduce(physical) == 0
+    report = (out / "report.md").read_text()
+    assert "| preset | physical | **--set** |" in report
+    assert "| decay_model | 'depolarizing' |  |" in report
+    assert len(list((out / "runs").glob("*.json"))) == 6
 
 
 def _cmd(out: Path, jobs: int) -> list[str]:

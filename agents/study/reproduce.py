@@ -223,6 +223,7 @@ def reproduce(opts: Options) -> int:
 
     from agents.study import report
 
+    base = SpepConfig.from_dict({"preset": opts.overrides.get("preset", "paper")})
     meta = {
         "command": command_line(opts),
         "agents": list(opts.agents) if opts.main else [],
@@ -230,8 +231,10 @@ def reproduce(opts: Options) -> int:
         "runs": opts.runs,
         "slots": opts.slots,
         "seed": opts.seed,
-        "overrides": {k: repr(v) for k, v in opts.overrides.items()},
-        "config": {f: repr(getattr(SpepConfig(), f)) for f in SpepConfig.field_names()},
+        "overrides": {k: repr(v) for k, v in opts.overrides.items() if k != "preset"},
+        "preset": opts.overrides.get("preset", "paper"),
+        # the named preset's values (the overrides apply over them)
+        "config": {f: repr(getattr(base, f)) for f in SpepConfig.field_names()},
         "agent_config": _agent_configs(check_agents),
         "backend": opts.backend,
         "jobs": jobs,
