@@ -408,3 +408,14 @@ def test_a_full_queue_rejects_arrivals_and_counts_them(tmp_path):
     m = sim.metrics
     assert (m.arrived, m.failed, m.queue_overflow) == (4, 4, 2)
     assert sim.records["end_slot"].tolist() == [3, 3, 0, 0]
+
+
+def test_queue_capacity_counts_requests_in_flight(tmp_path):
+    """queue_capacity 1, latency 1 slot: request 0 is sent at slot 0 and in flight in slot 1, so
+    request 1 (arriving at slot 1) finds no place; request 2 (slot 2) finds request 0 served."""
+    requests = [(0, 0, 2, 0.6, 9, 1), (1, 0, 2, 0.6, 9, 1), (2, 0, 1, 0.6, 9, 1)]
+    sim = latency_sim(tmp_path, requests, signalling_latency=1.0, queue_capacity=1)
+    run(sim)
+    assert sim.metrics.queue_overflow == 1
+    assert sim.records["status"].tolist() == [SERVED, FAILED, SERVED]
+    assert sim.records["end_slot"].tolist()[:2] == [2, 1]
