@@ -180,7 +180,9 @@ def config_table(meta: dict[str, Any]) -> str:
             mark = "**--slots**" if str(meta.get("slots")) != value else ""
             rows.append([field, meta.get("slots", value), mark])
         elif field in overrides:
-            rows.append([f"**{field}**", f"**{overrides[field]}** ({preset}: {value})", "**--set**"])
+            rows.append(
+                [f"**{field}**", f"**{overrides[field]}** ({preset}: {value})", "**--set**"]
+            )
         else:
             rows.append([field, value, ""])
     return markdown_table(["field", "value", "override"], rows)
