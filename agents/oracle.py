@@ -44,11 +44,9 @@ class OracleAgent(Agent):
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         """The node pairs of the next ``oracle_horizon`` slots' requests (read from the workload)."""
+        self.require_env()  # it reads the future workload from the environment, too
         env = self.env
-        if env is None:
-            raise RuntimeError(
-                "spep-oracle reads the future workload: call reset(env=...) with the environment"
-            )
+        assert env is not None
         sim = env.sim
         w = sim.workload
         num_pairs = len(observation["prepositioned"])
