@@ -275,3 +275,14 @@ def make(name: str, **kwargs: Any) -> Agent:
 def names() -> list[str]:
     """The registered agent names, sorted."""
     return sorted(REGISTRY)
+
+
+def held_or_in_flight(observation: dict[str, np.ndarray]) -> np.ndarray:
+    """(P,) pre-positioned pairs per node pair, held or in flight (``signalling_latency``).
+
+    A pair in flight is on its way to its end nodes: placing the same node pair again would be a
+    second pair for one prediction, so Algorithm 2 and the oracle skip both.
+    """
+    held = np.asarray(observation["prepositioned"])
+    flying = observation.get("prepositioned_in_flight")
+    return held if flying is None else held + np.asarray(flying)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, register
+from agents.base import Agent, held_or_in_flight, register
 
 
 class OracleAgent(Agent):
@@ -58,7 +58,7 @@ class OracleAgent(Agent):
         # inside each slot gives "earliest first, then higher priority"
         order = np.lexsort((np.arange(lo, hi), -w.priority[lo:hi], w.arrival[lo:hi]))
         pairs = w.pair[lo:hi][order]
-        held = np.asarray(observation["prepositioned"]) > 0
+        held = held_or_in_flight(observation) > 0
         chosen: list[int] = []
         for a in pairs.tolist():
             if not held[a] and a not in chosen:

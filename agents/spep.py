@@ -4,7 +4,7 @@ Each slot the agent hands the slot's arrivals to its demand predictor, asks it f
 that each node pair is requested within the next ``prediction_window`` slots, and proposes the pairs
 worth pre-positioning, best first:
 
-1. candidates: probability >= ``threshold``, no pre-positioned pair held for the pair already, and
+1. candidates: probability >= ``threshold``, no pre-positioned pair held (or in flight) for the pair, and
    the fidelity a pre-position would get now (``observation["path_fidelity"]``: the env computes it
    for the pre-positioning path under the chosen swap model, swap success left out) >= ``min_fidelity``
    and > 0 (a pair whose path lacks a link pair cannot be placed);
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, info_from_observation, register
+from agents.base import Agent, held_or_in_flight, info_from_observation, register
 from agents.predictors import PREDICTORS, Predictor, make_predictor
 from spep_gym.env import SpepEnv
 from spep_gym.topology import num_pairs, pair_index_matrix
@@ -154,7 +154,7 @@ class SpepAgent(Agent):
         return algorithm2(
             probability,
             path_fidelity,
-            observation["prepositioned"],
+            held_or_in_flight(observation),
             self.threshold,
             self.min_fidelity,
             self.action_length(),

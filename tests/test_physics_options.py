@@ -419,3 +419,17 @@ def test_queue_capacity_counts_requests_in_flight(tmp_path):
     assert sim.metrics.queue_overflow == 1
     assert sim.records["status"].tolist() == [SERVED, FAILED, SERVED]
     assert sim.records["end_slot"].tolist()[:2] == [2, 1]
+
+
+def test_spep_and_the_oracle_do_not_place_a_pair_already_in_flight():
+    """With latency, a pair in flight counts as held for Algorithm 2 and the oracle."""
+    from agents.base import held_or_in_flight
+    from agents.spep import algorithm2
+
+    obs = {
+        "prepositioned": np.array([0.0, 0.0, 1.0]),
+        "prepositioned_in_flight": np.array([1.0, 0.0, 0.0]),
+    }
+    assert held_or_in_flight(obs).tolist() == [1.0, 0.0, 1.0]
+    action = algorithm2(np.full(3, 0.5), np.full(3, 0.9), held_or_in_flight(obs), 0.05, 0.6, 3)
+    assert action.tolist() == [1, 3, 3]
