@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: venv test test-slow test-all test-bare lint pytest demo bench docs clean golden
+.PHONY: venv test test-slow test-all test-bare lint pytest demo bench docs clean golden sequence-reference
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check spep_gym agents tests examples benchmarks
-	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks
+	$(BIN)/ruff check spep_gym agents tests examples benchmarks validation
+	$(BIN)/ruff format --check spep_gym agents tests examples benchmarks validation
 	$(BIN)/mypy
 
 # The fast suite, with the coverage floor of pyproject.toml ([tool.coverage.report] fail_under).
@@ -57,8 +57,25 @@ test-bare:
 golden: venv
 	$(BIN)/python tests/test_golden.py --update
 
+# SeQUeNCe reference data for the cross-validation (tests/data/sequence_reference.json, issue 11).
+# SeQUeNCe 1.x needs Python 3.12 (under 3.11 pip silently installs 0.8.5); it is never a dependency of
+# the package, and this target is not part of `make test`. About 10 minutes on 2 cores.
+PY312 ?= /root/.pyenv/versions/3.12.1/bin/python3.12
+SEQUENCE_SPEC ?= sequence==1.3.1
+SEQ_VENV := .venv-sequence
+SEQ_STAMP := $(SEQ_VENV)/.installed
+
+$(SEQ_STAMP):
+	$(if $(wildcard $(PY312)),$(PY312),python3.12) -m venv $(SEQ_VENV)
+	$(SEQ_VENV)/bin/pip install -q --upgrade pip
+	$(SEQ_VENV)/bin/pip install -q "$(SEQUENCE_SPEC)"
+	touch $(SEQ_STAMP)
+
+sequence-reference: $(SEQ_STAMP)
+	$(SEQ_VENV)/bin/python validation/sequence_reference.py --out tests/data/sequence_reference.json
+
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) .venv-bare site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bare $(SEQ_VENV) site $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

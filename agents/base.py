@@ -4,24 +4,71 @@ An agent sees only what the environment hands it (observation and info), never i
 oracle, a reference that reads the future workload, is the one named exception
 (``reads_future = True``). Every agent also has stable-baselines3's ``predict`` signature, so SB3's
 ``evaluate_policy`` takes any agent.
+
+An agent whose identity includes environment settings (``env_config``: the baselines' and SPEP's
+on-demand routing, a trained model's network size) runs only on an environment that has them: it
+checks them at :meth:`Agent.reset` and refuses to act before it has seen one
+(:meth:`Agent.make_env` makes the matching environment and hands it over in one line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
+from spep_gym.topology import num_nodes
+
+
+def check_inputs(cfg: SpepConfig) -> None:
+    """Read the input files ``cfg`` names (a ``trace``) once, so that a bad one fails before runs.
+
+    Raises:
+        ValueError: the file, line and column of the problem (as the simulator would raise it).
+    """
+    if cfg.trace is not None:
+        from spep_gym.workload import Trace
+
+        Trace.load(cfg.trace, cfg.n)
+
+
+def agent_config(
+    agent: Agent,
+    config: Mapping[str, Any] | SpepConfig | None,
+    base: SpepConfig | None = None,
+) -> SpepConfig:
+    """The config a run of ``agent`` uses: the user's fields plus the agent's own settings.
+
+    A user field (in a mapping) that contradicts a setting the agent is defined by (e.g.
+    ``routing`` for a baseline) is an error rather than silently overridden; a whole
+    ``SpepConfig`` gets the agent's settings applied. A mapping applies over ``base`` (default: the
+    paper preset).
+    """
+    if isinstance(config, SpepConfig):
+        base, fields = config, {}
+    else:
+        base, fields = base or SpepConfig(), dict(config or {})
+    for key, value in agent.env_config.items():
+        if key in fields and fields[key] != value:
+            raise ValueError(
+                f"config field {key!r} = {fields[key]!r} contradicts agent {agent.name!r}, which is "
+                f"defined with {key}={value!r}"
+            )
+    return SpepConfig.from_dict({**fields, **agent.env_config}, base=base)
 
 
 class Agent:
     """Base class: override :meth:`act` (and :meth:`reset` when the agent keeps state).
 
     ``env_config`` holds the environment settings the agent is defined with (for example its
-    on-demand routing strategy); :func:`agents.run_episode` applies them.
+    on-demand routing strategy): :func:`agents.run_episode` applies them, :meth:`reset` refuses an
+    environment that lacks them, and an agent with settings refuses to act before it has seen an
+    environment (the observation does not show them): call ``reset(env=env)`` first, or make the
+    environment with :meth:`make_env`.
     """
 
     name: str = "agent"
@@ -32,13 +79,81 @@ class Agent:
     def __init__(self) -> None:
         self.env: SpepEnv | None = None
 
-    def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
-        """Start an episode. ``env`` is handed over so the agent can read its config and spaces."""
+    def reset(self, seed: int | None = None, env: Any = None) -> None:
+        """Start an episode. ``env`` is handed over so the agent can read its config and spaces.
+
+        ``env`` may be a wrapped environment (``gym.make``'s); the agent keeps ``env.unwrapped``.
+
+        Raises:
+            ValueError: ``env``'s config contradicts the agent's ``env_config``.
+        """
+        if env is not None:
+            env = getattr(env, "unwrapped", env)
+            self.check_env(env)
         self.env = env
+
+    def check_env(self, env: SpepEnv) -> None:
+        """Raise ``ValueError`` when ``env``'s config lacks a setting of :attr:`env_config`."""
+        config = getattr(env, "config", None)
+        if not isinstance(config, SpepConfig):
+            raise ValueError(
+                f"env = {type(env).__name__} is invalid for agent {self.name!r}: allowed a "
+                "spep_gym SpepEnv (or a wrapper of one)"
+            )
+        wrong = {k: v for k, v in self.env_config.items() if getattr(config, k) != v}
+        if wrong:
+            have = ", ".join(f"{k}={getattr(config, k)!r}" for k in wrong)
+            need = ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+            raise ValueError(
+                f"agent {self.name!r} is defined with {need}, but the environment has {have}: "
+                f"make the environment with agent.make_env(...) (or "
+                f"agents.study.evaluate.agent_config) so that it has {need}"
+            )
+
+    def require_env(self) -> None:
+        """Raise ``RuntimeError`` when the agent has settings and has not seen an environment.
+
+        The observation does not show the environment's routing: an agent defined with one must
+        have checked the environment (:meth:`reset` with ``env``) before it acts, or it could run
+        with another routing unseen.
+        """
+        if self.env is None and self.env_config:
+            need = ", ".join(f"{k}={v!r}" for k, v in self.env_config.items())
+            raise RuntimeError(
+                f"agent {self.name!r} is defined with {need}, which the environment applies: call "
+                f"agent.reset(env=env) with its environment first, or make one with "
+                f"env = agent.make_env(**fields)"
+            )
+
+    def make_env(self, config: Mapping[str, Any] | SpepConfig | None = None, **fields: Any) -> Any:
+        """The environment this agent is defined for, handed to the agent (``reset(env=...)``).
+
+        ``config`` (a ``SpepConfig`` or a mapping of fields) and ``fields`` apply over the paper
+        preset, then the agent's :attr:`env_config`; a field that contradicts the agent is an
+        error. ``evaluate_policy(agent, agent.make_env(episode_slots=500))`` runs SB3's evaluation
+        with the agent's own settings.
+        """
+        if isinstance(config, SpepConfig):
+            cfg = agent_config(self, fields, base=config)
+        else:
+            cfg = agent_config(self, {**dict(config or {}), **fields})
+        env = SpepEnv(cfg)
+        self.reset(env=env)
+        return env
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         """The node pairs to pre-position this slot (see ``SpepEnv``'s action space)."""
         raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """What defines the agent's behaviour: its class and its public settings, as JSON values.
+
+        The study's run keys hold it (:mod:`agents.study.plan`), so that a run made with other
+        settings is not reused. The default walks the public attributes (nested objects such as a
+        predictor included) and keeps those with a JSON form; generators, environments and models
+        are state, not settings, and are left out.
+        """
+        return _settings(self)
 
     # stable-baselines3 protocol -------------------------------------------------------------
     def predict(
@@ -50,9 +165,11 @@ class Agent:
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's signature: a batch of observations (or one) in, a batch of actions out.
 
-        Without ``info``, the slot's arrivals are read from the observation: queued requests that
-        have waited 0 slots.
+        Without ``info``, the slot's arrivals are read from the observation's ``arrivals`` (every
+        request of the slot, per node pair: :func:`info_from_observation`). An agent with
+        :attr:`env_config` settings needs ``reset(env=...)`` (or :meth:`make_env`) first.
         """
+        self.require_env()
         batched = np.asarray(observation["time_of_day"]).ndim == 2
         if not batched:
             return self.act(observation, info_from_observation(observation)), state
@@ -82,14 +199,56 @@ class Agent:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def _settings(obj: Any, depth: int = 0) -> dict[str, Any]:
+    """``obj``'s class and public attributes that have a JSON form (nested objects recursed)."""
+    out: dict[str, Any] = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    for key, value in sorted(vars(obj).items()):
+        if key.startswith("_") or key == "env":
+            continue
+        if _is_plain(value):
+            out[key] = json.loads(json.dumps(value))
+        elif (
+            depth < 2
+            and hasattr(value, "__dict__")
+            and type(value).__module__.startswith("agents.")
+        ):
+            out[key] = _settings(value, depth + 1)
+    return out
+
+
+def _is_plain(value: Any) -> bool:
+    """A value JSON writes faithfully: numbers, strings, None, and lists / dicts of them."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return bool(np.isfinite(value))
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
 def info_from_observation(observation: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The part of ``info`` an agent can rebuild from the observation alone: this slot's arrivals."""
-    queue = np.asarray(observation["queue"]).reshape(-1, 6)
-    mask = np.asarray(observation["queue_mask"]) > 0
-    new = mask & (queue[:, 4] == 0)
+    """The part of ``info`` an agent can rebuild from the observation alone: this slot's arrivals.
+
+    The observation's ``arrivals`` counts every request of the slot per node pair (the queue shows
+    at most ``queue_obs_size`` requests, so it cannot be used: at high load it misses some). Each
+    arrival becomes ``{"pair", "source", "destination"}`` (the lower node first); the requests'
+    fidelities, deadlines and priorities are in ``info["arrived"]`` only.
+    """
+    if "arrivals" not in observation:
+        raise ValueError(
+            "observation has no 'arrivals': allowed an observation of spep_gym's SpepEnv, whose "
+            "'arrivals' key counts the slot's requests per node pair"
+        )
+    counts = np.rint(np.asarray(observation["arrivals"], dtype=np.float64)).astype(np.int64)
+    pairs = np.repeat(np.arange(len(counts)), np.maximum(counts, 0))
+    n = num_nodes(len(counts))
+    rows, cols = np.triu_indices(n, 1)
     arrived = [
-        {"source": int(s), "destination": int(d), "F_req": float(f), "priority": float(w)}
-        for s, d, f, w in queue[new][:, [0, 1, 2, 5]].tolist()
+        {"pair": int(p), "source": int(rows[p]), "destination": int(cols[p])}
+        for p in pairs.tolist()
     ]
     return {"arrived": arrived}
 
@@ -116,3 +275,14 @@ def make(name: str, **kwargs: Any) -> Agent:
 def names() -> list[str]:
     """The registered agent names, sorted."""
     return sorted(REGISTRY)
+
+
+def held_or_in_flight(observation: dict[str, np.ndarray]) -> np.ndarray:
+    """(P,) pre-positioned pairs per node pair, held or in flight (``signalling_latency``).
+
+    A pair in flight is on its way to its end nodes: placing the same node pair again would be a
+    second pair for one prediction, so Algorithm 2 and the oracle skip both.
+    """
+    held = np.asarray(observation["prepositioned"])
+    flying = observation.get("prepositioned_in_flight")
+    return held if flying is None else held + np.asarray(flying)

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, register
-from spep_gym.env import SpepEnv
 
 #: The paper's non-predictive baselines (SPEC section 5), named after their routing strategies.
 BASELINES = ("reactive", "shortest", "highest_fidelity")
@@ -26,7 +25,12 @@ class NoPreposition(Agent):
         self.env_config = {} if routing is None else {"routing": routing}
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        """The action that pre-positions nothing."""
+        """The action that pre-positions nothing.
+
+        Raises:
+            RuntimeError: a baseline (defined by its routing) before ``reset(env=...)``.
+        """
+        self.require_env()
         num_pairs = len(observation["adjacency"])
         return self.none_action(num_pairs, self.action_length())
 
@@ -39,9 +43,10 @@ class RandomAgent(Agent):
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+    def reset(self, seed: int | None = None, env: Any = None) -> None:
         """Start an episode; a seed reseeds the agent's generator (its runs repeat)."""
         super().reset(seed, env)
         if seed is not None:

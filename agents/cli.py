@@ -4,8 +4,15 @@ Each sub-command is a thin parser in the ``cli`` module of the sub-package whose
 ``spep evaluate``, ``spep quality`` and ``spep reproduce`` in :mod:`agents.study.cli`, ``spep train``
 in :mod:`agents.rl.cli`; each module adds its commands with ``add_cli(subparsers)``. This module
 holds the helpers they share (key=value literals, ``--set`` config overrides, comma lists) and
-:func:`main`, which turns a ``ValueError`` into a message and exit code 2. Heavy imports happen
-inside the commands, so ``spep --help`` stays fast.
+:func:`main`. Heavy imports happen inside the commands, so ``spep --help`` stays fast.
+
+Errors: every check of a user's input in ``spep_gym`` and ``agents`` (config fields, options, files,
+agent parameters, trained models) raises ``ValueError`` with one line that names the option, field
+or file, the bad value and what is allowed, before anything runs or is written; :func:`main` prints
+it as ``spep: error: ...`` and exits 2 (argparse's own errors exit 2 too). Ctrl-C exits 130 and
+SIGTERM 143, after the command has kept what it finished. Any other exception is a bug, and its
+traceback is shown as it is: a run that fails inside ``spep evaluate`` raises
+``agents.study.backends.RunFailed`` with the run's traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from agents.interrupts import interrupt_name, interrupt_status, sigterm_as_interrupt
 from spep_gym.config import SpepConfig
 
 #: The modules whose ``add_cli(subparsers)`` adds the sub-commands, in ``--help`` order.
@@ -41,20 +49,41 @@ def parse_literals(items: Sequence[str] | None, option: str = "--set") -> dict[s
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``["field=value", ...]`` (from ``--set``) to config fields; values are Python literals.
 
-    ``--set rho=0.99 --set swap_model=werner --set preposition_rho=None --set deadline_range=3,12``.
+    ``--set rho=0.99 --set swap_model=werner --set preposition_rho=None --set deadline_range=3,12``;
+    ``--set preset=physical`` names the base the other fields apply over (wherever it stands).
     Unknown fields raise ``ValueError`` naming the closest known one.
     """
     out = parse_literals(items, "--set")
     known = {f.name for f in dataclasses.fields(SpepConfig)}
     for key in out:
-        if key not in known:
+        if key not in known and key != "preset":
             SpepConfig.from_dict({key: None})  # raises with the closest name
+    if "preset" in out:
+        SpepConfig.from_dict({"preset": out["preset"]})  # a bad preset name fails here
     return out
 
 
-def parse_names(text: str) -> tuple[str, ...]:
-    """A comma list (``"shortest, spep-lstm"``) to its names, blanks dropped."""
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+def parse_names(text: str, option: str | None = None) -> tuple[str, ...]:
+    """A comma list (``"shortest, spep-lstm"``) to its names, blanks dropped.
+
+    With ``option``, a list with no name (``""``, ``",,"``) is a ``ValueError`` naming it.
+    """
+    out = tuple(s.strip() for s in text.split(",") if s.strip())
+    if option is not None and not out:
+        raise ValueError(f"{option} {text!r} is invalid: allowed a comma list of one or more names")
+    return out
+
+
+def non_negative(option: str, value: int | None) -> None:
+    """``ValueError`` unless ``value`` is None or an int >= 0."""
+    if value is not None and value < 0:
+        raise ValueError(f"{option} {value} is invalid: allowed an integer >= 0")
+
+
+def positive(option: str, value: int | None) -> None:
+    """``ValueError`` unless ``value`` is None or an int >= 1."""
+    if value is not None and value < 1:
+        raise ValueError(f"{option} {value} is invalid: allowed an integer >= 1")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -89,15 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``spep`` with ``argv`` (default: the command line); return the exit code.
 
-    A ``ValueError`` (a bad option, field or value) prints ``spep: error: ...`` and returns 2.
+    A ``ValueError`` (a bad option, field, value or file: see the module docstring) prints
+    ``spep: error: ...`` on one line and returns 2. An interrupt (Ctrl-C, or SIGTERM, which
+    raises like Ctrl-C while the command runs) returns 130 or 143; other exceptions propagate.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except ValueError as err:
-        print(f"spep: error: {err}", file=sys.stderr)
+        print(f"spep: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"spep: interrupted ({interrupt_name(err)})", file=sys.stderr)
+        return interrupt_status(err)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

@@ -8,16 +8,28 @@ network fresh, and loads only its weights (``torch.load(weights_only=True)`` via
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, register
-from agents.rl.checkpoints import load_obs_stats, normalize_obs, obs_stats_path
-from agents.rl.config import config_from_json, policy_class
+from agents.base import Agent, agent_config, register
+from agents.rl.checkpoints import (
+    checkpoint_meta_path,
+    load_obs_stats,
+    normalize_obs,
+    obs_stats_path,
+)
+from agents.rl.config import (
+    check_policy_fits,
+    config_from_json,
+    differences,
+    policy_class,
+    read_meta,
+    run_identity,
+)
 from agents.rl.envs import make_env
+from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.topology import num_pairs
 
@@ -70,30 +82,56 @@ class SB3Agent(Agent):
     ) -> None:
         super().__init__()
         meta_path, zip_path, stats = locate(path)
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_meta(meta_path)
+        if meta_path.name == "train.json":  # a checkpoint: its own settings must be the run's
+            check_checkpoint(zip_path, self.meta)
         self.algo = self.meta["algo"]
         self.name = label
         self.deterministic = deterministic
-        self.train_config = config_from_json(self.meta["config"])
+        try:
+            self.train_config = config_from_json(self.meta["config"])
+        except ValueError as err:
+            raise ValueError(f"{meta_path}: config: {err}") from None
         self.env_config = {k: getattr(self.train_config, k) for k in SHAPE_FIELDS}
         self.obs_stats = load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)
         self.num_pairs = num_pairs(self.train_config.n)
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+    def reset(self, seed: int | None = None, env: Any = None) -> None:
         """Start an episode; a seed reseeds sampling, and an env of another size is an error."""
         super().reset(seed, env)
         if seed is not None:
             self.rng = np.random.default_rng([seed, 0x5B3])
-        if env is not None and env.num_pairs != self.num_pairs:
-            raise ValueError(
-                f"agent {self.name!r} was trained on {self.train_config.n} nodes "
-                f"({self.num_pairs} node pairs); the environment has {env.num_pairs} node pairs"
-            )
+
+    def require_env(self) -> None:
+        """Nothing: the model's settings are shapes, which :meth:`act` checks on the observation."""
+
+    def make_env(self, config: Any = None, **fields: Any) -> Any:
+        """The environment of the model's training config (``fields`` over it), handed over."""
+        if isinstance(config, SpepConfig):
+            cfg = agent_config(self, fields, base=config)
+        else:
+            cfg = agent_config(self, {**dict(config or {}), **fields}, base=self.train_config)
+        env = SpepEnv(cfg)
+        self.reset(env=env)
+        return env
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        """The policy's preference list, padded with "none" (or cut) to the env's ``action_len``."""
+        """The policy's preference list, padded with "none" (or cut) to the env's ``action_len``.
+
+        Raises:
+            ValueError: the observation is of another network size than the model's.
+        """
+        pairs = len(observation["adjacency"])
+        queue = len(observation["queue_mask"])
+        if (pairs, queue) != (self.num_pairs, self.train_config.queue_obs_size):
+            raise ValueError(
+                f"agent {self.name!r} was trained on {self.num_pairs} node pairs "
+                f"(num_nodes={self.train_config.n}) and queue_obs_size="
+                f"{self.train_config.queue_obs_size}; the observation has {pairs} node pairs and "
+                f"{queue} queue rows"
+            )
         obs = dict(observation)
         if self.obs_stats is not None:
             obs = normalize_obs(obs, self.obs_stats)
@@ -128,27 +166,77 @@ class SB3Agent(Agent):
         """``SpepEnv.action_masks()``'s first entry, rebuilt from the observation alone."""
         cfg = self.env.config if self.env is not None else self.train_config
         one = np.ones(self.num_pairs + 1, dtype=bool)
-        full = float(np.sum(observation["prepositioned"])) >= cfg.max_prepositioned
+        # pre-positions in flight (signalling latency) count toward K, as in SpepEnv.action_masks
+        held = float(np.sum(observation["prepositioned"]))
+        held += float(np.sum(observation.get("prepositioned_in_flight", 0.0)))
+        full = held >= cfg.max_prepositioned
         one[:-1] = (
             False if full or cfg.max_new_prepositions == 0 else observation["path_fidelity"] > 0
         )
         return one
 
 
+def check_checkpoint(checkpoint: Path, meta: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose settings (saved beside it) are not those of ``meta`` (train.json).
+
+    Raises:
+        ValueError: naming the checkpoint and each setting that differs, or the missing file.
+    """
+    side = checkpoint_meta_path(checkpoint)
+    if not side.is_file():
+        raise ValueError(
+            f"{checkpoint}: no {side.name} beside it, so its algorithm and config cannot be "
+            "checked: allowed a checkpoint written by spep train"
+        )
+    diff = differences(run_identity(read_meta(side)), run_identity(meta))
+    if diff:
+        raise ValueError(
+            f"{checkpoint} was saved by another run than {checkpoint.parent.parent / 'train.json'} "
+            f"describes (checkpoint vs run): {'; '.join(diff)}"
+        )
+
+
 def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], device: str) -> Any:
-    """The policy network of ``algo``, built from the training env's spaces, with the saved weights."""
+    """The policy network of ``algo``, built from the training env's spaces, with the saved weights.
+
+    Raises:
+        ValueError: a policy too large for memory (checked before it is built), a zip without
+            ``policy.pth`` or one that is not a zip, weights of other shapes than the policy's.
+    """
+    import zipfile
+
     from stable_baselines3.common.save_util import load_from_zip_file
 
     env = make_env(cfg, algo)
-    cls = policy_class(algo, meta.get("policy", "mlp"))
+    policy_name = meta.get("policy", "mlp")
+    kwargs = meta.get("policy_kwargs", {})
+    check_policy_fits(algo, policy_name, kwargs, env, f"{zip_path.parent}")
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{zip_path}: not a stable-baselines3 zip ({err})") from None
+    if "policy.pth" not in names:
+        raise ValueError(
+            f"{zip_path}: no policy.pth in the zip (it holds {', '.join(names) or 'nothing'}): "
+            "allowed a model saved by spep train (stable-baselines3's save)"
+        )
+    cls = policy_class(algo, policy_name)
     policy = cls(
         observation_space=env.observation_space,
         action_space=env.action_space,
         lr_schedule=lambda _: 0.0,
-        **meta.get("policy_kwargs", {}),
+        **kwargs,
     )
     _, params, _ = load_from_zip_file(zip_path, load_data=False, device=device)
-    policy.load_state_dict(params["policy"])
+    try:
+        policy.load_state_dict(params["policy"])
+    except RuntimeError as err:  # torch: missing keys or shapes that differ
+        first = str(err).split("\n\t")[1:2] or [str(err)]
+        raise ValueError(
+            f"{zip_path}: the saved weights do not fit the policy that {zip_path.parent} "
+            f"describes ({first[0].strip()}): allowed the model.json (or train.json) saved with it"
+        ) from None
     policy.set_training_mode(False)
     return policy.to(device)
 

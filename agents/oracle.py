@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, register
+from agents.base import Agent, held_or_in_flight, register
 
 
 class OracleAgent(Agent):
@@ -45,11 +45,9 @@ class OracleAgent(Agent):
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         """The node pairs of the next ``oracle_horizon`` slots' requests (read from the workload)."""
+        self.require_env()  # it reads the future workload from the environment, too
         env = self.env
-        if env is None:
-            raise RuntimeError(
-                "spep-oracle reads the future workload: call reset(env=...) with the environment"
-            )
+        assert env is not None
         sim = env.sim
         w = sim.workload
         num_pairs = len(observation["prepositioned"])
@@ -61,7 +59,7 @@ class OracleAgent(Agent):
         # inside each slot gives "earliest first, then higher priority"
         order = np.lexsort((np.arange(lo, hi), -w.priority[lo:hi], w.arrival[lo:hi]))
         pairs = w.pair[lo:hi][order]
-        held = np.asarray(observation["prepositioned"]) > 0
+        held = held_or_in_flight(observation) > 0
         chosen: list[int] = []
         for a in pairs.tolist():
             if not held[a] and a not in chosen:

@@ -4,7 +4,7 @@ Each slot the agent hands the slot's arrivals to its demand predictor, asks it f
 that each node pair is requested within the next ``prediction_window`` slots, and proposes the pairs
 worth pre-positioning, best first:
 
-1. candidates: probability >= ``threshold``, no pre-positioned pair held for the pair already, and
+1. candidates: probability >= ``threshold``, no pre-positioned pair held (or in flight) for the pair, and
    the fidelity a pre-position would get now (``observation["path_fidelity"]``: the env computes it
    for the pre-positioning path under the chosen swap model, swap success left out) >= ``min_fidelity``
    and > 0 (a pair whose path lacks a link pair cannot be placed);
@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, register
+from agents.base import Agent, held_or_in_flight, info_from_observation, register
 from agents.predictors import PREDICTORS, Predictor, make_predictor
-from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
-from spep_gym.topology import num_nodes, num_pairs, pair_index_matrix
+from spep_gym.topology import num_pairs, pair_index_matrix
 
 #: SpepAgent's own keyword arguments; the others go to the predictor.
 AGENT_KWARGS = ("threshold", "min_fidelity", "name", "routing")
@@ -116,36 +115,35 @@ class SpepAgent(Agent):
         self._slot = -1
         self._seed: int | None = None
 
-    def reset(self, seed: int | None = None, env: SpepEnv | None = None) -> None:
+    def reset(self, seed: int | None = None, env: Any = None) -> None:
         """Start an episode: the predictor forgets its history at the first :meth:`act`."""
         super().reset(seed, env)
         self._num_nodes = 0  # the predictor restarts at the first act()
         self._seed = seed
 
-    def _start(self, pairs: int) -> None:
-        env = self.env
-        if env is not None:
-            n, per_day, window = (
-                env.config.n,
-                env.config.slots_per_day,
-                env.config.prediction_window,
-            )
-        else:  # SB3 predict() without an env: the paper preset's clock
-            n = num_nodes(pairs)
-            per_day, window = SpepConfig.slots_per_day, SpepConfig.prediction_window
-        self.predictor.reset(n, per_day, window, self._seed)
-        self._num_nodes = n
-        self._pair_index = pair_index_matrix(n)
+    def _start(self, env: SpepEnv) -> None:
+        cfg = env.config
+        self.predictor.reset(cfg.n, cfg.slots_per_day, cfg.prediction_window, self._seed)
+        self._num_nodes = cfg.n
+        self._pair_index = pair_index_matrix(cfg.n)
         self._slot = -1
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        """Feed the slot's arrivals to the predictor; Algorithm 2 on its probabilities."""
+        """Feed the slot's arrivals to the predictor; Algorithm 2 on its probabilities.
+
+        The arrivals are ``info["arrived"]``, or the observation's ``arrivals`` when ``info`` has
+        none (SB3's ``predict``, or ``info_level`` ``counts`` / ``minimal``).
+
+        Raises:
+            RuntimeError: before ``reset(env=...)``: the agent's routing must be the env's.
+        """
+        self.require_env()
+        assert self.env is not None
         path_fidelity = np.asarray(observation["path_fidelity"])
-        pairs_now = len(path_fidelity)
-        if self._num_nodes == 0 or num_pairs(self._num_nodes) != pairs_now:
-            self._start(pairs_now)
+        if self._num_nodes == 0 or num_pairs(self._num_nodes) != len(path_fidelity):
+            self._start(self.env)
         slot = int(info.get("next_slot", self._slot + 1))
-        arrived = info.get("arrived", ())
+        arrived = info["arrived"] if "arrived" in info else _arrived(observation)
         pairs = [
             r["pair"] if "pair" in r else self._pair_index[int(r["source"]), int(r["destination"])]
             for r in arrived
@@ -156,7 +154,7 @@ class SpepAgent(Agent):
         return algorithm2(
             probability,
             path_fidelity,
-            observation["prepositioned"],
+            held_or_in_flight(observation),
             self.threshold,
             self.min_fidelity,
             self.action_length(),
@@ -168,6 +166,11 @@ class SpepAgent(Agent):
             f"threshold={self.threshold}, min_fidelity={self.min_fidelity}, "
             f"routing={self.env_config['routing']!r})"
         )
+
+
+def _arrived(observation: dict[str, np.ndarray]) -> list[dict[str, int]]:
+    arrived: list[dict[str, int]] = info_from_observation(observation)["arrived"]
+    return arrived
 
 
 def make_spep(predictor_name: str, **kwargs: Any) -> SpepAgent:

@@ -101,7 +101,7 @@ class SpepConfig:
     # Environment (not in the paper)
     action_len: int = 8  # length of the agent's preference list of node pairs per slot
     queue_obs_size: int = 32  # queued requests shown in the observation (padded, masked)
-    queue_capacity: int = 256  # requests waiting at most; an arrival to a full queue fails at once
+    queue_capacity: int = 256  # requests waiting or in flight at most; more arrivals fail at once
     demand_obs_slots: int = 15  # window of the "demand" observation (recent arrivals per pair)
     reward_served: float = 1.0  # reward per priority weight of a served request
     reward_failed: float = 1.0  # penalty per priority weight of a failed request

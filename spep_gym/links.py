@@ -48,12 +48,14 @@ class LinkPool:
         self.count = np.zeros(E, dtype=np.int64)
         self.youngest = np.full(E, -1, dtype=np.int64)
         self.busy_until = np.full(E, -1, dtype=np.int64)
+        self.busy_max = -1  # the largest busy_until (kept by mark_busy): no busy link before it
         self.usable: list[bool] = [False] * E
         self.factor: list[float] = [0.0] * E
         self.cost: list[float] = [math.inf] * E
         self.usable_pad = np.ones(E + 1, dtype=bool)
         self.factor_pad = np.ones(E + 1)
         self._links = np.arange(E)
+        self._fidelity_slot, self._fidelity = -1, np.zeros(E)  # fidelity(t), until a change
 
     # ------------------------------------------------------------------ changes
     def discard_expired(self, t: int) -> int:
@@ -66,6 +68,7 @@ class LinkPool:
         per_link = expired.sum(axis=1)
         self.count -= per_link
         self.youngest = created.max(axis=1)
+        self._fidelity_slot = -1
         return int(per_link.sum())
 
     def generate(self, t: int, uniforms: np.ndarray) -> tuple[int, int]:
@@ -76,7 +79,8 @@ class LinkPool:
         pair (``replaced`` counts those; ``new`` counts every new pair, the replacing ones too).
         """
         draw = uniforms < self.net.p_gen
-        draw &= self.busy_until < t
+        if self.busy_max >= t:
+            draw &= self.busy_until < t
         room = self.count < self.net.capacity
         links = np.flatnonzero(draw & room)
         if len(links):
@@ -84,16 +88,26 @@ class LinkPool:
             self.created[links, free] = t
             self.count[links] += 1
             self.youngest[links] = t
+            self._fidelity_slot = -1
         replaced = 0
         if self.replace_oldest:
-            full = np.flatnonzero(draw & ~room)
-            if len(full):
+            over = draw & ~room
+            if over.any():
+                full = np.flatnonzero(over)
                 rows = self.created[full]
                 oldest = np.argmin(np.where(rows >= 0, rows, np.iinfo(np.int64).max), axis=1)
                 self.created[full, oldest] = t
                 self.youngest[full] = t
                 replaced = len(full)
+                self._fidelity_slot = -1
         return len(links) + replaced, replaced
+
+    def mark_busy(self, links: Iterable[int], until: int) -> None:
+        """The memories of ``links`` wait for a swap's outcome through slot ``until``."""
+        busy = self.busy_until
+        for e in links:
+            busy[e] = max(busy[e], until)
+        self.busy_max = max(self.busy_max, until)
 
     def take(self, e: int, t: int) -> float:
         """Remove link ``e``'s youngest pair and return its fidelity now (the view is refreshed)."""
@@ -103,19 +117,28 @@ class LinkPool:
         row[j] = -1
         self.count[e] -= 1
         self.youngest[e] = row.max()
+        self._fidelity_slot = -1
         self.refresh(t, (e,))
         return fidelity
 
     # ------------------------------------------------------------------ view
     def fidelity(self, t: int) -> np.ndarray:
-        """(E,) fidelity of each link's best (youngest) pair at slot ``t``; 0 where it holds none."""
+        """(E,) fidelity of each link's best (youngest) pair at slot ``t``; 0 where it holds none.
+
+        Computed once per slot and state (the env's observation reuses the refresh's); read-only.
+        """
+        if self._fidelity_slot == t:
+            return self._fidelity
         table = self.net.fidelity_table
         age = np.minimum(t - self.youngest, table.shape[1] - 1)
-        return np.where(self.count > 0, table[self._links, age], 0.0)
+        self._fidelity = np.where(self.count > 0, table[self._links, age], 0.0)
+        self._fidelity_slot = t
+        return self._fidelity
 
     def refresh(self, t: int, links: Iterable[int] | None = None) -> None:
         """Rebuild the view at slot ``t``: of every link (None) or of the few ``links`` given."""
         if links is None:
+            self._fidelity_slot = -1  # the pools may have been set by hand: recompute
             held = self.count > 0
             factor = np.where(held, physics.link_factor(self.fidelity(t), self.swap_model), 0.0)
             self.usable = held.tolist()

@@ -254,15 +254,16 @@ class Simulator:
     def admit_arrivals(self, events: SlotEvents) -> None:
         """Phase 3: this slot's requests join the queue (in priority, deadline, arrival order).
 
-        A request that finds ``queue_capacity`` requests waiting is rejected: it fails at once
-        (counted in ``queue_overflow``).
+        A request that finds ``queue_capacity`` requests waiting or in flight is rejected: it fails
+        at once (counted in ``queue_overflow``).
         """
         lo, hi = self._starts[self.t], self._starts[self.t + 1]
         status = self.records["status"]
-        capacity = self.cfg.queue_capacity
+        # a request in flight keeps its place: it returns to the queue if its swap fails
+        free = self.cfg.queue_capacity - self.metrics.requests_in_flight
         for r in range(lo, hi):
             events.arrived.append(r)
-            if len(self._queue) >= capacity:  # a full queue rejects the request: it fails now
+            if len(self._queue) >= free:  # a full queue rejects the request: it fails now
                 self.metrics.queue_overflow += 1
                 self._fail(r, events)
                 continue
@@ -484,13 +485,11 @@ class Simulator:
     def _dispatch(self, flight: InFlight, path: list[int]) -> None:
         """A swap's outcome is on its way: the path's links wait for it (generate nothing)."""
         self.in_flight.append(flight)
-        busy = self.links.busy_until
-        for e in path:
-            busy[e] = max(busy[e], flight.due)
+        self.links.mark_busy(path, flight.due)
 
     def link_fidelity(self) -> np.ndarray:
         """(E,) fidelity of each link's best (youngest) pair now; 0 where the link holds none."""
-        return self.links.fidelity(self.t)
+        return self.links.fidelity(self.t).copy()
 
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> np.ndarray:

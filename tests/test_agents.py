@@ -83,11 +83,11 @@ def test_spep_agent_feeds_arrivals_and_applies_algorithm2() -> None:
     agent = SpepAgent(predictor, threshold=0.05, min_fidelity=0.6)
     assert agent.name == "spep-fixed" and agent.env_config == {"routing": "shortest"}
     obs = {"path_fidelity": np.array(FID, np.float32), "prepositioned": np.array(HELD, np.float32)}
-    agent.reset(seed=0)
+    agent.reset(seed=0, env=SpepEnv(SpepConfig(num_nodes=5, er_p=0.6)))  # P = 10 node pairs
     idx = pair_index_matrix(5)
     info = {"next_slot": 0, "arrived": [{"source": 3, "destination": 1, "pair": int(idx[1, 3])}]}
     assert agent.act(obs, info).tolist() == [0, 7, 2, 8, 5, 6, 10, 10]
-    # without "pair" (predict() rebuilds arrivals from the queue) the pair comes from the nodes
+    # without "pair" the pair comes from the nodes
     info = {
         "next_slot": 2,
         "arrived": [{"source": 4, "destination": 0}, {"source": 0, "destination": 1}],

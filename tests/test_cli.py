@@ -69,3 +69,22 @@ def test_shared_parsers() -> None:
     with pytest.raises(ValueError, match="unknown config field 'rhoo'"):
         parse_overrides(["rhoo=0.99"])
     assert parse_names(" shortest, spep-lstm,,") == ("shortest", "spep-lstm")
+
+
+def test_set_preset_names_the_base_on_every_command(tmp_path) -> None:
+    from spep_gym.config import SpepConfig
+
+    fields = parse_overrides(["rho=0.9", "preset=physical"])
+    assert SpepConfig.from_dict(fields) == SpepConfig.physical(rho=0.9)
+    with pytest.raises(ValueError, match="'preset' = 'phys'"):
+        parse_overrides(["preset=phys"])
+    out = tmp_path / "rows.csv"
+    argv = ["evaluate", "--agent", "shortest", "--runs", "1", "--slots", "60", "--jobs", "1"]
+    assert main([*argv, "--no-progress", "--set", "preset=physical", "--out", str(out)]) == 0
+    physical = out.read_text()
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    assert out.read_text() != physical  # the physical preset ran, not the paper's
+    assert (
+        main(["quality", "--predictors", "frequency", "--slots", "60", "--set", "preset=physical"])
+        == 0
+    )

@@ -382,7 +382,7 @@ def test_set_links_helper_still_drives_the_pool(tmp_path):
     set_links(sim, {0: [0]})
     assert sim.links.usable == [True, False]
     events = SlotEvents(slot=0)
-    sim.links.busy_until[:] = 3
+    sim.links.mark_busy(range(sim.net.num_links), 3)
     sim.t = 1
     sim.generate_links(events)
     assert events.pairs_generated == 0  # busy links make nothing
@@ -408,3 +408,28 @@ def test_a_full_queue_rejects_arrivals_and_counts_them(tmp_path):
     m = sim.metrics
     assert (m.arrived, m.failed, m.queue_overflow) == (4, 4, 2)
     assert sim.records["end_slot"].tolist() == [3, 3, 0, 0]
+
+
+def test_queue_capacity_counts_requests_in_flight(tmp_path):
+    """queue_capacity 1, latency 1 slot: request 0 is sent at slot 0 and in flight in slot 1, so
+    request 1 (arriving at slot 1) finds no place; request 2 (slot 2) finds request 0 served."""
+    requests = [(0, 0, 2, 0.6, 9, 1), (1, 0, 2, 0.6, 9, 1), (2, 0, 1, 0.6, 9, 1)]
+    sim = latency_sim(tmp_path, requests, signalling_latency=1.0, queue_capacity=1)
+    run(sim)
+    assert sim.metrics.queue_overflow == 1
+    assert sim.records["status"].tolist() == [SERVED, FAILED, SERVED]
+    assert sim.records["end_slot"].tolist()[:2] == [2, 1]
+
+
+def test_spep_and_the_oracle_do_not_place_a_pair_already_in_flight():
+    """With latency, a pair in flight counts as held for Algorithm 2 and the oracle."""
+    from agents.base import held_or_in_flight
+    from agents.spep import algorithm2
+
+    obs = {
+        "prepositioned": np.array([0.0, 0.0, 1.0]),
+        "prepositioned_in_flight": np.array([1.0, 0.0, 0.0]),
+    }
+    assert held_or_in_flight(obs).tolist() == [1.0, 0.0, 1.0]
+    action = algorithm2(np.full(3, 0.5), np.full(3, 0.9), held_or_in_flight(obs), 0.05, 0.6, 3)
+    assert action.tolist() == [1, 3, 3]

@@ -88,7 +88,7 @@ def test_resume_without_checkpoint_and_wrong_algo_are_errors(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="no checkpoint"):
         rl.train("ppo", tmp_path, 100, resume=True)
     assert train_cli(tmp_path, "ppo", 128) == 0
-    with pytest.raises(ValueError, match="differs"):
+    with pytest.raises(ValueError, match="algo: 'ppo' vs 'dqn'"):
         rl.train("dqn", tmp_path, 256, resume=True)
     with pytest.raises(ValueError, match="algo='a2c'"):
         rl.train("a2c", tmp_path, 256)
@@ -296,3 +296,146 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "timesteps=0 is invalid" in capsys.readouterr().err
     with pytest.raises(ValueError, match="policy='cnn'"):
         rl.train("ppo", tmp_path, 10, policy="cnn")
+
+
+# ---------------------------------------------------------------------- issue 10
+
+
+def test_issue10_2_train_refuses_a_folder_that_holds_another_run(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 2: without --resume a non-empty folder is refused, and nothing in it changes."""
+    import shutil
+
+    folder = tmp_path / "other"
+    shutil.copytree(runs["ppo"], folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert train_cli(folder, "ppo", 128) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds another run or other files" in err and "--resume" in err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_issue10_2_resume_refuses_other_settings_and_a_checkpoint_of_another_run(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 2: the command's config and algorithm, and the checkpoint's, must be the run's."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs["maskable_ppo"], folder)
+    assert train_cli(folder, "maskable_ppo", 512, "--resume", "--set", "num_nodes=8") == 2
+    err = capsys.readouterr().err
+    assert "config.num_nodes: 6 vs 8" in err and err.count("\n") == 1
+    assert train_cli(folder, "ppo", 512, "--resume") == 2
+    assert "algo: 'maskable_ppo' vs 'ppo'" in capsys.readouterr().err
+    # a later checkpoint of another run (the DQN one) in this run's folder
+    src = runs["dqn"] / "checkpoints"
+    dst = folder / "checkpoints"
+    for name in ("rl_model_{}_steps.zip", "rl_model_obs_stats_{}_steps.npz"):
+        shutil.copy(src / name.format(256), dst / name.format(9000))
+    assert train_cli(folder, "maskable_ppo", 10_000, "--resume") == 2
+    assert "no rl_model_meta_9000_steps.json beside it" in capsys.readouterr().err
+    shutil.copy(src / "rl_model_meta_256_steps.json", dst / "rl_model_meta_9000_steps.json")
+    assert train_cli(folder, "maskable_ppo", 10_000, "--resume") == 2
+    err = capsys.readouterr().err
+    assert "rl_model_9000_steps.zip was saved by another run" in err
+    assert "algo: 'dqn' vs 'maskable_ppo'" in err
+    with pytest.raises(ValueError, match="saved by another run"):
+        agents.make("sb3", path=dst / "rl_model_9000_steps.zip")
+    assert not (folder / "checkpoints" / "rl_model_9256_steps.zip").exists()  # nothing trained
+
+
+def test_issue10_2_checkpoints_carry_their_runs_settings(runs: dict[str, Path]) -> None:
+    meta = json.loads((runs["ppo"] / "train.json").read_text())
+    side = json.loads((runs["ppo"] / "checkpoints" / "rl_model_meta_128_steps.json").read_text())
+    assert side == {k: meta[k] for k in rl.config.RUN_IDENTITY}
+
+
+def _broken_copy(runs: dict[str, Path], tmp_path: Path, how: str) -> Path:
+    import shutil
+    import zipfile
+
+    folder = tmp_path / how
+    shutil.copytree(runs["ppo"], folder)
+    meta_path = folder / "model.json"
+    meta = json.loads(meta_path.read_text())
+    if how == "no-policy":
+        with (
+            zipfile.ZipFile(runs["ppo"] / "model.zip") as src,
+            zipfile.ZipFile(folder / "model.zip", "w") as dst,
+        ):
+            for item in src.namelist():
+                if item != "policy.pth":
+                    dst.writestr(item, src.read(item))
+    elif how == "algo":
+        meta["algo"] = "a2c"
+    elif how == "shape":
+        meta["policy_kwargs"] = {"features_extractor_kwargs": {"hidden": 8}}
+    elif how == "huge":
+        meta["policy_kwargs"] = {"features_extractor_kwargs": {"hidden": 100_000}}
+    elif how == "not-zip":
+        (folder / "model.zip").write_text("not a zip")
+    meta_path.write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("no-policy", r"model\.zip: no policy\.pth in the zip"),
+        ("algo", r"model\.json: algo = 'a2c' is invalid: allowed one of"),
+        ("shape", r"model\.zip: the saved weights do not fit .*size mismatch"),
+        ("huge", r"policy_kwargs = .*100000.*parameters, about [\d,.]+ GiB, more than"),
+        ("not-zip", r"model\.zip: not a stable-baselines3 zip"),
+    ],
+)
+def test_issue10_8_12_a_broken_model_is_one_clear_error(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    how: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Items 8 and 12: a model file that cannot load says why in one line, before allocating."""
+    folder = _broken_copy(runs, tmp_path, how)
+    with pytest.raises(ValueError, match=message):
+        agents.make("sb3", path=folder)
+    argv = ["evaluate", "--agent", "sb3", "--param", f"path={folder}", "--runs", "1"]
+    assert main([*argv, "--slots", "10", "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spep: error: ") and err.count("\n") == 1
+
+
+def test_issue10_mask_counts_prepositions_in_flight_toward_k(runs: dict[str, Path]) -> None:
+    """Also: with signalling latency, pre-positions in flight count toward K in the rebuilt mask."""
+    agent = agents.make("sb3", path=runs["maskable_ppo"])
+    cfg = agent.train_config
+    env = SpepEnv(cfg.replace(signalling_latency=2.0, max_prepositioned=2, p_gen=1.0))
+    obs, _ = env.reset(seed=0)
+    agent.reset(env=env)
+    full_by_flight = 0
+    for _ in range(60):
+        rebuilt = agent._mask_from_observation(obs)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(rebuilt, env.action_masks()[: env.num_pairs + 1])
+        held, flying = obs["prepositioned"].sum(), obs["prepositioned_in_flight"].sum()
+        full_by_flight += int(held < 2 <= held + flying)
+        feasible = np.flatnonzero(env.action_masks()[: env.num_pairs])
+        action = np.full(cfg.action_len, env.num_pairs)
+        action[: min(len(action), len(feasible))] = feasible[: len(action)]
+        obs, *_ = env.step(action)
+    assert full_by_flight > 0  # slots where only the pairs in flight make K full
+
+
+def test_issue10_3_sb3_agent_checks_the_network_size_of_env_and_observation(
+    runs: dict[str, Path],
+) -> None:
+    agent = agents.make("sb3", path=runs["ppo"])
+    with pytest.raises(ValueError, match=r"defined with num_nodes=6.*has num_nodes=16"):
+        agent.reset(env=SpepEnv())
+    obs, _ = SpepEnv().reset(seed=0)
+    with pytest.raises(ValueError, match=r"trained on 15 node pairs .* observation has 120"):
+        agent.predict(obs)
+    env = agent.make_env()  # the training config: predict works without info
+    obs, _ = env.reset(seed=0)
+    assert agent.predict(obs)[0].shape == (env.config.action_len,)

@@ -15,7 +15,7 @@ import pytest
 import agents
 from agents import run_episode
 from agents.cli import main
-from agents.study.evaluate import COLUMNS, agent_config
+from agents.study.evaluate import COLUMNS
 from agents.study.quality import prediction_quality_table, workload_arrivals
 from spep_gym.config import SpepConfig
 
@@ -155,15 +155,11 @@ def test_spep_evaluate_subprocess(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["shortest", "random", "spep-frequency"])
 def test_sb3_evaluate_policy_takes_an_agent(name: str) -> None:
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from spep_gym.env import SpepEnv
-
     agent = agents.make(name)
-    cfg = agent_config(agent, SpepConfig.tiny(episode_slots=60))
-    venv = make_vec_env(SpepEnv, n_envs=1, seed=0, env_kwargs={"config": cfg})
-    rewards, lengths = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True)
+    env = agent.make_env(SpepConfig.tiny(episode_slots=60))  # the agent's env, handed to it
+    rewards, lengths = evaluate_policy(agent, env, n_eval_episodes=2, return_episode_rewards=True)
     assert lengths == [60, 60]
     assert all(np.isfinite(rewards))
 

@@ -91,7 +91,8 @@ def test_run_files_are_atomic_and_unreadable_files_are_rerun(tmp_path):
     # A file of another config (the key does not match) does not count as done.
     other = plan.Task("erdos_renyi", "shortest", 0, 50, (("rho", 0.9),))
     (tmp_path / other.filename).write_text((tmp_path / task.filename).read_text())
-    assert store.load_runs(tmp_path, [other]) == {}
+    with pytest.warns(UserWarning, match=r"key differs: config_hash .*overrides \{\}"):
+        assert store.load_runs(tmp_path, [other]) == {}
     # An unparsable run file: skipped with a warning, its run done again.
     (tmp_path / task.filename).write_text('{"version": 1, "key": ')
     with pytest.warns(UserWarning, match="unreadable run file"):
@@ -194,12 +195,19 @@ def test_overrides_are_marked_in_the_report_and_change_the_run_key(tmp_path):
     out = tmp_path / "out"
     assert reproduce.reproduce(_options(out, overrides={"link_capacity": 2}, runs=1)) == 0
     report = (out / "report.md").read_text()
-    assert "| **link_capacity** | **2** (preset 1) | **--set** |" in report
-    assert "| episode_slots | 60 | **--slots** |" in report
+    assert "| **link_capacity** | **2** (paper: 1) | **--set** |" in report
+    assert "| episode_slots | 60 | **--slots** |" in report and "| preset | paper |  |" in report
     assert (
         reproduce.reproduce(_options(out, runs=1)) == 0
     )  # the preset: new runs beside the old ones
     assert len(list((out / "runs").glob("*.json"))) == 4
+    # --set preset=physical: the report lists the physical preset's values, the runs are new
+    physical = _options(out, overrides={"preset": "physical"}, runs=1)
+    assert reproduce.reproduce(physical) == 0
+    report = (out / "report.md").read_text()
+    assert "| preset | physical | **--set** |" in report
+    assert "| decay_model | 'depolarizing' |  |" in report
+    assert len(list((out / "runs").glob("*.json"))) == 6
 
 
 def _cmd(out: Path, jobs: int) -> list[str]:

@@ -20,7 +20,11 @@ from typing import Any
 
 from agents.predictors.base import Predictor
 from agents.predictors.frequency import FrequencyPredictor
-from agents.predictors.quality import prediction_quality, synthetic_periodic_arrivals
+from agents.predictors.quality import (
+    prediction_quality,
+    synthetic_bursty_arrivals,
+    synthetic_periodic_arrivals,
+)
 
 # Node-pair indexing and the hour of day, re-exported for predictor users (defined in spep_gym).
 from spep_gym.topology import num_pairs, pair_index
@@ -37,6 +41,7 @@ __all__ = [
     "num_pairs",
     "pair_index",
     "prediction_quality",
+    "synthetic_bursty_arrivals",
     "synthetic_periodic_arrivals",
 ]
 

@@ -92,8 +92,13 @@ class ARIMAPredictor(Predictor):
         """B, slots per series step (the prediction window unless set)."""
         return self._bucket_slots if self._bucket_slots is not None else self.prediction_window
 
+    def history_slots(self) -> int:
+        """Slots of count history the predictor reads: the fit series and the forecast state."""
+        buckets = max(self.fit_buckets + 1, self.state_buckets + 1)
+        return self.bucket_slots * (buckets + 1)
+
     def _reset(self) -> None:
-        self._history = CountHistory(self.num_pairs)
+        self._history = CountHistory(self.num_pairs, max_slots=self.history_slots())
         self._rates = HourlyRates(self.num_pairs, self.slots_per_day)
         self._last_fit: int | None = None
         self.order = None

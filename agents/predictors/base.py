@@ -109,18 +109,27 @@ class Predictor(abc.ABC):
 class CountHistory:
     """Per-slot request counts of every pair, with O(1) window sums through cumulative sums.
 
-    Keeps the last ``max_slots`` slots (None: all); older slots are dropped in halves so appends
-    stay amortised O(P). Windows reaching before slot 0 or before the kept history count as zero.
+    Keeps at least the last ``max_slots`` slots (None: all), at most ``2 * max_slots``: when the
+    buffer is full the oldest slots beyond ``max_slots`` are dropped at once, so appends stay
+    amortised O(P) and memory is bounded by ``2 * max_slots + 1`` rows of P counts. Windows reaching
+    before slot 0 or before the kept history count as zero.
     """
 
     def __init__(self, num_pairs: int, max_slots: int | None = None) -> None:
+        if max_slots is not None and max_slots < 1:
+            raise ValueError(f"max_slots = {max_slots!r} is invalid: allowed None or an int >= 1")
         self.num_pairs = num_pairs
         self.max_slots = max_slots
-        cap = 256 if max_slots is None else min(256, max_slots + 1)
+        cap = 256 if max_slots is None else min(256, 2 * max_slots + 1)
         self._cum = np.zeros((cap + 1, num_pairs), dtype=np.int64)
         self._start = 0  # slot of row 0 of the cumulative buffer
         self._len = 0  # number of slots kept
         self.num_slots = 0  # slots appended since construction
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the count buffer."""
+        return int(self._cum.nbytes)
 
     def append(self, pairs: np.ndarray) -> None:
         """Append the next slot's requests."""
@@ -134,13 +143,17 @@ class CountHistory:
         self.num_slots += 1
 
     def _make_room(self) -> None:
-        if self.max_slots is not None and self._len >= self.max_slots:
-            drop = self._len // 2
-            self._cum[: self._len - drop + 1] = self._cum[drop : self._len + 1] - self._cum[drop]
+        limit = self.max_slots
+        if limit is not None and 2 * limit + 1 <= self._cum.shape[0] - 1:
+            drop = self._len - limit  # keep exactly the last max_slots slots
+            self._cum[: limit + 1] = self._cum[drop : self._len + 1] - self._cum[drop]
             self._start += drop
-            self._len -= drop
+            self._len = limit
         else:
-            grown = np.zeros((2 * self._cum.shape[0], self.num_pairs), dtype=np.int64)
+            rows = 2 * self._cum.shape[0]
+            if limit is not None:
+                rows = min(rows, 2 * limit + 2)
+            grown = np.zeros((rows, self.num_pairs), dtype=np.int64)
             grown[: self._len + 1] = self._cum[: self._len + 1]
             self._cum = grown
 

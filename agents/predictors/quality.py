@@ -12,7 +12,12 @@ from agents.predictors.base import Predictor
 from spep_gym.topology import num_pairs
 from spep_gym.workload import hour_of_day
 
-__all__ = ["prediction_quality", "synthetic_periodic_arrivals", "window_truth"]
+__all__ = [
+    "prediction_quality",
+    "synthetic_bursty_arrivals",
+    "synthetic_periodic_arrivals",
+    "window_truth",
+]
 
 
 def synthetic_periodic_arrivals(
@@ -46,6 +51,51 @@ def synthetic_periodic_arrivals(
         start = (offset + i * 24 // len(active)) % 24
         busy = (hour - start) % 24 < active_hours
         n = rng.poisson(peak_rate * busy)
+        rows.append(np.stack([np.repeat(t, n), np.full(n.sum(), pair)], axis=1))
+    n_bg = rng.poisson(background_rate, size=slots)
+    bg_slots = np.repeat(t, n_bg)
+    rows.append(np.stack([bg_slots, rng.integers(p, size=bg_slots.size)], axis=1))
+    out = np.concatenate(rows).astype(np.int64)
+    return out[np.argsort(out[:, 0], kind="stable")]
+
+
+def synthetic_bursty_arrivals(
+    num_nodes: int,
+    slots: int,
+    seed: int,
+    num_active_pairs: int = 4,
+    mean_on_slots: float = 40.0,
+    mean_off_slots: float = 80.0,
+    peak_rate: float = 0.3,
+    background_rate: float = 0.02,
+) -> np.ndarray:
+    """Bursty Poisson demand with no daily cycle: a few pairs switch on and off at random.
+
+    Each of ``num_active_pairs`` pairs (drawn at random) alternates between bursts of
+    ``peak_rate`` requests per slot and silences, of geometric lengths with means
+    ``mean_on_slots`` and ``mean_off_slots``, whatever the time of day; ``background_rate``
+    requests per slot go to pairs drawn uniformly. An hour-of-day profile (:class:`HourlyRates`)
+    cannot foresee a burst, while recent counts do: a predictor that learns from them must beat the
+    profile here.
+
+    Returns:
+        int64 array ``(N, 2)`` of rows ``(slot, pair_index)`` in slot order.
+    """
+    rng = np.random.default_rng(seed)
+    p = num_pairs(num_nodes)
+    active = rng.choice(p, size=min(num_active_pairs, p), replace=False)
+    t = np.arange(slots)
+    rows = []
+    for pair in active:
+        on = np.zeros(slots, dtype=bool)
+        state = bool(rng.random() < mean_on_slots / (mean_on_slots + mean_off_slots))
+        i = 0
+        while i < slots:
+            length = int(rng.geometric(1.0 / (mean_on_slots if state else mean_off_slots)))
+            on[i : i + length] = state
+            i += length
+            state = not state
+        n = rng.poisson(peak_rate * on)
         rows.append(np.stack([np.repeat(t, n), np.full(n.sum(), pair)], axis=1))
     n_bg = rng.poisson(background_rate, size=slots)
     bg_slots = np.repeat(t, n_bg)

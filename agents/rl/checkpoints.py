@@ -3,6 +3,9 @@
 SB3 saves VecNormalize as a pickle; here its statistics are plain arrays in an ``.npz`` (read with
 ``allow_pickle=False``), saved beside each checkpoint and with the final model, and put back into a
 fresh VecNormalize on ``--resume`` or used directly by the ``sb3`` agent (:func:`normalize_obs`).
+Beside each checkpoint ``rl_model_meta_<N>_steps.json`` holds the settings of the run that saved it
+(algorithm, config, policy, hyperparameters), so that ``--resume`` and the ``sb3`` agent refuse a
+checkpoint of another run.
 """
 
 from __future__ import annotations
@@ -100,8 +103,20 @@ def obs_stats_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(name).with_suffix(".npz")
 
 
-def checkpoint_callback(save_freq: int, out: Path) -> Any:
-    """SB3's CheckpointCallback into ``out/checkpoints``, saving the statistics beside each zip."""
+def checkpoint_meta_path(checkpoint: Path) -> Path:
+    """The run settings saved beside a checkpoint: ``rl_model_meta_<N>_steps.json``."""
+    name = checkpoint.name.replace("rl_model_", "rl_model_meta_")
+    return checkpoint.with_name(name).with_suffix(".json")
+
+
+def checkpoint_callback(
+    save_freq: int, out: Path, identity: Mapping[str, Any] | None = None
+) -> Any:
+    """SB3's CheckpointCallback into ``out/checkpoints``, with more beside each zip.
+
+    Beside each zip: the observation statistics, and ``rl_model_meta_<N>_steps.json`` holding
+    ``identity`` (the run's settings, :data:`agents.rl.config.RUN_IDENTITY`).
+    """
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     class Checkpoint(CheckpointCallback):
@@ -112,6 +127,10 @@ def checkpoint_callback(save_freq: int, out: Path) -> Any:
                 vec = self.model.get_vec_normalize_env()
                 if vec is not None:
                     save_obs_stats(vec, self._checkpoint_path("obs_stats_", extension="npz"))
+                if identity is not None:
+                    Path(self.save_path).mkdir(parents=True, exist_ok=True)
+                    path = Path(self._checkpoint_path("meta_", extension="json"))
+                    path.write_text(json.dumps(dict(identity), indent=1))
             return super()._on_step()
 
     return Checkpoint(save_freq=save_freq, save_path=str(out / "checkpoints"))

@@ -61,6 +61,11 @@ def add_cli(subparsers: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``spep train`` with the options of ``args``; print what was trained."""
+    if args.torch_threads < 0:
+        raise ValueError(
+            f"--torch-threads {args.torch_threads} is invalid: allowed an integer >= 0 "
+            "(0: torch's default)"
+        )
     import torch
 
     from agents.rl.curves import plot_training_curve

@@ -5,8 +5,10 @@ Nothing here imports stable-baselines3 or torch until a class is asked for.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spep_gym.config import SpepConfig
@@ -110,3 +112,214 @@ def config_from_json(values: Mapping[str, Any]) -> SpepConfig:
 def gamma(algo: str) -> float:
     """The discount factor of ``algo``'s default hyperparameters."""
     return float(HYPERPARAMETERS[algo]["gamma"])
+
+
+#: Bytes a policy parameter may cost in memory: float32 weights, their gradients and Adam's two
+#: moments (training), or the weights and the loaded copy of them (an agent), with room to spare.
+BYTES_PER_PARAMETER = 16
+
+
+def policy_parameter_count(
+    algo: str,
+    policy: str,
+    policy_kwargs: Any,
+    observation_space: Any,
+    action_space: Any,
+) -> int:
+    """Parameters the policy of ``algo`` will allocate, from its settings alone (nothing is built).
+
+    Counts the pair policy's extractor and heads, with the linear heads SB3 builds (over the
+    ``(P + 1) * hidden`` features) before :mod:`agents.rl.policies` swaps them, or the MLP's layers;
+    DQN twice (its target network). ``policy_kwargs`` must be a dict of JSON values (a
+    ``model.json``'s or ``train.json``'s).
+
+    Raises:
+        ValueError: ``policy_kwargs`` is not a dict, or a network size in it is not a positive int.
+    """
+    if not isinstance(policy_kwargs, Mapping):
+        raise ValueError(f"policy_kwargs = {policy_kwargs!r} is invalid: allowed a dict")
+    nvec = getattr(action_space, "nvec", None)
+    outputs = int(sum(nvec)) if nvec is not None else int(action_space.n)
+    entries = len(nvec) if nvec is not None else 1
+    nets = 2 if algo == "dqn" else 1  # DQN keeps a target network of the same size
+    if policy == "pair":
+        extractor = policy_kwargs.get("features_extractor_kwargs", {})
+        if not isinstance(extractor, Mapping):
+            raise ValueError(
+                f"policy_kwargs features_extractor_kwargs = {extractor!r} is invalid: allowed a dict"
+            )
+        h = _positive_int(
+            "policy_kwargs features_extractor_kwargs hidden", extractor.get("hidden", 32)
+        )
+        pairs = int(observation_space["adjacency"].shape[0])
+        own = 3 * h * h + 17 * h + 2 * (h * entries + entries) + 2 * h * h + 2 * h + 1
+        sb3_heads = (pairs + 1) * h * (outputs + 1)
+        return nets * (own + sb3_heads)
+    obs = sum(math.prod(space.shape) for space in observation_space.spaces.values())
+    arch = policy_kwargs.get("net_arch", [64, 64])
+    if isinstance(arch, Mapping):
+        pi = _layers("policy_kwargs net_arch pi", arch.get("pi", []))
+        vf = _layers("policy_kwargs net_arch vf", arch.get("vf", []))
+    else:
+        pi = vf = _layers("policy_kwargs net_arch", arch)
+    total = _chain([obs, *pi, outputs])
+    if algo != "dqn":
+        total += _chain([obs, *vf, 1])
+    return nets * total
+
+
+def check_policy_fits(algo: str, policy: str, policy_kwargs: Any, env: Any, source: str) -> None:
+    """Refuse a policy whose parameters cannot fit in memory, before anything is allocated.
+
+    Raises:
+        ValueError: naming ``source`` (the file or option the settings come from), the estimate
+            and the memory available.
+    """
+    from spep_gym.resources import GIB, available_memory
+
+    count = policy_parameter_count(
+        algo, policy, policy_kwargs, env.observation_space, env.action_space
+    )
+    need = count * BYTES_PER_PARAMETER
+    have = available_memory()
+    if need > have:
+        raise ValueError(
+            f"{source}: policy_kwargs = {dict(policy_kwargs)!r} is invalid: the {policy} policy "
+            f"would have {count:,} parameters, about {need / GIB:,.1f} GiB, more than the "
+            f"{have / GIB:,.1f} GiB available: allowed a network that fits"
+        )
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} = {value!r} is invalid: allowed an integer >= 1")
+    return value
+
+
+def _layers(name: str, value: Any) -> list[int]:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"{name} = {value!r} is invalid: allowed a list of integers >= 1")
+    return [_positive_int(name, v) for v in value]
+
+
+def _chain(sizes: Sequence[int]) -> int:
+    """Weights and biases of dense layers of ``sizes`` (input first)."""
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+
+# ---------------------------------------------------------------------- hyperparameters
+
+#: Hyperparameters ``spep train`` sets itself (``--hyper`` may not).
+SET_BY_TRAIN = ("policy", "env", "seed", "device", "tensorboard_log", "policy_kwargs", "verbose")
+#: Checked hyperparameters: (kind, low, high, low included); others go to SB3 as they are.
+HYPER_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "n_steps": (int, 1, math.inf, True),
+    "batch_size": (int, 2, math.inf, True),
+    "n_epochs": (int, 1, math.inf, True),
+    "buffer_size": (int, 1, math.inf, True),
+    "learning_starts": (int, 0, math.inf, True),
+    "train_freq": (int, 1, math.inf, True),
+    "target_update_interval": (int, 1, math.inf, True),
+    "learning_rate": (float, 0.0, math.inf, False),
+    "gamma": (float, 0.0, 1.0, False),
+    "gae_lambda": (float, 0.0, 1.0, True),
+    "ent_coef": (float, 0.0, math.inf, True),
+    "vf_coef": (float, 0.0, math.inf, True),
+    "max_grad_norm": (float, 0.0, math.inf, False),
+    "clip_range": (float, 0.0, math.inf, False),
+    "tau": (float, 0.0, 1.0, False),
+    "exploration_fraction": (float, 0.0, 1.0, True),
+    "exploration_initial_eps": (float, 0.0, 1.0, True),
+    "exploration_final_eps": (float, 0.0, 1.0, True),
+}
+
+
+def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None:
+    """Refuse a hyperparameter ``algo``'s class does not take, or a value out of its range.
+
+    Names are checked against the SB3 class's constructor; the values of :data:`HYPER_RANGES`
+    against their ranges (a number given as a string, ``nan`` or ``inf`` where a finite number
+    belongs are refused too).
+
+    Raises:
+        ValueError: ``--hyper NAME=VALUE is invalid: allowed ...``.
+    """
+    import difflib
+    import inspect
+
+    params = inspect.signature(algorithm_class(algo).__init__).parameters
+    known = sorted(k for k in params if k not in ("self", *SET_BY_TRAIN))
+    for name, value in hyperparameters.items():
+        if name in SET_BY_TRAIN:
+            raise ValueError(f"--hyper {name}=...: set by spep train itself (use its own options)")
+        if name not in params:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"--hyper {name}={value!r}: {algo} has no hyperparameter {name!r}{hint} "
+                f"Allowed: {', '.join(known)}"
+            )
+        if name not in HYPER_RANGES:
+            continue
+        kind, low, high, low_in = HYPER_RANGES[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int:
+            number = number and isinstance(value, int)
+        ok = number and math.isfinite(value) and (value >= low if low_in else value > low)
+        ok = ok and value <= high
+        if not ok:
+            what = "an integer" if kind is int else "a finite number"
+            bound = f">= {low}" if low_in else f"> {low}"
+            if high != math.inf:
+                bound = f"in {'[' if low_in else '('}{low}, {high}]"
+            raise ValueError(f"--hyper {name}={value!r} is invalid: allowed {what} {bound}")
+
+
+# ---------------------------------------------------------------------- a run's settings
+
+#: The settings of a run that a checkpoint must share to be resumed (train.json's).
+RUN_IDENTITY = (
+    "algo", "config", "policy", "policy_kwargs", "preposition_bonus", "hyperparameters",
+)  # fmt: skip
+
+
+def run_identity(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`RUN_IDENTITY` part of a ``train.json`` (as JSON values)."""
+    out: dict[str, Any] = json.loads(json.dumps({k: meta.get(k) for k in RUN_IDENTITY}))
+    return out
+
+
+def differences(have: Any, want: Any, where: str = "") -> list[str]:
+    """``"name: A here, B there"`` for every leaf where two JSON values differ (dicts recursed)."""
+    if isinstance(have, Mapping) and isinstance(want, Mapping):
+        out: list[str] = []
+        for key in sorted(set(have) | set(want)):
+            out += differences(have.get(key), want.get(key), f"{where}.{key}" if where else key)
+        return out
+    if json.dumps(have, sort_keys=True) == json.dumps(want, sort_keys=True):
+        return []
+    return [f"{where or 'value'}: {have!r} vs {want!r}"]
+
+
+def read_meta(path: Any) -> dict[str, Any]:
+    """A run's ``model.json`` / ``train.json``, checked: JSON, a known ``algo`` and ``policy``.
+
+    Raises:
+        ValueError: naming the file, the bad value and what is allowed.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{path}: allowed a JSON object with 'algo' and 'config' (spep train's)")
+    if meta.get("algo") not in ALGOS:
+        raise ValueError(f"{path}: algo = {meta.get('algo')!r} is invalid: allowed one of {ALGOS}")
+    if meta.get("policy", "mlp") not in POLICIES:
+        raise ValueError(
+            f"{path}: policy = {meta.get('policy')!r} is invalid: allowed one of {POLICIES}"
+        )
+    return meta

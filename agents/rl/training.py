@@ -10,6 +10,11 @@ A run writes into its folder ``DIR``::
     DIR/monitor/              Monitor CSVs (return, length, success rate of every training episode)
     DIR/tb/                   TensorBoard logs
 
+A new run needs an empty (or missing) folder; ``resume`` continues the run in ``DIR`` only with the
+same algorithm, config, policy, bonus and given hyperparameters as ``DIR/train.json``, and only from a
+checkpoint that run saved (``rl_model_meta_<N>_steps.json`` beside it); anything else is refused with
+the settings that differ. Every setting is checked before the folder is written.
+
 Nothing here unpickles a file: models are restored into a freshly built algorithm from their torch
 state dicts (``torch.load(weights_only=True)``, through stable-baselines3's ``set_parameters``) and the
 normalisation statistics from ``.npz`` files read with ``allow_pickle=False``.
@@ -40,11 +45,16 @@ from agents.rl.config import (
     PREPOSITION_BONUS,
     TRAIN_DEFAULTS,
     algorithm_class,
+    check_hyperparameters,
+    check_policy_fits,
     config_from_json,
     config_to_json,
+    differences,
     policy_class,
+    read_meta,
+    run_identity,
 )
-from agents.rl.envs import make_vec
+from agents.rl.envs import make_env, make_vec
 from spep_gym.config import SpepConfig
 
 
@@ -66,12 +76,27 @@ def train(
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
-    ``config`` is the environment (fields over :data:`TRAIN_DEFAULTS` and the paper preset). With
-    ``resume``, training continues from the latest checkpoint in ``out`` (its timesteps counter
-    included) with the settings of ``out/train.json``.
+    ``config`` is the environment (fields over :data:`TRAIN_DEFAULTS` and the paper preset). A new
+    run needs ``out`` empty or missing. With ``resume``, training continues from the latest
+    checkpoint in ``out`` (its timesteps counter included) with the settings of
+    ``out/train.json`` (its seed and ``n_envs`` too); ``algo``, ``policy``,
+    ``preposition_bonus``, ``config`` (unless None) and the given ``hyperparameters`` must be
+    the run's.
+
+    Raises:
+        ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
+            another run, or (``resume``) settings or a checkpoint that differ from the run's,
+            each named; raised before anything is written.
     """
+    from agents.learned import check_checkpoint
+    from agents.study.store import check_output_folder
+
     cls = algorithm_class(algo)
-    for name, value, low in (("timesteps", timesteps, 1), ("n_envs", n_envs, 1)):
+    for name, value, low in (
+        ("timesteps", timesteps, 1),
+        ("n_envs", n_envs, 1),
+        ("checkpoint_freq", checkpoint_freq, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} is invalid: allowed an integer >= {low}")
     if policy not in POLICIES:
@@ -79,22 +104,49 @@ def train(
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device={device!r} is invalid: allowed cpu, cuda or auto")
     out = Path(out)
-    start_ckpt = latest_checkpoint(out) if resume else None
+    check_output_folder(out)
+    start_ckpt = latest_checkpoint(out) if resume and out.is_dir() else None
     if resume:
         if start_ckpt is None or not (out / "train.json").is_file():
             raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
-        meta = json.loads((out / "train.json").read_text())
-        if meta["algo"] != algo:
-            raise ValueError(f"algo={algo!r} differs from the run in {out}: {meta['algo']!r}")
+        meta = read_meta(out / "train.json")
+        asked: dict[str, Any] = {
+            "algo": algo, "policy": policy, "preposition_bonus": preposition_bonus,
+            "hyperparameters": {**meta.get("hyperparameters", {}), **dict(hyperparameters or {})},
+        }  # fmt: skip
+        if config is not None:
+            asked["config"] = config_to_json(_config(config))
+        stored = {k: meta.get(k) for k in asked}
+        diff = differences(json.loads(json.dumps(stored)), json.loads(json.dumps(asked)))
+        if diff:
+            raise ValueError(
+                f"--resume: the run in {out} has other settings than this command (run vs "
+                f"command): {'; '.join(diff)}; repeat the run's options, or train a new run "
+                "into an empty folder"
+            )
+        check_checkpoint(start_ckpt[0], meta)
         cfg = config_from_json(meta["config"])
         seed, n_envs = meta["seed"], meta["n_envs"]
         hp = meta["hyperparameters"]
+        check_hyperparameters(algo, hp)
+        check_policy_fits(
+            algo,
+            meta["policy"],
+            meta["policy_kwargs"],
+            make_env(cfg, algo),
+            str(out / "train.json"),
+        )
     else:
-        if isinstance(config, SpepConfig):
-            cfg = config
-        else:
-            cfg = SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})
+        if out.is_dir() and any(out.iterdir()):
+            held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+            raise ValueError(
+                f"--out {str(out)!r} is invalid: it holds another run or other files ({held}): "
+                "allowed an empty or new folder, or --resume to continue the run in it"
+            )
+        cfg = _config(config)
         hp = {**HYPERPARAMETERS[algo], **dict(hyperparameters or {})}
+        check_hyperparameters(algo, hp)
+        check_policy_fits(algo, policy, POLICY_KWARGS[policy], make_env(cfg, algo), "policy")
         meta = {
             "algo": algo,
             "config": config_to_json(cfg),
@@ -141,7 +193,10 @@ def train(
     from stable_baselines3.common.callbacks import CallbackList
 
     callbacks = CallbackList(
-        [checkpoint_callback(max(checkpoint_freq // n_envs, 1), out), success_callback()]
+        [
+            checkpoint_callback(max(checkpoint_freq // n_envs, 1), out, run_identity(meta)),
+            success_callback(),
+        ]
     )
     start = time.perf_counter()
     if timesteps > done:
@@ -166,3 +221,10 @@ def train(
     }
     (out / "model.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _config(config: SpepConfig | Mapping[str, Any] | None) -> SpepConfig:
+    """The training config: a ``SpepConfig`` as it is, fields over :data:`TRAIN_DEFAULTS`."""
+    if isinstance(config, SpepConfig):
+        return config
+    return SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})

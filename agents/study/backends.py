@@ -5,21 +5,50 @@ in this process as each run finishes, in the order they finish. A run that raise
 ``on_error(item, traceback_text)`` and the others go on; without ``on_error`` the exception stops
 the whole batch. ``spep evaluate`` and ``spep reproduce`` both run through :func:`run`.
 
-Interrupts (Ctrl-C, or any exception raised in this process while runs are under way, e.g. by
-``on_result``) are handled the same way by every backend: runs not started are cancelled, runs in
-flight are stopped and lost, the results already handed to ``on_result`` stay with the caller, and
-the exception propagates.
+Interrupts (Ctrl-C, SIGTERM under :func:`sigterm_as_interrupt`, or any exception raised in this
+process while runs are under way, e.g. by ``on_result``) are handled the same way by every backend:
+runs not started are cancelled, runs in flight are stopped and lost, the results already handed to
+``on_result`` stay with the caller, and the exception propagates.
+
+No local worker outlives this process: a worker ignores SIGINT and SIGTERM (the parent stops it),
+asks Linux to kill it when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and checks its
+parent every :data:`PARENT_POLL_S` seconds (elsewhere, and should the parent die before the prctl):
+even a ``kill -9`` of the driver leaves no worker running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+from agents.interrupts import Terminated, interrupt_name, interrupt_status, sigterm_as_interrupt
+
+__all__ = [
+    "BACKENDS",
+    "RunFailed",
+    "Terminated",
+    "die_with_parent",
+    "interrupt_name",
+    "interrupt_status",
+    "raise_run_failed",
+    "run",
+    "run_processes",
+    "run_ray",
+    "run_serial",
+    "sigterm_as_interrupt",
+    "single_threaded_workers",
+    "worker_count",
+]
 
 Item = TypeVar("Item")
 OnResult = Callable[[Any, Any], None]
@@ -32,6 +61,19 @@ START_METHOD = "spawn"
 #: Thread-count variables of the BLAS / OpenMP libraries, read once when a process loads them.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 BACKENDS = ("local", "ray")
+#: Seconds between a worker's checks that its parent is alive.
+PARENT_POLL_S = 0.5
+#: ``prctl`` option that sends a signal to a process when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+class RunFailed(RuntimeError):
+    """A run raised: its item and the traceback of the error (from the worker that ran it)."""
+
+
+def raise_run_failed(item: Any, text: str) -> None:
+    """An ``on_error`` that stops the batch with :class:`RunFailed` (the run's traceback kept)."""
+    raise RunFailed(f"the run of {item!r} failed:\n{text}")
 
 
 def worker_count(jobs: int | None, items: int) -> int:
@@ -114,9 +156,10 @@ def run_processes(
     """Run ``fn`` on the items in a pool of :func:`worker_count` local worker processes.
 
     The workers start by :data:`START_METHOD`, with one BLAS / OpenMP thread each (see
-    :func:`single_threaded_workers`), and ignore SIGINT: a Ctrl-C at the terminal reaches this
-    process, which cancels the runs not started, terminates the workers (their runs in flight are
-    lost) and re-raises ``KeyboardInterrupt``. Results already handed to ``on_result`` are kept.
+    :func:`single_threaded_workers`), and ignore SIGINT and SIGTERM: a Ctrl-C at the terminal (or a
+    SIGTERM to the process group) reaches this process, which cancels the runs not started, kills
+    the workers (their runs in flight are lost) and re-raises the interrupt. Results already handed
+    to ``on_result`` are kept. The workers die with this process (see the module docstring).
     """
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -124,7 +167,9 @@ def run_processes(
     context = multiprocessing.get_context(START_METHOD)
     workers = worker_count(jobs, len(items))
     with single_threaded_workers():
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint)
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        )
         try:
             futures: dict[Future[Any], Any] = {pool.submit(fn, item): item for item in items}
             pending = set(futures)
@@ -139,20 +184,47 @@ def run_processes(
 
 
 def _stop(pool: Any) -> None:
-    """Cancel the runs not started and terminate the workers (their runs in flight are lost)."""
+    """Cancel the runs not started and kill the workers (their runs in flight are lost)."""
     # concurrent.futures has no public way to stop running workers before Python 3.14
     # (terminate_workers); the pool's process table is a way that works on every version we support.
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
-        process.terminate()
+        process.kill()  # SIGKILL: the workers ignore SIGTERM
     for process in processes:
         process.join(timeout=5)
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: leave Ctrl-C to the parent, which stops the workers itself."""
+def _worker_init(parent: int) -> None:
+    """Worker initializer: leave Ctrl-C and SIGTERM to the parent; die with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process (SIGKILL, or ``os._exit``) as soon as process ``parent`` is gone.
+
+    On Linux the kernel sends SIGKILL at the parent's death (``PR_SET_PDEATHSIG``); everywhere a
+    daemon thread checks every :data:`PARENT_POLL_S` seconds that the parent is still this
+    process's parent (an orphan is re-parented), which also covers a parent that died before the
+    prctl took effect.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover  (no libc prctl: the thread remains)
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -159,6 +159,7 @@ def check_options(opts: Options) -> None:
         ("fit-runs", opts.fit_runs, 1),
         ("check-runs", opts.check_runs, 1),
         ("slots", opts.slots, 1),
+        ("seed", opts.seed, 0),
         ("batch", opts.batch, 1),
         ("jobs", opts.jobs, 0),
     ):
@@ -243,17 +244,42 @@ def preset_values(params: Sequence[str]) -> dict[str, Any]:
 
 
 def calibrate(opts: Options) -> int:
-    """Fit, check out of sample and write every output; return the exit code."""
+    """Fit, check out of sample and write every output; return the exit code.
+
+    0: done; 130 / 143: interrupted by SIGINT / SIGTERM (the runs done are kept: the same command
+    resumes).
+
+    Raises:
+        ValueError: a bad option (before anything is written), an output folder that cannot be
+            written, or one in use by another command (:class:`agents.study.store.FolderInUse`).
+    """
+    from agents.study.store import check_output_folder, folder_lock
+
+    check_options(opts)
+    out = Path(opts.out)
+    check_output_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
+            "you can write to"
+        ) from None
+    with folder_lock(out, "spep calibrate"):
+        return _calibrate(opts, out)
+
+
+def _calibrate(opts: Options, out: Path) -> int:
+    """:func:`calibrate` once the options are checked and ``out`` is locked."""
     import optuna
     from tqdm import tqdm
 
+    from agents.interrupts import interrupt_status
     from agents.study.store import remove_temp_files, write_csv
 
-    check_options(opts)
     start = time.perf_counter()
-    out = Path(opts.out)
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(exist_ok=True)
     remove_temp_files(runs_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
@@ -295,14 +321,14 @@ def calibrate(opts: Options) -> int:
             best = min(records, key=lambda r: r["loss_pp"])
             bar.set_postfix({"best loss (pp)": f"{best['loss_pp']:.2f}"}, refresh=False)
             bar.update(size)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (agents.interrupts.Terminated)
         bar.close()
         print(
             f"spep calibrate: interrupted after {len(records)} trials; their runs are kept in "
             f"{runs_dir}. Run the same command again to resume (finished runs are not rerun).",
             file=sys.stderr,
         )
-        return 130
+        return interrupt_status(err)
     bar.close()
     best = min(records, key=lambda r: r["loss_pp"])
     check_seeds = range(
@@ -316,12 +342,12 @@ def calibrate(opts: Options) -> int:
     )
     try:
         payloads = _run(check_tasks, runs_dir, opts)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(
             "spep calibrate: interrupted in the check; run the same command again to resume.",
             file=sys.stderr,
         )
-        return 130
+        return interrupt_status(err)
     write_csv(out / "check.csv", (payloads[t]["row"] for t in check_tasks), ("agent", "topology"))
     meta = {
         "command": command_line(opts),

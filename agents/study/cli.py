@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import names as agent_names
-from agents.cli import add_common, parse_literals, parse_names, parse_overrides
+from agents.cli import (
+    add_common,
+    non_negative,
+    parse_literals,
+    parse_names,
+    parse_overrides,
+    positive,
+)
 from agents.study.backends import BACKENDS
 from agents.study.reproduce import Options
 from spep_gym.config import TOPOLOGIES
@@ -68,6 +75,17 @@ def _add_run_options(parser: argparse.ArgumentParser, runs: int) -> None:
     parser.add_argument("--out", default=None, help="CSV file of the rows")
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    """``--runs``, ``--slots``, ``--seed`` in range and ``--out`` writable, before anything runs."""
+    from agents.study.store import check_output_file
+
+    positive("--runs", args.runs)
+    positive("--slots", args.slots)
+    non_negative("--seed", args.seed)
+    if args.out is not None:
+        check_output_file(Path(args.out))
+
+
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
     """Config fields of ``--set``, ``--topology`` and ``--slots``."""
     fields = parse_overrides(args.overrides)
@@ -82,24 +100,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Run ``spep evaluate``: every agent in turn, the rows of all so far kept in ``--out``."""
     import pandas as pd
 
-    from agents.base import make
-    from agents.study.evaluate import agent_config, evaluate, summary_table
+    from agents.base import check_inputs, make
+    from agents.study.evaluate import agent_config, evaluate, summary_table, write_frame
 
+    _check_run_options(args)
+    positive("--jobs", args.jobs)
     fields = _fields(args)
     params = parse_literals(args.params, "--param")
     agents_ = []
-    for name in parse_names(args.agent):
+    for name in parse_names(args.agent, "--agent"):
         try:
             agents_.append(make(name, **params))
         except TypeError as err:
             raise ValueError(f"agent {name!r}: bad --param: {err}") from None
-    for a in agents_:  # every config problem shows before the first run
-        agent_config(a, fields)
+    for a in agents_:  # every config and input-file problem shows before the first run
+        check_inputs(agent_config(a, fields))
     frames: list[pd.DataFrame] = []
 
     def save(current: pd.DataFrame) -> None:  # keep finished runs of every agent so far
         if args.out:
-            pd.concat([*frames, current], ignore_index=True).to_csv(args.out, index=False)
+            write_frame(pd.concat([*frames, current], ignore_index=True), args.out)
 
     for a in agents_:
         frames.append(
@@ -137,10 +157,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Run ``spep quality``: print each predictor's mean scores, write the rows to ``--out``."""
     from agents.study.quality import prediction_quality_table
 
+    _check_run_options(args)
+    positive("--top-k", args.top_k)
     df = prediction_quality_table(
         seed=args.seed,
         runs=args.runs,
-        predictors=parse_names(args.predictors),
+        predictors=parse_names(args.predictors, "--predictors"),
         top_k=args.top_k,
         **_fields(args),
     )
@@ -204,8 +226,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from agents.study.reproduce import reproduce
 
     opts = Options(
-        agents=parse_names(args.agents),
-        topologies=parse_names(args.topologies),
+        agents=parse_names(args.agents, "--agents"),
+        topologies=parse_names(args.topologies, "--topologies"),
         runs=args.runs,
         slots=args.slots,
         seed=args.seed,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.base import Agent, make
+from agents.base import Agent, agent_config, check_inputs, make
 from agents.study import backends
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
@@ -22,37 +23,22 @@ from spep_gym.env import SpepEnv
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = [
+    "COLUMNS",
+    "agent_config",
+    "evaluate",
+    "progress_bar",
+    "run_episode",
+    "summary_table",
+    "write_frame",
+]
+
 # Columns every result row has (the CSV of ``spep evaluate`` and ``spep reproduce``), in order.
 COLUMNS = (
     "agent", "topology", "seed", "slots", "success_rate", "avg_latency", "avg_fidelity",
     "utilization", "arrived", "served", "failed", "pending", "pairs_generated",
     "prepositions_placed", "prepositions_used",
 )  # fmt: skip
-
-
-def agent_config(
-    agent: Agent,
-    config: Mapping[str, Any] | SpepConfig | None,
-    base: SpepConfig | None = None,
-) -> SpepConfig:
-    """The config a run of ``agent`` uses: the user's fields plus the agent's own settings.
-
-    A user field (in a mapping) that contradicts a setting the agent is defined by (e.g.
-    ``routing`` for a baseline) is an error rather than silently overridden; a whole
-    ``SpepConfig`` gets the agent's settings applied. A mapping applies over ``base`` (default: the
-    paper preset).
-    """
-    if isinstance(config, SpepConfig):
-        base, fields = config, {}
-    else:
-        base, fields = base or SpepConfig(), dict(config or {})
-    for key, value in agent.env_config.items():
-        if key in fields and fields[key] != value:
-            raise ValueError(
-                f"config field {key!r} = {fields[key]!r} contradicts agent {agent.name!r}, which is "
-                f"defined with {key}={value!r}"
-            )
-    return SpepConfig.from_dict({**fields, **agent.env_config}, base=base)
 
 
 def run_episode(
@@ -123,8 +109,8 @@ def evaluate(
             thread each); None: ``os.cpu_count()``; 1: in this process.
         progress: show a tqdm progress bar.
         config: a base config (or mapping of fields) under ``fields``.
-        out: a CSV path rewritten after every finished run, so an interrupted evaluation keeps
-            what finished.
+        out: a CSV path rewritten (atomically) after every finished run, so an interrupted
+            evaluation keeps what finished (checked writable before the first run).
         callback: called with the rows so far (a DataFrame) after every finished run.
         **fields: any config field, e.g. ``topology="small_world"``, ``episode_slots=500`` or a
             ``networkx`` graph as ``topology``.
@@ -132,6 +118,10 @@ def evaluate(
     Returns:
         One row per run, in seed order: :data:`COLUMNS` first, then the other counters and rates of
         :meth:`spep_gym.metrics.Metrics.summary` and ``wall_time_s``.
+
+    Raises:
+        ValueError: a bad argument, config field or ``out``, before any run starts.
+        agents.study.backends.RunFailed: a run raised (a bug: its traceback is in the message).
     """
     import pandas as pd
 
@@ -142,6 +132,10 @@ def evaluate(
             raise ValueError(f"{name} = {value!r} is invalid: allowed an integer >= {low}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed = {seed!r} is invalid: allowed an integer >= 0")
+    if out is not None:
+        from agents.study.store import check_output_file
+
+        check_output_file(Path(out), "out =")
     if isinstance(agent, str):
         agent = make(agent)
     # validates before any process starts
@@ -149,6 +143,7 @@ def evaluate(
         cfg = agent_config(agent, fields, base=config)
     else:
         cfg = agent_config(agent, {**dict(config or {}), **fields})
+    check_inputs(cfg)
     seeds = [seed + i for i in range(runs)]
     rows: dict[int, dict[str, Any]] = {}
 
@@ -170,16 +165,35 @@ def evaluate(
         if out is not None or callback is not None:
             df = frame()
             if out is not None:
-                df.to_csv(out, index=False)
+                write_frame(df, out)
             if callback is not None:
                 callback(df)
 
     try:
-        backends.run(functools.partial(_run, agent, cfg), seeds, finished, jobs=jobs)
+        backends.run(
+            functools.partial(_run, agent, cfg), seeds, finished, backends.raise_run_failed, jobs
+        )
     finally:
         if bar is not None:
             bar.close()
     return frame()
+
+
+def write_frame(df: pd.DataFrame, path: str | Path) -> None:
+    """Write ``df`` to CSV atomically (a temp file renamed over ``path``).
+
+    An interrupt while the file is written (Ctrl-C, SIGTERM) leaves the previous file whole.
+    """
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:

@@ -1,18 +1,30 @@
 """What a study runs: the paper's plan of (topology, agent, seed) runs, and each run's key.
 
-A :class:`Task` is one run; its key (topology, agent, seed, slots and a hash of the config
-overrides) names its run file, so that a run is reused only for the same config. :func:`plan` lists
-the tasks of the main study and the sensitivity study, :func:`schedule` the unique runs in the order
-they start, and :func:`validate` checks a plan before any run starts.
+A :class:`Task` is one run. Its file name holds topology, agent, seed and a hash of slots and
+config overrides; its key holds everything that decides its result, so that a run file is reused
+only when all of it matches:
+
+- the run-file format (:data:`RUN_FILE_VERSION`);
+- the code: a hash of the source of the ``spep_gym`` and ``agents`` packages
+  (:func:`code_hash`), so that an edit of the simulator or of an agent makes old runs stale;
+- the agent's parameters (:meth:`agents.base.Agent.params` of the agent made by name);
+- the config (slots and overrides) and the *content* of the input files it names (a ``trace``:
+  :func:`input_hashes`), so that an edited trace is run again.
+
+:func:`plan` lists the tasks of the main study and the sensitivity study, :func:`schedule` the
+unique runs in the order they start, and :func:`validate` checks a plan before any run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agents.baselines import BASELINES
@@ -44,6 +56,73 @@ SENSITIVITY_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 MAIN, SENSITIVITY = "main", "sensitivity"
 
+#: Version of the run-file format (``version`` in each file, and part of every run key). 2: keys
+#: with the code hash, the agent's parameters and the input files' content.
+RUN_FILE_VERSION = 2
+#: The packages whose source decides a run's result (their ``*.py`` files are hashed).
+CODE_PACKAGES = ("spep_gym", "agents")
+#: Config fields that name an input file, whose content (not only its path) decides the result.
+INPUT_FILE_FIELDS = ("trace",)
+
+
+def source_hash(roots: Iterable[tuple[str, Path]]) -> str:
+    """SHA-256 (first 16 hex digits) of the ``*.py`` files under each ``(name, folder)``.
+
+    The relative paths and the contents, in sorted order: an edit of any file changes it.
+    """
+    digest = hashlib.sha256()
+    for name, root in roots:
+        for path in sorted(Path(root).rglob("*.py")):
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_hash() -> str:
+    """:func:`source_hash` of :data:`CODE_PACKAGES` as imported, computed once per process."""
+    import importlib
+
+    return source_hash(
+        (name, Path(importlib.import_module(name).__file__ or "").parent) for name in CODE_PACKAGES
+    )
+
+
+@functools.cache
+def agent_params(name: str) -> dict[str, Any]:
+    """The parameters of the agent registered as ``name``, made with its defaults (cached)."""
+    import agents
+
+    params: dict[str, Any] = agents.make(name).params()
+    return params
+
+
+def input_hashes(overrides: Iterable[tuple[str, Any]]) -> dict[str, str | None]:
+    """SHA-256 of each input file the overrides name (None: a file that cannot be read)."""
+    out: dict[str, str | None] = {}
+    for key, value in overrides:
+        if key in INPUT_FILE_FIELDS and isinstance(value, str | os.PathLike):
+            out[key] = _file_hash(*_file_stamp(value))
+    return out
+
+
+def _file_stamp(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """``(absolute path, mtime in ns, size)``: a file's hash is recomputed when one changes."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return os.path.abspath(path), -1, -1
+    return os.path.abspath(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=256)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
 
 @dataclass(frozen=True)
 class Task:
@@ -69,13 +148,21 @@ class Task:
 
     @property
     def key(self) -> dict[str, Any]:
-        """What identifies the run in its file: a file counts as done only with the same key."""
+        """What decides the run's result: a file counts as done only with the same key.
+
+        See the module docstring: format version, code hash, agent parameters, config and the
+        content of input files.
+        """
         return {
+            "version": RUN_FILE_VERSION,
+            "code": code_hash(),
             "topology": self.topology,
             "agent": self.agent,
+            "agent_params": agent_params(self.agent),
             "seed": self.seed,
             "slots": self.slots,
             "overrides": dict(self.overrides),
+            "inputs": input_hashes(self.overrides),
             "config_hash": self.config_hash,
         }
 
@@ -142,7 +229,7 @@ def validate(
 ) -> None:
     """Fail before any run starts: unknown agents or topologies, bad config fields."""
     import agents as registry
-    from agents.study.evaluate import agent_config
+    from agents.base import agent_config, check_inputs
 
     for name in ("topology", "episode_slots"):
         if name in overrides:
@@ -162,4 +249,4 @@ def validate(
     for topology in topologies:
         cfg = {**overrides, "topology": topology, "episode_slots": slots}
         for name in agents:
-            agent_config(registry.make(name), cfg)
+            check_inputs(agent_config(registry.make(name), cfg))

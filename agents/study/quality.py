@@ -56,6 +56,13 @@ def prediction_quality_table(
         cfg = config.replace(**fields)
     else:
         cfg = SpepConfig.from_dict({**dict(config or {}), **fields})
+    for name, value, low in (("runs", runs, 1), ("seed", seed, 0), ("top_k", top_k, 1)):
+        if value is None and name == "top_k":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} = {value!r} is invalid: allowed an integer >= {low}")
+    if not predictors:
+        raise ValueError("predictors = () is invalid: allowed one or more predictor names")
     for name in predictors:
         if name not in PREDICTORS:
             raise ValueError(f"predictor {name!r} is unknown: allowed {', '.join(PREDICTORS)}")

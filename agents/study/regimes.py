@@ -205,6 +205,7 @@ def check(opts: Options) -> list[dict[str, str]]:
     for name, value, low in (
         ("runs", opts.runs, 1),
         ("slots", opts.slots, 1),
+        ("seed", opts.seed, 0),
         ("jobs", opts.jobs, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -237,15 +238,40 @@ def check(opts: Options) -> list[dict[str, str]]:
 
 
 def run_regimes(opts: Options) -> int:
-    """Run (or resume) the map and write every output; return the exit code."""
+    """Run (or resume) the map and write every output; return the exit code.
+
+    0: done; 1: some runs failed (the others are kept); 130 / 143: interrupted by SIGINT / SIGTERM
+    (the runs done are kept and in ``regimes.csv``).
+
+    Raises:
+        ValueError: a bad option (before anything is written), an output folder that cannot be
+            written, or one in use by another command (:class:`agents.study.store.FolderInUse`).
+    """
+    from agents.study.store import check_output_folder, folder_lock
+
+    grid = check(opts)
+    out = Path(opts.out)
+    check_output_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
+            "you can write to"
+        ) from None
+    with folder_lock(out, "spep regimes"):
+        return _run_regimes(opts, out, grid)
+
+
+def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
+    """:func:`run_regimes` once the options are checked and ``out`` is locked."""
+    from agents.interrupts import interrupt_name, interrupt_status
     from agents.study.reproduce import execute
     from agents.study.store import load_runs, remove_temp_files, write_csv
 
-    grid = check(opts)
     start = time.perf_counter()
-    out = Path(opts.out)
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(exist_ok=True)
     remove_temp_files(runs_dir)
     tasks = plan_grid(
         opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides, opts.only
@@ -261,24 +287,27 @@ def run_regimes(opts: Options) -> int:
         f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
         file=sys.stderr,
     )
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     errors: dict[Task, str] = {}
     try:
         _, errors = execute(
             todo, runs_dir, jobs, opts.backend, opts.ray_address, opts.progress, done_before=done
         )
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (agents.interrupts.Terminated)
+        interrupted = err
     payloads = load_runs(runs_dir, unique)
     write_csv(out / "regimes.csv", grid_rows(tasks, payloads), ("cell", *FACTOR_NAMES))
-    if interrupted or len(payloads) < len(unique):
-        why = "interrupted" if interrupted else f"{len(errors)} run(s) failed"
+    if interrupted is not None or len(payloads) < len(unique):
+        if interrupted is not None:
+            why = f"interrupted ({interrupt_name(interrupted)})"
+        else:
+            why = f"{len(errors)} run(s) failed"
         print(
             f"spep regimes: {why}: {len(payloads)} of {len(unique)} runs done and kept in "
             f"{runs_dir}; regimes.csv holds them. Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 130 if interrupted else 1
+        return interrupt_status(interrupted) if interrupted is not None else 1
     meta = {
         "command": command_line(opts),
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

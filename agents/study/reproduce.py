@@ -3,12 +3,18 @@
 An experiment is a list of :class:`Task` (topology, agent, seed, slots, config overrides); each runs
 one :func:`agents.run_episode` and is written at once, atomically, to
 ``DIR/runs/<topology>__<agent>__<seed>__<hash>.json`` (``hash``: slots and config overrides). Running
-the same command again skips the runs already on disk, so an interrupt or a crash loses at most the
-runs in flight. ``results.csv``, the statistics, the figures and ``report.md`` are always rebuilt from
-the run files.
+the same command again skips the runs already on disk whose key matches (code, agent parameters,
+config, input files' content: see :mod:`agents.study.plan`); a run file that does not match, or
+fails the checks of :func:`agents.study.store.check_payload`, is reported and run again. An
+interrupt (Ctrl-C, or SIGTERM) or a crash loses at most the runs in flight; on an interrupt
+``results.csv`` is written from the runs done and the command exits 130 (SIGINT) or 143 (SIGTERM).
+``results.csv``, the statistics, the figures and ``report.md`` are always rebuilt from the run files.
+The folder is locked while a command runs (:func:`agents.study.store.folder_lock`): a second
+``spep reproduce`` on it stops at once, touching nothing.
 
 Layout of ``DIR``::
 
+    .spep.lock           the lock of the running command (holds its pid)
     runs/*.json          one file per finished run (key, result row, served latencies/fidelities)
     results.csv          the main study: one row per run, the columns of ``spep evaluate``
     sensitivity.csv      the sensitivity study (``variant`` first, then the same columns)
@@ -26,6 +32,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -52,9 +59,11 @@ from agents.study.plan import (
 )
 from agents.study.store import (
     RUN_FILE_VERSION,
-    load_runs,
+    check_output_folder,
+    folder_lock,
     remove_temp_files,
     result_rows,
+    scan_runs,
     served_samples,
     write_csv,
     write_run,
@@ -152,17 +161,46 @@ class Options:
     progress: bool = True
 
 
-def reproduce(opts: Options) -> int:
-    """Run (or resume) the experiment and write every output; return the exit code."""
+#: How many rejected run files are named one by one (the rest are counted).
+SHOW_REJECTED = 10
+
+
+def check_options(opts: Options) -> None:
+    """Every option of ``opts`` in range, before anything runs or is written.
+
+    Raises:
+        ValueError: naming the option, the bad value and what is allowed.
+    """
     for name, value, low in (
         ("runs", opts.runs, 1),
         ("slots", opts.slots, 1),
+        ("seed", opts.seed, 0),
         ("jobs", opts.jobs, 0),
     ):
-        if value < low:
-            raise ValueError(f"--{name} = {value} is invalid: allowed integers >= {low}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{name} = {value!r} is invalid: allowed an integer >= {low}")
     if opts.backend not in backends.BACKENDS:
         raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    for name in ("agents", "topologies"):
+        if opts.main and not getattr(opts, name):
+            raise ValueError(
+                f"--{name} is empty: allowed a comma list of one or more names"
+                + (" (registered agents: see spep evaluate --help)" if name == "agents" else "")
+            )
+
+
+def reproduce(opts: Options) -> int:
+    """Run (or resume) the experiment and write every output; return the exit code.
+
+    0: done; 1: some runs failed (the others are kept); 130 / 143: interrupted by SIGINT / SIGTERM
+    (the runs done are kept and in ``results.csv``).
+
+    Raises:
+        ValueError: a bad option (before anything is written), an output folder that cannot be
+            written, or one in use by another ``spep reproduce``
+            (:class:`agents.study.store.FolderInUse`).
+    """
+    check_options(opts)
     check_agents = list(opts.agents if opts.main else ())
     if opts.sensitivity:
         check_agents += [a for a in SENSITIVITY_AGENTS if a not in check_agents]
@@ -178,18 +216,32 @@ def reproduce(opts: Options) -> int:
                 opts.slots,
                 {**opts.overrides, **factors},
             )
-
-    start = time.perf_counter()
     out = Path(opts.out)
+    check_output_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
+            "you can write to"
+        ) from None
+    with folder_lock(out, "spep reproduce"):
+        return _reproduce(opts, out, check_agents)
+
+
+def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
+    """:func:`reproduce` once the options are checked and ``out`` is locked."""
+    start = time.perf_counter()
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(exist_ok=True)
     remove_temp_files(runs_dir)
     tasks = plan(
         opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides,
         main=opts.main, sensitivity=opts.sensitivity,
     )  # fmt: skip
     unique = schedule(tasks)
-    done = load_runs(runs_dir, unique)
+    done, rejected = scan_runs(runs_dir, unique)
+    report_rejected(rejected)
     todo = [t for t in unique if t not in done]
     jobs = opts.jobs or os.cpu_count() or 1
     print(
@@ -197,15 +249,15 @@ def reproduce(opts: Options) -> int:
         f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
         file=sys.stderr,
     )
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     errors: dict[Task, str] = {}
     try:
         _, errors = execute(
             todo, runs_dir, jobs, opts.backend, opts.ray_address, opts.progress, done_before=done
         )
-    except KeyboardInterrupt:
-        interrupted = True
-    payloads = load_runs(runs_dir, unique)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (backends.Terminated)
+        interrupted = err
+    payloads, _ = scan_runs(runs_dir, unique)
     main_tasks = [t for t in tasks if t.study == MAIN]
     sens_tasks = [t for t in tasks if t.study == SENSITIVITY]
     if opts.main:
@@ -213,17 +265,21 @@ def reproduce(opts: Options) -> int:
     if opts.sensitivity:
         write_csv(out / "sensitivity.csv", result_rows(sens_tasks, payloads), ("variant", *COLUMNS))
     missing = len(unique) - len(payloads)
-    if interrupted or missing:
-        why = "interrupted" if interrupted else f"{len(errors)} run(s) failed"
+    if interrupted is not None or missing:
+        if interrupted is not None:
+            why = f"interrupted ({backends.interrupt_name(interrupted)})"
+        else:
+            why = f"{len(errors)} run(s) failed"
         print(
             f"spep reproduce: {why}: {len(payloads)} of {len(unique)} runs done and kept in "
             f"{runs_dir}; results.csv holds them. Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 130 if interrupted else 1
+        return backends.interrupt_status(interrupted) if interrupted is not None else 1
 
     from agents.study import report
 
+    base = SpepConfig.from_dict({"preset": opts.overrides.get("preset", "paper")})
     meta = {
         "command": command_line(opts),
         "agents": list(opts.agents) if opts.main else [],
@@ -231,8 +287,10 @@ def reproduce(opts: Options) -> int:
         "runs": opts.runs,
         "slots": opts.slots,
         "seed": opts.seed,
-        "overrides": {k: repr(v) for k, v in opts.overrides.items()},
-        "config": {f: repr(getattr(SpepConfig(), f)) for f in SpepConfig.field_names()},
+        "overrides": {k: repr(v) for k, v in opts.overrides.items() if k != "preset"},
+        "preset": opts.overrides.get("preset", "paper"),
+        # the named preset's values (the overrides apply over them)
+        "config": {f: repr(getattr(base, f)) for f in SpepConfig.field_names()},
         "agent_config": _agent_configs(check_agents),
         "backend": opts.backend,
         "jobs": jobs,
@@ -256,6 +314,23 @@ def reproduce(opts: Options) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def report_rejected(rejected: Sequence[tuple[Path, str]]) -> None:
+    """Name each rejected run file and why, one line each (the first :data:`SHOW_REJECTED`)."""
+    for path, reason in rejected[:SHOW_REJECTED]:
+        print(f"spep reproduce: rerunning {path.name}: {reason}", file=sys.stderr)
+    if len(rejected) > SHOW_REJECTED:
+        reasons: dict[str, int] = {}
+        for _, reason in rejected[SHOW_REJECTED:]:
+            head = re.split(r"[:(,]", reason)[0].strip()
+            reasons[head] = reasons.get(head, 0) + 1
+        summary = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+        print(
+            f"spep reproduce: and {len(rejected) - SHOW_REJECTED} more run files to rerun "
+            f"({summary})",
+            file=sys.stderr,
+        )
 
 
 def command_line(opts: Options) -> str:

@@ -1,15 +1,23 @@
 """The run store of a study: one JSON file per finished run, written atomically, and read back.
 
-A run file ``runs/<topology>__<agent>__<seed>__<hash>.json`` holds the run's key, its result row and
-the latency and fidelity of every served request. It is written to a temp file, synced and renamed
-in one step, so that a crash leaves either the whole file or a ``*.tmp`` file that is never read
-(and deleted at the next start). The CSV files of a study go through a temp file and a rename too.
+A run file ``runs/<topology>__<agent>__<seed>__<hash>.json`` holds the format version, the run's key
+(:attr:`agents.study.plan.Task.key`: everything that decides its result), its result row and the
+latency and fidelity of every served request. It is written to a temp file, synced and renamed in
+one step, so that a crash leaves either the whole file or a ``*.tmp`` file that is never read (and
+deleted at the next start). The CSV files of a study go through a temp file and a rename too.
+
+A file is used only when it passes :func:`check_payload`: the format version, the whole key, and a
+row with every column of a result row, numbers (or None) where numbers belong and an int seed.
+Any other file is reported (:func:`scan_runs`: which file and why) and its run done again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -19,10 +27,29 @@ from typing import Any
 
 import numpy as np
 
-from agents.study.plan import MAIN, SENSITIVITY, Task, json_key
+from agents.study.plan import MAIN, RUN_FILE_VERSION, SENSITIVITY, Task, json_key
 
-#: Version of the run-file format (``version`` in each file).
-RUN_FILE_VERSION = 1
+__all__ = [
+    "LOCK_NAME",
+    "RUN_FILE_VERSION",
+    "FolderInUse",
+    "check_output_file",
+    "check_output_folder",
+    "check_payload",
+    "folder_lock",
+    "load_runs",
+    "remove_temp_files",
+    "result_rows",
+    "scan_runs",
+    "served_samples",
+    "write_csv",
+    "write_run",
+]
+
+#: Row columns that hold text; every other one holds a number (or None: a rate undefined in a run).
+TEXT_COLUMNS = ("agent", "topology")
+#: Row columns that hold an integer.
+INT_COLUMNS = ("seed", "slots", "arrived", "served", "failed", "pending")
 
 
 def write_run(runs_dir: Path, task: Task, payload: dict[str, Any]) -> Path:
@@ -41,28 +68,126 @@ def write_run(runs_dir: Path, task: Task, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_runs(runs_dir: Path, tasks: Iterable[Task]) -> dict[Task, dict[str, Any]]:
-    """The finished runs among ``tasks``: run files that parse and carry the task's key.
+@functools.cache
+def row_columns() -> frozenset[str]:
+    """Every column of a result row: :func:`agents.study.evaluate.run_episode`'s."""
+    from agents.study.evaluate import COLUMNS
+    from spep_gym.metrics import Metrics
 
-    Temp files (``*.tmp``, left by a crash mid-write) are never read. A file that does not parse
-    is skipped with a warning, and its run is done again.
+    return frozenset({*COLUMNS, *Metrics().summary(), "wall_time_s"})
+
+
+def check_payload(payload: Any, task: Task) -> str | None:
+    """Why a run file's content cannot be used for ``task`` (None: it can).
+
+    Checks the format version, the key (naming the parts that differ), the row (every column, text
+    where text belongs, finite numbers or None elsewhere, int counts and seed, the task's agent,
+    topology, seed and slots) and the served samples (one latency and one fidelity per served
+    request).
+    """
+    if not isinstance(payload, dict):
+        return f"not a run file (a JSON {type(payload).__name__}, not an object)"
+    version = payload.get("version")
+    if version != RUN_FILE_VERSION:
+        return f"run-file version {version!r}, expected {RUN_FILE_VERSION}"
+    key = payload.get("key")
+    want = json.loads(json_key(task.key))
+    if not isinstance(key, dict):
+        return "no key"
+    differ = [k for k in want if json_key({"v": key.get(k)}) != json_key({"v": want[k]})]
+    differ += [k for k in key if k not in want]
+    if differ:
+        return "key differs: " + ", ".join(
+            _key_difference(k, key.get(k), want.get(k)) for k in differ
+        )
+    row = payload.get("row")
+    if not isinstance(row, dict):
+        return "no result row"
+    missing = sorted(row_columns() - set(row))
+    extra = sorted(set(row) - row_columns())
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unknown {', '.join(extra)}"] if extra else []
+        )
+        return "row columns differ: " + "; ".join(parts)
+    for column, value in row.items():
+        problem = _bad_value(column, value)
+        if problem:
+            return f"row {column} = {value!r}: {problem}"
+    expected = {"agent": task.agent, "topology": task.topology, "seed": task.seed}
+    expected["slots"] = task.slots
+    for column, value in expected.items():
+        if row[column] != value:
+            return f"row {column} = {row[column]!r}, expected {value!r}"
+    for name in ("served_latency", "served_fidelity"):
+        values = payload.get(name)
+        if not isinstance(values, list) or len(values) != row["served"]:
+            return f"{name}: expected a list of {row['served']} numbers (one per served request)"
+        if not all(_is_number(v) for v in values):
+            return f"{name}: expected numbers only"
+    return None
+
+
+def _key_difference(part: str, have: Any, want: Any) -> str:
+    if part == "code":
+        return f"made by other code (source hash {have!r}, now {want!r})"
+    if part == "inputs":
+        return f"input file content differs ({have!r}, now {want!r})"
+    if part == "agent_params":
+        return "the agent's parameters differ"
+    return f"{part} {have!r}, expected {want!r}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad_value(column: str, value: Any) -> str | None:
+    if column in TEXT_COLUMNS:
+        return None if isinstance(value, str) else "expected text"
+    if column in INT_COLUMNS:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "expected an int"
+    if value is None or _is_number(value):
+        return None
+    return "expected a finite number or None"
+
+
+def scan_runs(
+    runs_dir: Path, tasks: Iterable[Task]
+) -> tuple[dict[Task, dict[str, Any]], list[tuple[Path, str]]]:
+    """The finished runs among ``tasks``, and the run files rejected, each with the reason.
+
+    Temp files (``*.tmp``, left by a crash mid-write) are never read. A file that does not parse,
+    or fails :func:`check_payload`, is rejected (its run is to be done again); nothing raises on a
+    bad file.
     """
     done: dict[Task, dict[str, Any]] = {}
+    rejected: list[tuple[Path, str]] = []
     for task in tasks:
         path = runs_dir / task.filename
         if not path.exists():
             continue
         try:
-            payload = json.loads(path.read_text())
-            ok = json_key(payload["key"]) == json_key(json.loads(json_key(task.key)))
-            ok = ok and isinstance(payload["row"], dict)
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            warnings.warn(
-                f"skipping unreadable run file {path} ({err}); it will be rerun", stacklevel=2
-            )
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            rejected.append((path, f"unreadable run file ({err})"))
             continue
-        if ok:
+        reason = check_payload(payload, task)
+        if reason is None:
             done[task] = payload
+        else:
+            rejected.append((path, reason))
+    return done, rejected
+
+
+def load_runs(runs_dir: Path, tasks: Iterable[Task]) -> dict[Task, dict[str, Any]]:
+    """The finished runs among ``tasks`` (:func:`scan_runs`); each rejected file is warned about.
+
+    The warning (``UserWarning``) names the file and why it is not used; its run is done again.
+    """
+    done, rejected = scan_runs(runs_dir, tasks)
+    for path, reason in rejected:
+        warnings.warn(f"skipping run file {path}: {reason}; it will be rerun", stacklevel=2)
     return done
 
 
@@ -111,3 +236,111 @@ def served_samples(
         entry["latency"] += payload["served_latency"]
         entry["fidelity"] += payload["served_fidelity"]
     return {k: {m: np.asarray(v) for m, v in d.items()} for k, d in pooled.items()}
+
+
+# ---------------------------------------------------------------------- output paths and the lock
+
+#: The lock file of an output folder (``fcntl.flock``: released when its process ends, however).
+LOCK_NAME = ".spep.lock"
+
+
+class FolderInUse(ValueError):
+    """The output folder is locked by another running command (``spep reproduce``)."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_folder(path: Path, option: str = "--out") -> None:
+    """Refuse an output folder that is a file, or sits in a folder this process cannot write.
+
+    A missing folder is fine (it is made, parents too); nothing is written here.
+
+    Raises:
+        ValueError: ``{option} PATH: why: allowed ...``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a file: allowed a folder (made if missing)")
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise ValueError(
+            f"{option} {str(path)!r} is invalid: {str(existing)!r} is a file: allowed a folder "
+            "(made if missing)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{option} {str(path)!r} is invalid: {str(existing)!r} is not writable: allowed a "
+            "folder you can write to"
+        )
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """Refuse an output file whose folder is missing or not writable, or that is a folder.
+
+    Probes the folder with a temp file (removed at once), so that a run never finds out after
+    the fact that its results cannot be written.
+
+    Raises:
+        ValueError: ``{option} PATH: why: allowed ...``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder: allowed a file name (a CSV file)")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        what = "a file" if folder.exists() else "missing"
+        raise ValueError(
+            f"{option} {str(path)!r} is invalid: its folder {str(folder)!r} is {what}: allowed a "
+            "file in an existing folder"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".spep-probe-")
+        os.close(fd)
+        os.unlink(probe)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        raise ValueError(
+            f"{option} {str(path)!r} is invalid: cannot write there ({err.strerror}): allowed a "
+            "file you can write"
+        ) from None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str, option: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (its :data:`LOCK_NAME` file) while the block runs.
+
+    The lock is ``fcntl.flock`` on the lock file, which the system releases when the process ends,
+    whatever ends it; the file holds the pid of the holder. Without ``fcntl`` (Windows) nothing is
+    locked.
+
+    Raises:
+        FolderInUse: another process holds the lock; nothing in the folder is changed.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (not on Linux or macOS)
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise FolderInUse(
+            f"{option} {str(folder)!r} is in use by another {what} (pid {holder}): allowed a "
+            f"folder no other {what} is writing; wait for it to end or choose another {option}"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)

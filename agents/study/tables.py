@@ -249,7 +249,8 @@ def sensitivity_table(sens: pd.DataFrame) -> tuple[str, list[str]]:
 def config_table(meta: dict[str, Any]) -> str:
     """Every config field with its value; overrides (``--set``, ``--slots``, topology) marked."""
     overrides = meta.get("overrides", {})
-    rows = []
+    preset = meta.get("preset", "paper")
+    rows = [["preset", preset, "**--set**" if preset != "paper" else ""]]
     for field, value in meta.get("config", {}).items():
         if field == "topology":
             rows.append([field, ", ".join(meta.get("topologies", [])) or value, "--topologies"])
@@ -257,7 +258,9 @@ def config_table(meta: dict[str, Any]) -> str:
             mark = "**--slots**" if str(meta.get("slots")) != value else ""
             rows.append([field, meta.get("slots", value), mark])
         elif field in overrides:
-            rows.append([f"**{field}**", f"**{overrides[field]}** (preset {value})", "**--set**"])
+            rows.append(
+                [f"**{field}**", f"**{overrides[field]}** ({preset}: {value})", "**--set**"]
+            )
         else:
             rows.append([field, value, ""])
     return markdown_table(["field", "value", "override"], rows)

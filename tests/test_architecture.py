@@ -1,0 +1,88 @@
+"""The architecture page matches the tree, and the import rules it states hold (read from the source)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+MODULES = sorted(
+    p.relative_to(ROOT).as_posix()
+    for package in ("spep_gym", "agents")
+    for p in (ROOT / package).rglob("*.py")
+)
+CORE = {
+    f"spep_gym/{m}.py"
+    for m in (
+        "config", "resources", "physics", "topology", "workload", "links", "routing", "metrics",
+        "simulator",
+    )
+}  # fmt: skip
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "statsmodels", "matplotlib", "ray")
+
+
+def imports(path: str, top_level_only: bool = False) -> set[str]:
+    """Every module ``path`` imports (anywhere in the file, or at its top level only)."""
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _under(names: set[str], prefix: str) -> set[str]:
+    return {n for n in names if n == prefix or n.startswith(prefix + ".")}
+
+
+def test_the_page_names_every_module_and_no_other():
+    named = set(re.findall(r"`((?:spep_gym|agents)/[\w/]+\.py)`", PAGE))
+    assert set(MODULES) - named == set(), "modules missing from docs/architecture.md"
+    assert named - set(MODULES) == set(), "docs/architecture.md names modules that do not exist"
+
+
+def test_every_module_opens_with_a_one_sentence_docstring():
+    for path in MODULES:
+        doc = ast.get_docstring(ast.parse((ROOT / path).read_text(encoding="utf-8")))
+        assert doc, f"{path} has no module docstring"
+        first = doc.split("\n\n")[0].replace("\n", " ")
+        assert first.rstrip().endswith((".", ":")), f"{path}: {first!r}"
+
+
+@pytest.mark.parametrize("path", MODULES)
+def test_import_rules(path: str):
+    found = imports(path)
+    if path.startswith("spep_gym/"):
+        assert not _under(found, "agents"), f"{path} imports agents"
+    if path in CORE:
+        assert not _under(found, "gymnasium"), f"core module {path} imports gymnasium"
+    policies = path.startswith("agents/predictors/") or path.count("/") == 1
+    if path.startswith("agents/") and policies:
+        assert not _under(found, "agents.study") or path == "agents/__init__.py", path
+        if path != "agents/learned.py":
+            assert not _under(found, "agents.rl"), f"{path} imports agents.rl"
+    if path.startswith("agents/study/"):
+        assert not _under(found, "agents.rl"), f"{path} imports agents.rl"
+
+
+@pytest.mark.parametrize("path", MODULES)
+def test_heavy_libraries_are_not_imported_at_module_level(path: str):
+    # loaded only when an agent or a command that needs them is made (tests/test_imports.py)
+    lazy_modules = {
+        "agents/predictors/lstm.py",
+        "agents/predictors/arima.py",
+        "agents/rl/policies.py",
+    }
+    if path in lazy_modules:
+        return
+    top = imports(path, top_level_only=True)
+    heavy = {n for n in top for lib in HEAVY if n == lib or n.startswith(lib + ".")}
+    assert not heavy, f"{path} imports {sorted(heavy)} at module level"
