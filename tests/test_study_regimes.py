@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from agents.cli import main
-from agents.study import plan, regimes, stats
+from agents.study import plan, regimes, regimes_report, stats
 from spep_gym.config import PHYSICAL, TOPOLOGIES
 
 
@@ -91,7 +91,7 @@ def test_cli_end_to_end_on_a_tiny_grid_resumes_and_computes_from_the_run_files(t
     }
     runs = sorted((out / "runs").glob("*.json"))
     assert len(runs) == 4 * 2 * 4 * 2  # cells x topologies x agents x runs
-    df = regimes.read_rows(out)
+    df = regimes_report.read_rows(out)
     assert len(df) == len(runs) and set(df["load"]) == {"paper", "heavy"}
     gains = pd.read_csv(out / "gains.csv", dtype=str)
     assert {"wilcoxon_p", "wilcoxon_p_holm", "diff_ci_low", "diff_ci_high"} <= set(gains.columns)

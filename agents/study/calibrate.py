@@ -1,4 +1,4 @@
-"""``spep calibrate``: can any documented assumption set produce the paper's numbers?
+"""``spep calibrate``: a fit of the fields the paper leaves open to its baseline success rates, and SPEP out of sample.
 
 The paper states some of its parameters (16 nodes, ``p_gen`` 0.12, ``F0`` 0.92, ``rho`` 0.96, a
 lifetime of 15 slots, a prediction window of 15, K = 8, the topologies' parameters, fidelity
