@@ -1,0 +1,1535 @@
+"""The batched simulator: B networks of one config stepped at once with torch tensors.
+
+It runs the model of :class:`spep_gym.simulator.Simulator` (SPEC sections 1-6 and 9) with a leading
+batch axis on every array, on the CPU or a CUDA device with one code path. A slot is the scalar
+slot's six phases, each a batched operation; the phases that are sequential in the scalar core stay
+sequential, but over *ranks*, not networks: pre-positioning runs over the action's entries, serving
+over the events of the slot (each round finds, in every network, the first queued request that can
+be served, serves it, and searches the rest again), arrivals over their order in the slot.
+
+Every number is computed with the scalar core's operations in the scalar core's order (float64
+fidelities, fidelity and cost tables built by the scalar code, sums in event order, the same tie
+rules), so with the same random draws (:class:`spep_gym.batched.draws.StreamDraws`) a batched run
+equals a scalar run bit for bit. The one operation the device computes itself is the ``exp`` of the
+delivered-fidelity search (``highest_fidelity`` with ``signalling_latency``): it runs on the host
+with Python's ``math.exp``, as the scalar core does.
+
+State (B networks, E links after padding plus the pad link, C = largest link capacity, K =
+``max_prepositioned``, F = in-flight capacity, Q = ``queue_capacity``, N = most requests):
+
+- link pools ``created`` (B, E+1, C), ``count``, ``youngest``, ``busy_until`` (B, E+1), and the view
+  ``usable``, ``factor``, ``cost`` (B, E+1) that routing reads (rebuilt where the scalar rebuilds it);
+- held pre-positioned pairs ``held_*`` (B, K): node pair (P: free), fidelity when placed, slot
+  placed, hops, expiry slot, and a sequence number that keeps the scalar list's order;
+- in-flight swaps ``flight_*`` (B, F) (``signalling_latency > 0``): due slot (``NEVER``: free),
+  decision slot, node pair, hops, fidelity, swap success, request (-1: a pre-position), sequence;
+- the queue ``queue`` (B, Q): request ids in service order, ``queue_len`` (B,);
+- the workload ``work[...]`` (B, N) and the per-request records ``records[...]`` (B, N);
+- the metrics ``metrics[...]`` (B,): every counter of :class:`spep_gym.metrics.Metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from spep_gym import physics
+from spep_gym.batched import search
+from spep_gym.batched.draws import CounterDraws, Draws, StreamDraws
+from spep_gym.batched.tables import (
+    WORKLOAD_COLUMNS,
+    FidelityClasses,
+    NetworkTables,
+    build_tables,
+    episode_workload,
+    fixed_graph,
+    link_rows,
+    network_graph,
+    pack_workloads,
+    predecessors,
+)
+from spep_gym.config import SpepConfig
+from spep_gym.metrics import (
+    FAILED,
+    IN_FLIGHT,
+    ON_DEMAND,
+    PREPOSITIONED,
+    QUEUED,
+    SERVED,
+    Metrics,
+)
+from spep_gym.topology import num_pairs
+from spep_gym.workload import Workload
+
+#: A slot no swap is due in (a free in-flight place).
+NEVER = 1 << 62
+_BIG = 1 << 62
+_INT_METRICS = tuple(f.name for f in fields(Metrics) if f.type in ("int", int))
+_FLOAT_METRICS = tuple(f.name for f in fields(Metrics) if f.name not in _INT_METRICS)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device; a CUDA device that does not exist is a one-line ValueError."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device={device!r} is invalid: allowed 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r}: CUDA is not available here (torch {torch.__version__} "
+                f"sees no CUDA device); use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: there are {torch.cuda.device_count()} CUDA devices "
+                f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+            )
+    elif dev.type != "cpu":
+        raise ValueError(f"device={device!r} is invalid: allowed 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
+def check_supported(cfg: SpepConfig) -> None:
+    """Refuse a config the batched core does not run (one-line ValueError naming the field)."""
+    if cfg.trace is not None:
+        raise ValueError(
+            f"config field 'trace' = {cfg.trace!r} is not supported by the batched simulator "
+            "(trace replay runs on the scalar Simulator); allowed None"
+        )
+
+
+def same_config(configs: Sequence[SpepConfig]) -> SpepConfig:
+    """The one config of a batch; configs that differ are a ValueError naming the first field."""
+    first = configs[0]
+    for i, cfg in enumerate(configs[1:], start=1):
+        for name in SpepConfig.field_names():
+            a, b = getattr(first, name), getattr(cfg, name)
+            if a is b:
+                continue
+            if name == "topology" and not (isinstance(a, str) and isinstance(b, str)):
+                same = a is b
+            else:
+                same = a == b
+            if not same:
+                raise ValueError(
+                    f"configs differ across the batch: field {name!r} is {a!r} in network 0 and "
+                    f"{b!r} in network {i}; a batch runs one config"
+                )
+    return first
+
+
+@dataclass
+class BatchEvents:
+    """What happened in one step, per network (B,): the counts of :class:`SlotEvents`' lists."""
+
+    slot: Tensor  # the slot whose phases 4-6 ran
+    arrived: Tensor
+    served: Tensor
+    served_prepositioned: Tensor  # prepositions used this step
+    failed: Tensor
+    placed: Tensor  # pre-positions stored (usable) this step
+    pairs_generated: Tensor
+    pairs_consumed: Tensor
+    pairs_expired: Tensor
+    pairs_replaced: Tensor
+    prepositions_expired: Tensor
+    swap_failures: Tensor
+    queue_overflow: Tensor
+    served_weight: Tensor  # float64, summed in event order
+    failed_weight: Tensor  # float64
+
+    @classmethod
+    def zeros(cls, slot: Tensor) -> BatchEvents:
+        """No events yet, in slot ``slot``."""
+        z = torch.zeros_like(slot)
+        f = torch.zeros(slot.shape, dtype=torch.float64, device=slot.device)
+        counts = {
+            f_.name: z.clone() for f_ in fields(cls) if f_.name not in ("slot", "served_weight")
+        }
+        counts["failed_weight"] = f.clone()
+        return cls(slot=slot.clone(), served_weight=f, **counts)
+
+
+class BatchedSimulator:
+    """B quantum networks of one config, stepped together (see the module docstring).
+
+    Args:
+        cfg: the config every network runs (the paper preset by default).
+        num_envs: the batch size B.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        draws: ``"counter"`` (on-device counter-based streams, the default), ``"scalar"`` (the
+            scalar simulator's numpy streams, drawn on the host: equal to scalar runs) or any
+            :class:`~spep_gym.batched.draws.Draws`.
+    """
+
+    def __init__(
+        self,
+        cfg: SpepConfig | None = None,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        draws: str | Draws = "counter",
+    ) -> None:
+        self.cfg = cfg = cfg or SpepConfig()
+        check_supported(cfg)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        self.device = resolve_device(device)
+        self.num_envs = B = num_envs
+        self.n = cfg.n
+        self.num_pairs = num_pairs(self.n)
+        if isinstance(draws, str):
+            if draws == "counter":
+                draws = CounterDraws(B, self.device)
+            elif draws == "scalar":
+                draws = StreamDraws(B, self.device)
+            else:
+                raise ValueError(
+                    f"draws={draws!r} is invalid: allowed 'counter', 'scalar' or a Draws object"
+                )
+        self.draws: Draws = draws
+        self.classes = FidelityClasses(cfg)
+        graph = fixed_graph(cfg)
+        self._fixed_rows = link_rows(graph, cfg, self.classes) if graph is not None else None
+        self._fixed_tables: NetworkTables | None = None
+        self._fixed_workload_hops: np.ndarray | None = None
+        self._class_tables = self.classes.tables(self.device)
+        self.delays = [
+            physics.signalling_delay(cfg.signalling_latency, h) for h in range(self.n + 1)
+        ]
+        self._latency = cfg.signalling_latency > 0
+        self._prho = cfg.effective_preposition_rho
+        self._exact_weights = all(float(w).is_integer() for w in cfg.priority_weights)
+        self._build_constants()
+        self.t = torch.zeros(B, dtype=torch.int64, device=self.device)
+        self._arrivals_per_slot = 0
+        self._ready = False
+        self._pf: Tensor | None = None
+
+    # ------------------------------------------------------------------ constants
+    def _build_constants(self) -> None:
+        cfg, dev = self.cfg, self.device
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": dev}
+        ages = cfg.prediction_window + max(self.delays) + 2
+        # Python pow, as physics.decayed computes it; numpy pow, as physics.decayed_array does.
+        self._pow = torch.tensor([self._prho**k for k in range(ages)], **f64)
+        self._pow_np = torch.tensor(self._prho ** np.asarray(self.delays), **f64)
+        self._delay = torch.tensor(self.delays, dtype=torch.int64, device=dev)
+        spd = cfg.slots_per_day
+        tod = []
+        for r in range(spd):
+            phase = 2.0 * np.pi * r / spd
+            tod.append(np.array([np.sin(phase), np.cos(phase)], np.float32))
+        self._time_of_day = torch.tensor(np.stack(tod), dtype=torch.float32, device=dev)
+        self._below_k = torch.arange(1, max(cfg.prediction_window, 1), device=dev)
+
+    # ------------------------------------------------------------------ episodes
+    def reset(
+        self,
+        seeds: Sequence[int],
+        rows: Sequence[int] | Tensor | None = None,
+        workloads: Sequence[Workload] | None = None,
+    ) -> BatchEvents:
+        """Start new episodes in the networks ``rows`` (default: all) and run phases 1-3 of slot 0.
+
+        ``seeds[i]`` seeds network ``rows[i]``: its graph and workload are the scalar simulator's
+        for that seed (``Simulator.reset(seed)``), its draws come from ``draws``. ``workloads``
+        replaces the generated workloads (one per row; they must fit the graphs). The other networks
+        are left as they are.
+        """
+        B, dev = self.num_envs, self.device
+        if rows is None:
+            rows_t = torch.arange(B, device=dev)
+        else:
+            rows_t = torch.as_tensor(rows, dtype=torch.int64).to(dev).reshape(-1)
+        seeds = [int(s) for s in seeds]
+        if len(seeds) != rows_t.numel():
+            raise ValueError(
+                f"{len(seeds)} seeds for {rows_t.numel()} networks: give one per network"
+            )
+        if workloads is not None and len(workloads) != len(seeds):
+            raise ValueError(
+                f"{len(workloads)} workloads for {len(seeds)} networks: one per network"
+            )
+        full = rows_t.numel() == B and bool((rows_t == torch.arange(B, device=dev)).all())
+        new_tables, hops = self._tables_for(seeds)
+        if workloads is None:
+            workloads = [
+                episode_workload(self.cfg, s, hops[i], self.n) for i, s in enumerate(seeds)
+            ]
+        width = max(max((len(w) for w in workloads), default=0), 1)
+        work = pack_workloads(list(workloads), width, dev)
+        if full or not self._ready:
+            self._install_full(new_tables, work, rows_t)
+        else:
+            self._install_rows(new_tables, work, rows_t)
+        self._class_tables = self.classes.tables(dev)
+        self._arrivals_per_slot = max(
+            self._arrivals_per_slot,
+            max((int(np.bincount(w.arrival).max(initial=0)) for w in workloads), default=0),
+        )
+        self.draws.reset(seeds, rows_t, self.tables.num_links[rows_t])
+        self._ready = True
+        self._pf = None
+        slot = torch.full((B,), -1, dtype=torch.int64, device=dev)
+        events = BatchEvents.zeros(slot)
+        live = torch.zeros(B, dtype=torch.bool, device=dev)
+        live[rows_t] = True
+        self._begin_slot(events, None if full else live)
+        return events
+
+    def _tables_for(self, seeds: list[int]) -> tuple[NetworkTables, list[np.ndarray]]:
+        """Tables of the networks of ``seeds`` and their static hops (numpy, for the workloads)."""
+        cfg = self.cfg
+        if self._fixed_rows is not None:
+            if self._fixed_tables is None:
+                self._fixed_tables = build_tables(
+                    [self._fixed_rows], self.n, self.classes, self.device
+                )
+                self._fixed_workload_hops = self._fixed_tables.static_hops[0].cpu().numpy()
+            tab = _repeat_tables(self._fixed_tables, len(seeds))
+            assert self._fixed_workload_hops is not None
+            return tab, [self._fixed_workload_hops] * len(seeds)
+        rows = [link_rows(network_graph(cfg, s), cfg, self.classes) for s in seeds]
+        tab = build_tables(rows, self.n, self.classes, self.device)
+        hops = tab.static_hops.cpu().numpy()
+        return tab, list(hops)
+
+    def _install_full(self, tab: NetworkTables, work: dict[str, Tensor], rows: Tensor) -> None:
+        """Fresh state for every network (shapes from these tables and workloads)."""
+        cfg, dev = self.cfg, self.device
+        B = self.num_envs
+        self.tables = tab
+        E = tab.E
+        C = max(int(tab.capacity.max()), 1)
+        i64: dict[str, Any] = {"dtype": torch.int64, "device": dev}
+        self.created = torch.full((B, E + 1, C), -1, **i64)
+        self.count = torch.zeros((B, E + 1), **i64)
+        self.youngest = torch.full((B, E + 1), -1, **i64)
+        self.busy_until = torch.full((B, E + 1), -1, **i64)
+        self.usable = torch.zeros((B, E + 1), dtype=torch.bool, device=dev)
+        self.factor = torch.zeros((B, E + 1), dtype=torch.float64, device=dev)
+        self.cost = torch.full((B, E + 1), torch.inf, dtype=torch.float64, device=dev)
+        self.usable[:, E] = True
+        self.factor[:, E] = 1.0
+        K = cfg.max_prepositioned
+        P = self.num_pairs
+        self.held_pair = torch.full((B, K), P, **i64)
+        self.held_fidelity = torch.zeros((B, K), dtype=torch.float64, device=dev)
+        self.held_placed = torch.zeros((B, K), **i64)
+        self.held_hops = torch.zeros((B, K), **i64)
+        self.held_expiry = torch.zeros((B, K), **i64)
+        self.held_seq = torch.zeros((B, K), **i64)
+        self.held_next = torch.zeros(B, **i64)
+        F = (E + 1) * C if self._latency else 1
+        self._alloc_flights(F)
+        Q = cfg.queue_capacity
+        self.queue = torch.zeros((B, Q), **i64)
+        self.queue_len = torch.zeros(B, **i64)
+        self.work = work
+        self.next_request = torch.zeros(B, **i64)
+        self.demand_start = torch.zeros(B, **i64)
+        N = work["arrival"].shape[1]
+        self.records = _empty_records(B, N, dev)
+        self.metrics = {k: torch.zeros(B, **i64) for k in _INT_METRICS}
+        self.metrics.update(
+            {k: torch.zeros(B, dtype=torch.float64, device=dev) for k in _FLOAT_METRICS}
+        )
+        self.demand = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+        self.t = torch.zeros(B, **i64)
+        self._arrivals_per_slot = 0
+
+    def _alloc_flights(self, F: int) -> None:
+        B, dev = self.num_envs, self.device
+        i64: dict[str, Any] = {"dtype": torch.int64, "device": dev}
+        self.flight_due = torch.full((B, F), NEVER, **i64)
+        self.flight_placed = torch.zeros((B, F), **i64)
+        self.flight_pair = torch.zeros((B, F), **i64)
+        self.flight_hops = torch.zeros((B, F), **i64)
+        self.flight_fidelity = torch.zeros((B, F), dtype=torch.float64, device=dev)
+        self.flight_ok = torch.zeros((B, F), dtype=torch.bool, device=dev)
+        self.flight_request = torch.full((B, F), -1, **i64)
+        self.flight_seq = torch.zeros((B, F), **i64)
+        self.flight_next = torch.zeros(B, **i64)
+
+    def _install_rows(self, tab: NetworkTables, work: dict[str, Tensor], rows: Tensor) -> None:
+        """Fresh state for the networks ``rows`` only; shared sizes grow to fit the new ones."""
+        cur = self.tables
+        if tab.E > cur.E:
+            self._grow_links(tab.E)
+        elif tab.E < cur.E:
+            tab = _pad_links(tab, self.tables.E)
+        cur = self.tables
+        if tab.D != cur.D or tab.H != cur.H:
+            D, H = max(tab.D, cur.D), max(tab.H, cur.H)
+            self.tables = _pad_dh(cur, D, H)
+            tab = _pad_dh(tab, D, H)
+        C = max(int(tab.capacity.max()), 1)
+        if self.created.shape[2] < C:
+            pad = torch.full(
+                (*self.created.shape[:2], C - self.created.shape[2]),
+                -1,
+                dtype=torch.int64,
+                device=self.device,
+            )
+            self.created = torch.cat([self.created, pad], dim=2)
+        for name in vars(self.tables):
+            value = getattr(self.tables, name)
+            if isinstance(value, Tensor):
+                value[rows] = getattr(tab, name)
+        N_new, N_cur = work["arrival"].shape[1], self.work["arrival"].shape[1]
+        if N_new > N_cur:
+            self._grow_requests(N_new)
+        for name, (_, fill) in WORKLOAD_COLUMNS.items():
+            col = self.work[name]
+            col[rows] = fill
+            col[rows, :N_new] = work[name]
+        for name, value in _empty_records(
+            len(rows), self.work["arrival"].shape[1], self.device
+        ).items():
+            self.records[name][rows] = value
+        E = self.tables.E
+        self.created[rows] = -1
+        for name, fill in (("count", 0), ("youngest", -1), ("busy_until", -1)):
+            getattr(self, name)[rows] = fill
+        self.usable[rows] = False
+        self.factor[rows] = 0.0
+        self.cost[rows] = torch.inf
+        self.usable[:, E] = True
+        self.factor[:, E] = 1.0
+        self.held_pair[rows] = self.num_pairs
+        self.held_next[rows] = 0
+        F = (E + 1) * self.created.shape[2] if self._latency else 1
+        if self.flight_due.shape[1] < F:
+            self._grow_flights(F)
+        self.flight_due[rows] = NEVER
+        self.flight_next[rows] = 0
+        self.queue_len[rows] = 0
+        self.next_request[rows] = 0
+        self.demand_start[rows] = 0
+        for value in self.metrics.values():
+            value[rows] = 0
+        self.demand[rows] = 0.0
+        self.t[rows] = 0
+
+    def _grow_links(self, E_new: int) -> None:
+        """Insert dead links before the pad link so that networks of ``E_new`` links fit."""
+        E = self.tables.E
+        extra = E_new - E
+        dev = self.device
+
+        def grow(x: Tensor, fill: float | bool) -> Tensor:
+            shape = list(x.shape)
+            shape[1] = extra
+            mid = torch.full(shape, fill, dtype=x.dtype, device=dev)
+            return torch.cat([x[:, :E], mid, x[:, E:]], dim=1)
+
+        self.tables = _pad_links(self.tables, E_new)
+        self.created = grow(self.created, -1)
+        self.count = grow(self.count, 0)
+        self.youngest = grow(self.youngest, -1)
+        self.busy_until = grow(self.busy_until, -1)
+        self.usable = grow(self.usable, False)
+        self.factor = grow(self.factor, 0.0)
+        self.cost = grow(self.cost, torch.inf)
+
+    def _grow_flights(self, F: int) -> None:
+        old = {
+            name: getattr(self, name)
+            for name in vars(self)
+            if name.startswith("flight_") and name != "flight_next"
+        }
+        next_seq = self.flight_next
+        self._alloc_flights(F)
+        for name, value in old.items():
+            getattr(self, name)[:, : value.shape[1]] = value
+        self.flight_next = next_seq
+
+    def _grow_requests(self, N: int) -> None:
+        cur = self.work["arrival"].shape[1]
+        for name, (dtype, fill) in WORKLOAD_COLUMNS.items():
+            pad = torch.full((self.num_envs, N - cur), fill, dtype=dtype, device=self.device)
+            self.work[name] = torch.cat([self.work[name], pad], dim=1)
+        fresh = _empty_records(self.num_envs, N - cur, self.device)
+        for name in self.records:
+            self.records[name] = torch.cat([self.records[name], fresh[name]], dim=1)
+
+    @property
+    def done(self) -> Tensor:
+        """(B,) True where every slot of the episode has run."""
+        return self.t >= self.cfg.episode_slots
+
+    # ------------------------------------------------------------------ one step
+    def step(
+        self, actions: Tensor | np.ndarray | Sequence[Sequence[int]], strict: bool = True
+    ) -> BatchEvents:
+        """Finish the current slot of every network with its action and begin the next.
+
+        ``actions`` (B, A) int: per network, node-pair indices in order of preference; out-of-range
+        entries mean "none". With ``strict`` a network whose episode is over is an error; without,
+        it is stepped anyway (its results are meaningless: the vector env resets it right after).
+        """
+        if not self._ready:
+            raise RuntimeError("call reset() before step()")
+        if strict and bool(self.done.any()):
+            raise RuntimeError(
+                "the episode is over (all episode_slots have run) in networks "
+                f"{torch.nonzero(self.done).flatten().tolist()[:8]}: reset them"
+            )
+        acts = torch.as_tensor(actions, device=self.device).to(torch.int64)
+        if acts.dim() == 1:
+            acts = acts[:, None]
+        if acts.shape[0] != self.num_envs:
+            raise ValueError(
+                f"actions of shape {tuple(acts.shape)}: expected ({self.num_envs}, action_len)"
+            )
+        events = BatchEvents.zeros(self.t)
+        self._pf = None
+        self._preposition(acts, events)
+        self._serve(events)
+        self._fail_overdue(events)
+        self.t += 1
+        live = self.t < self.cfg.episode_slots
+        if bool(live.all()):
+            self._begin_slot(events, None)
+        elif bool(live.any()):
+            self._begin_slot(events, live)
+        return events
+
+    # ------------------------------------------------------------------ phases 1-3
+    def _begin_slot(self, events: BatchEvents, live: Tensor | None) -> None:
+        """Phases 1-3 (in the networks ``live``; None: all)."""
+        self._discard_expired(events, live)
+        self._generate(events, live)
+        self._admit_arrivals(events, live)
+
+    def _discard_expired(self, events: BatchEvents, live: Tensor | None) -> None:
+        """Phase 1: swap outcomes due now, then expired link pairs and pre-positioned pairs."""
+        t = self.t
+        if self._latency:
+            self._receive_outcomes(events, live)
+        created = self.created
+        expired = (created >= 0) & (t[:, None, None] - created >= self.tables.lifetime[:, :, None])
+        if live is not None:
+            expired &= live[:, None, None]
+        per_link = expired.sum(dim=2)
+        gone = per_link.sum(dim=1)
+        created.masked_fill_(expired, -1)
+        self.count -= per_link
+        self.youngest = created.max(dim=2).values
+        events.pairs_expired += gone
+        self.metrics["pairs_expired"] += gone
+        old = (self.held_pair < self.num_pairs) & (self.held_expiry <= t[:, None])
+        if live is not None:
+            old &= live[:, None]
+        n_old = old.sum(dim=1)
+        self.held_pair.masked_fill_(old, self.num_pairs)
+        events.prepositions_expired += n_old
+        self.metrics["prepositions_expired"] += n_old
+
+    def _receive_outcomes(self, events: BatchEvents, live: Tensor | None) -> None:
+        """Phase 1 with signalling latency: outcomes due now, in the order they were sent."""
+        t = self.t
+        due = self.flight_due <= t[:, None]
+        if live is not None:
+            due &= live[:, None]
+        if not bool(due.any()):
+            return
+        m = self.metrics
+        requeue: list[tuple[Tensor, Tensor]] = []
+        while True:
+            has = due.any(dim=1)
+            if not bool(has.any()):
+                break
+            k = torch.where(due, self.flight_seq, _BIG).argmin(dim=1)
+            b = torch.nonzero(has).flatten()
+            k = k[b]
+            due[b, k] = False
+            self.flight_due[b, k] = NEVER
+            req = self.flight_request[b, k]
+            ok = self.flight_ok[b, k]
+            fid = self.flight_fidelity[b, k]
+            placed = self.flight_placed[b, k]
+            hops = self.flight_hops[b, k]
+            prep = req < 0
+            if bool(prep.any()):
+                bp = b[prep]
+                m["prepositions_in_flight"][bp] -= 1
+                self._settle(
+                    bp,
+                    self.flight_pair[b, k][prep],
+                    fid[prep],
+                    ok[prep],
+                    placed[prep],
+                    hops[prep],
+                    events,
+                )
+            ask = ~prep
+            if not bool(ask.any()):
+                continue
+            br, r = b[ask], req[ask]
+            m["requests_in_flight"][br] -= 1
+            lost = ~ok[ask]
+            if bool(lost.any()):
+                bl, rl = br[lost], r[lost]
+                events.swap_failures[bl] += 1
+                m["swap_failures"][bl] += 1
+                late = t[bl] > self.work["deadline"][bl, rl]
+                if bool(late.any()):
+                    self._fail(bl[late], rl[late], events)
+                back = ~late
+                if bool(back.any()):
+                    self.records["status"][bl[back], rl[back]] = QUEUED
+                    requeue.append((bl[back], rl[back]))
+            got = ok[ask]
+            if bool(got.any()):
+                bg, rg = br[got], r[got]
+                age = t[bg] - placed[ask][got]
+                f = self._decayed(fid[ask][got], self._pow[age])
+                self._served(bg, rg, ON_DEMAND, f, hops[ask][got], events)
+        if requeue:
+            bq = torch.cat([x for x, _ in requeue])
+            rq = torch.cat([x for _, x in requeue])
+            # one row per network and requeued request: (B, k) with k = most in one network
+            k = torch.bincount(bq, minlength=self.num_envs)
+            width = int(k.max())
+            order = torch.argsort(bq, stable=True)
+            bq, rq = bq[order], rq[order]
+            start = torch.cumsum(k, 0) - k
+            col = torch.arange(bq.numel(), device=self.device) - start[bq]
+            ids = torch.zeros((self.num_envs, width), dtype=torch.int64, device=self.device)
+            valid = torch.zeros((self.num_envs, width), dtype=torch.bool, device=self.device)
+            ids[bq, col] = rq
+            valid[bq, col] = True
+            self._merge_into_queue(ids, valid)
+
+    def _generate(self, events: BatchEvents, live: Tensor | None) -> None:
+        """Phase 2: one uniform per link; a new pair where it is below p_gen and the link is free."""
+        tab = self.tables
+        E = tab.E
+        t = self.t
+        all_live = torch.ones_like(t, dtype=torch.bool) if live is None else live
+        u = self.draws.generation(t, all_live, E)
+        draw = (u < tab.p_gen[:, :E]) & (self.busy_until[:, :E] < t[:, None])
+        if live is not None:
+            draw &= live[:, None]
+        count = self.count[:, :E]
+        room = count < tab.capacity[:, :E]
+        new = draw & room
+        created = self.created[:, :E]
+        tt = t[:, None].expand_as(new)
+        if created.shape[2] == 1:
+            created[:, :, 0] = torch.where(new, tt, created[:, :, 0])
+        else:
+            free = (created < 0).int().argmax(dim=2, keepdim=True)
+            old = created.gather(2, free)[:, :, 0]
+            created.scatter_(2, free, torch.where(new, tt, old)[:, :, None])
+        count += new
+        self.youngest[:, :E] = torch.where(new, tt, self.youngest[:, :E])
+        made = new.sum(dim=1)
+        if self.cfg.link_pool_policy == "replace_oldest":
+            full = draw & ~room
+            held = torch.where(created >= 0, created, _BIG)
+            oldest = held.argmin(dim=2, keepdim=True)
+            old = created.gather(2, oldest)[:, :, 0]
+            created.scatter_(2, oldest, torch.where(full, tt, old)[:, :, None])
+            self.youngest[:, :E] = torch.where(full, tt, self.youngest[:, :E])
+            replaced = full.sum(dim=1)
+            made = made + replaced
+            events.pairs_replaced += replaced
+            self.metrics["pairs_replaced"] += replaced
+        events.pairs_generated += made
+        self.metrics["pairs_generated"] += made
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        """The view of every link (as ``LinkPool.refresh`` with no links given)."""
+        E = self.tables.E
+        held = self.count > 0
+        idx = self._table_index(self.youngest)
+        ct = self._class_tables
+        self.usable = held.clone()
+        self.factor = torch.where(held, ct["factor"].view(-1)[idx], 0.0)
+        if self.cfg.routing == "highest_fidelity":
+            self.cost = torch.where(held, ct["cost_full"].view(-1)[idx], torch.inf)
+        self.usable[:, E] = True
+        self.factor[:, E] = 1.0
+
+    def _table_index(
+        self, youngest: Tensor, t: Tensor | None = None, links: Tensor | None = None
+    ) -> Tensor:
+        """Flat index into the class tables of each link's youngest pair's age."""
+        L = self._class_tables["fid"].shape[1]
+        t = self.t if t is None else t
+        cls = self.tables.link_class if links is None else links
+        age = (t[:, None] - youngest).clamp(0, L - 1)
+        return cls * L + age
+
+    def _admit_arrivals(self, events: BatchEvents, live: Tensor | None) -> None:
+        """Phase 3: this slot's requests join the queue; an arrival to a full queue fails at once."""
+        K = self._arrivals_per_slot
+        if K == 0:
+            return
+        t = self.t
+        w = self.work
+        N = w["arrival"].shape[1]
+        ids = self.next_request[:, None] + torch.arange(K, device=self.device)
+        safe = ids.clamp(max=N - 1)
+        arrive = (ids < N) & (w["arrival"].gather(1, safe) == t[:, None])
+        if live is not None:
+            arrive &= live[:, None]
+        k = arrive.sum(dim=1)
+        if not bool(k.any()):
+            self._slide_demand(live)
+            return
+        space = (self.cfg.queue_capacity - self.queue_len).clamp(min=0)
+        admit = arrive & (torch.arange(K, device=self.device) < space[:, None])
+        over = arrive & ~admit
+        if bool(over.any()):
+            n_over = over.sum(dim=1)
+            self.metrics["queue_overflow"] += n_over
+            events.queue_overflow += n_over
+            self._fail_rows(safe, over, events)
+        self._merge_into_queue(safe, admit)
+        rows = torch.nonzero(admit)
+        self.records["status"][rows[:, 0], safe[admit]] = QUEUED
+        self.next_request += k
+        self.metrics["arrived"] += k
+        events.arrived += k
+        pair = torch.where(arrive, w["pair"].gather(1, safe), self.num_pairs)
+        self.demand.scatter_add_(1, pair, arrive.float())
+        self._slide_demand(live)
+
+    def _slide_demand(self, live: Tensor | None) -> None:
+        """Drop the arrivals of ``demand_obs_slots`` slots ago from the demand window."""
+        K = self._arrivals_per_slot
+        old = self.t - self.cfg.demand_obs_slots
+        w = self.work
+        N = w["arrival"].shape[1]
+        ids = self.demand_start[:, None] + torch.arange(K, device=self.device)
+        safe = ids.clamp(max=N - 1)
+        leave = (ids < N) & (w["arrival"].gather(1, safe) == old[:, None]) & (old[:, None] >= 0)
+        if live is not None:
+            leave &= live[:, None]
+        if not bool(leave.any()):
+            return
+        pair = torch.where(leave, w["pair"].gather(1, safe), self.num_pairs)
+        self.demand.scatter_add_(1, pair, -leave.float())
+        self.demand_start += leave.sum(dim=1)
+
+    # ------------------------------------------------------------------ phase 4
+    def _preposition(self, actions: Tensor, events: BatchEvents) -> None:
+        """Phase 4: try each network's chosen node pairs in order, within the limits."""
+        cfg = self.cfg
+        P = self.num_pairs
+        valid = (actions >= 0) & (actions < P)
+        if not bool(valid.any()):
+            return
+        placed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        m = self.metrics
+        for j in range(actions.shape[1]):
+            held = (self.held_pair < P).sum(dim=1) + m["prepositions_in_flight"]
+            active = (placed < cfg.max_new_prepositions) & (held < cfg.max_prepositioned)
+            if not bool((active[:, None] & valid[:, j:]).any()):
+                break
+            go = active & valid[:, j]
+            if not bool(go.any()):
+                continue
+            a = torch.where(go, actions[:, j], 0)
+            path, hops = self._preposition_path(a, go)
+            go &= hops > 0
+            if not bool(go.any()):
+                continue
+            fidelity, ok = self._consume(path, hops, go, events)
+            delay = self._delay[hops]
+            t = self.t
+            if self._latency:
+                b = torch.nonzero(go).flatten()
+                self._dispatch(
+                    b, t[b] + delay[b], t[b], a[b], hops[b], fidelity[b], ok[b], -1, path[b]
+                )
+                m["prepositions_in_flight"][b] += 1
+                placed += go
+                continue
+            b = torch.nonzero(go).flatten()
+            stored = self._settle(b, a[b], fidelity[b], ok[b], t[b], hops[b], events)
+            placed[b] += stored
+
+    def _preposition_path(self, a: Tensor, go: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, H) links of the path pre-positioning would use for node pairs ``a``; hops (0: none)."""
+        tab = self.tables
+        B = self.num_envs
+        if self.cfg.preposition_path == "static":
+            path = tab.static_paths.gather(2, a[:, None, None].expand(B, tab.H, 1))[:, :, 0]
+            ok = self.usable.gather(1, path).all(dim=1) & go
+            hops = torch.where(ok, tab.static_hops.gather(1, a[:, None])[:, 0], 0)
+            return path, hops
+        b = torch.nonzero(go).flatten()
+        nodes = self._pair_nodes[a[b]]
+        sub_path, sub_hops = self._bfs_route(b, nodes[:, 0], nodes[:, 1])
+        width = sub_path.shape[1]
+        path = torch.full((B, width), tab.E, dtype=torch.int64, device=self.device)
+        hops = torch.zeros(B, dtype=torch.int64, device=self.device)
+        path[b] = sub_path
+        hops[b] = sub_hops
+        return path, hops
+
+    @property
+    def _pair_nodes(self) -> Tensor:
+        pn = getattr(self, "_pair_nodes_t", None)
+        if pn is None:
+            iu, ju = np.triu_indices(self.n, 1)
+            pn = torch.tensor(np.stack([iu, ju], 1), dtype=torch.int64, device=self.device)
+            self._pair_nodes_t = pn
+        return pn
+
+    def _settle(
+        self,
+        b: Tensor,
+        pair: Tensor,
+        fidelity: Tensor,
+        ok: Tensor,
+        placed: Tensor,
+        hops: Tensor,
+        events: BatchEvents,
+    ) -> Tensor:
+        """Store the pre-positions whose swaps succeeded in networks ``b`` (one each); count the rest.
+
+        Returns 1 where a pair was stored, 0 where the swap failed.
+        """
+        m = self.metrics
+        lost = ~ok
+        if bool(lost.any()):
+            events.swap_failures[b[lost]] += 1
+            m["swap_failures"][b[lost]] += 1
+        if bool(ok.any()):
+            bs, f, pl = b[ok], fidelity[ok], placed[ok]
+            expiry = pl + self._slots_until_below(f)
+            slot = (self.held_pair[bs] == self.num_pairs).int().argmax(dim=1)
+            self.held_pair[bs, slot] = pair[ok]
+            self.held_fidelity[bs, slot] = f
+            self.held_placed[bs, slot] = pl
+            self.held_hops[bs, slot] = hops[ok]
+            self.held_expiry[bs, slot] = expiry
+            self.held_seq[bs, slot] = self.held_next[bs]
+            self.held_next[bs] += 1
+            m["prepositions_placed"][bs] += 1
+            events.placed[bs] += 1
+        return ok.long()
+
+    def _slots_until_below(self, f: Tensor) -> Tensor:
+        """``physics.slots_until_below`` of fidelities ``f`` (the first age below F_min, capped)."""
+        window = self.cfg.prediction_window
+        k = self._below_k
+        if k.numel() == 0:
+            return torch.full_like(f, window, dtype=torch.int64)
+        below = self._decayed(f[:, None], self._pow[k][None, :]) < self.cfg.F_min
+        first = below.int().argmax(dim=1) + 1
+        return torch.where(below.any(dim=1), first, window)
+
+    def _from_product(self, product: Tensor) -> Tensor:
+        """Path fidelity from the product of the links' factors (``physics.fidelity_from_product``)."""
+        if self.cfg.swap_model == "paper":
+            return product
+        return (1.0 + 3.0 * product) / 4.0
+
+    def _decayed(self, f: Tensor, power: Tensor) -> Tensor:
+        """The decay law of ``decay_model`` with ``power = rho ** age`` (from a pow table)."""
+        if self.cfg.decay_model == "paper":
+            return f * power
+        return 0.25 + (f - 0.25) * power
+
+    # ------------------------------------------------------------------ links
+    def _consume(
+        self, path: Tensor, hops: Tensor, go: Tensor, events: BatchEvents
+    ) -> tuple[Tensor, Tensor]:
+        """Take the youngest pair of every link on each ``go`` network's path and swap.
+
+        Returns the path fidelity (the scalar ``physics.path_fidelity`` of the pairs taken) and
+        whether every swap succeeded (draws from the swap stream only where ``swap_success < 1``).
+        """
+        B = self.num_envs
+        tab = self.tables
+        E = tab.E
+        link = torch.where(go[:, None] & (path < E), path, E)
+        f = self.factor.gather(1, link)
+        product = f[:, 0]
+        for h in range(1, link.shape[1]):
+            product = product * f[:, h]
+        fidelity = self._from_product(product)
+        rows = torch.arange(B, device=self.device)[:, None].expand_as(link)
+        flat = (rows * (E + 1) + link).reshape(-1)
+        taking = (link < E).reshape(-1)
+        C = self.created.shape[2]
+        created = self.created.view(B * (E + 1), C)
+        cr = created[flat]
+        j = cr.argmax(dim=1)
+        r = torch.arange(cr.shape[0], device=self.device)
+        cr[r, j] = torch.where(taking, -1, cr[r, j])
+        created[flat] = cr
+        count = self.count.view(-1)
+        count.index_put_((flat,), -taking.long(), accumulate=True)
+        young = cr.max(dim=1).values
+        self.youngest.view(-1)[flat] = young
+        held = count[flat] > 0
+        L = self._class_tables["fid"].shape[1]
+        t_link = self.t[:, None].expand_as(link).reshape(-1)
+        age = (t_link - young).clamp(0, L - 1)
+        idx = tab.link_class.view(-1)[flat] * L + age
+        ct = self._class_tables
+        self.usable.view(-1)[flat] = held
+        self.factor.view(-1)[flat] = torch.where(held, ct["factor"].view(-1)[idx], 0.0)
+        if self.cfg.routing == "highest_fidelity":
+            self.cost.view(-1)[flat] = torch.where(held, ct["cost_part"].view(-1)[idx], torch.inf)
+        self.usable[:, E] = True
+        self.factor[:, E] = 1.0
+        used = torch.where(go, hops, 0)
+        events.pairs_consumed += used
+        self.metrics["pairs_consumed"] += used
+        ok = torch.ones(B, dtype=torch.bool, device=self.device)
+        success = self.cfg.swap_success
+        if success < 1.0:
+            counts = torch.where(go & (hops > 1), hops - 1, 0)
+            if bool(counts.any()):
+                u = self.draws.swap(counts)
+                k = torch.arange(u.shape[1], device=self.device)
+                ok = ((u < success) | (k[None, :] >= counts[:, None])).all(dim=1)
+        return fidelity, ok
+
+    def _dispatch(
+        self,
+        b: Tensor,
+        due: Tensor,
+        placed: Tensor,
+        pair: Tensor,
+        hops: Tensor,
+        fidelity: Tensor,
+        ok: Tensor,
+        request: Tensor | int,
+        path: Tensor,
+    ) -> None:
+        """Swaps whose outcomes are on their way (one per network of ``b``); their links wait."""
+        slot = (self.flight_due[b] == NEVER).int().argmax(dim=1)
+        self.flight_due[b, slot] = due
+        self.flight_placed[b, slot] = placed
+        self.flight_pair[b, slot] = pair
+        self.flight_hops[b, slot] = hops
+        self.flight_fidelity[b, slot] = fidelity
+        self.flight_ok[b, slot] = ok
+        self.flight_request[b, slot] = request
+        self.flight_seq[b, slot] = self.flight_next[b]
+        self.flight_next[b] += 1
+        E = self.tables.E
+        busy = self.busy_until[b]
+        on_path = path < E
+        busy.scatter_reduce_(
+            1, torch.where(on_path, path, E), torch.where(on_path, due[:, None], -1), "amax"
+        )
+        busy[:, E] = -1
+        self.busy_until[b] = busy
+
+    # ------------------------------------------------------------------ phase 5
+    def _serve(self, events: BatchEvents) -> None:
+        """Phase 5: each round serves, in every network, the first queued request it can serve."""
+        W = int(self.queue_len.max())
+        if W == 0:
+            return
+        dev = self.device
+        t = self.t
+        queue = self.queue[:, :W]
+        valid = torch.arange(W, device=dev) < self.queue_len[:, None]
+        eb, er = torch.nonzero(valid, as_tuple=True)
+        rid = queue[eb, er]
+        w = self.work
+        e_pair = w["pair"][eb, rid]
+        e_src = w["source"][eb, rid]
+        e_dst = w["destination"][eb, rid]
+        e_freq = w["F_req"][eb, rid]
+        e_dead = w["deadline"][eb, rid]
+        removed = torch.zeros((self.num_envs, W), dtype=torch.bool, device=dev)
+        pending = torch.ones(eb.numel(), dtype=torch.bool, device=dev)
+        m = self.metrics
+        while True:
+            idx = torch.nonzero(pending).flatten()
+            if idx.numel() == 0:
+                break
+            b, r = eb[idx], er[idx]
+            freq = e_freq[idx]
+            # a held pre-positioned pair of this node pair, fidelity now >= F_req
+            held_now = self._held_now()[b]
+            match = (self.held_pair[b] == e_pair[idx, None]) & (held_now >= freq[:, None])
+            has_held = match.any(dim=1)
+            # on demand: the routing strategy's path, if its delivered pair meets F_req in time
+            routed = torch.zeros_like(has_held)
+            need = torch.nonzero(~has_held).flatten()
+            path = torch.full((idx.numel(), 1), self.tables.E, dtype=torch.int64, device=dev)
+            hops = torch.zeros(idx.numel(), dtype=torch.int64, device=dev)
+            f_now = torch.zeros(idx.numel(), dtype=torch.float64, device=dev)
+            if need.numel():
+                nb = b[need]
+                p_sub, h_sub = self._route(
+                    nb, e_src[idx][need], e_dst[idx][need], e_pair[idx][need]
+                )
+                path = torch.full(
+                    (idx.numel(), p_sub.shape[1]), self.tables.E, dtype=torch.int64, device=dev
+                )
+                path[need] = p_sub
+                hops[need] = h_sub
+                f_now[need] = self._path_fidelity_of(nb, p_sub)
+                delay = self._delay[hops]
+                delivered = f_now
+                if self._latency:
+                    delivered = torch.where(
+                        delay > 0, self._decayed(f_now, self._pow[delay]), f_now
+                    )
+                routed = (
+                    (hops > 0) & ~has_held & (delivered >= freq) & (t[b] + delay <= e_dead[idx])
+                )
+            event = has_held | routed
+            first = torch.full((self.num_envs,), _BIG, dtype=torch.int64, device=dev)
+            first.scatter_reduce_(0, b[event], r[event], "amin")
+            pending[idx] = r > first[b]
+            sel = event & (r == first[b])
+            if not bool(sel.any()):
+                continue
+            # served from a held pair: the lowest sufficient fidelity, the earliest placed on a tie
+            hsel = sel & has_held
+            if bool(hsel.any()):
+                hb = b[hsel]
+                hn, hm = held_now[hsel], match[hsel]
+                low = torch.where(hm, hn, torch.inf).min(dim=1).values
+                tie = hm & (hn == low[:, None])
+                slot = torch.where(tie, self.held_seq[hb], _BIG).argmin(dim=1)
+                h_hops = self.held_hops[hb, slot]
+                self.held_pair[hb, slot] = self.num_pairs
+                m["prepositions_used"][hb] += 1
+                m["served_prepositioned"][hb] += 1
+                events.served_prepositioned[hb] += 1
+                self._served(hb, rid[idx[hsel]], PREPOSITIONED, low, h_hops, events)
+                removed[hb, r[hsel]] = True
+            rsel = sel & ~has_held
+            if bool(rsel.any()):
+                self._serve_on_demand(idx, rsel, b, r, rid, path, hops, e_pair, removed, events)
+
+        keep = valid & ~removed
+        self._compact_queue(keep, W)
+
+    def _serve_on_demand(
+        self,
+        idx: Tensor,
+        rsel: Tensor,
+        b: Tensor,
+        r: Tensor,
+        rid: Tensor,
+        path: Tensor,
+        hops: Tensor,
+        e_pair: Tensor,
+        removed: Tensor,
+        events: BatchEvents,
+    ) -> None:
+        """Swap along the chosen paths (one request per network) and serve or dispatch."""
+        B, dev = self.num_envs, self.device
+        rb = b[rsel]
+        req = rid[idx[rsel]]
+        full_path = torch.full((B, path.shape[1]), self.tables.E, dtype=torch.int64, device=dev)
+        full_hops = torch.zeros(B, dtype=torch.int64, device=dev)
+        go = torch.zeros(B, dtype=torch.bool, device=dev)
+        full_path[rb] = path[rsel]
+        full_hops[rb] = hops[rsel]
+        go[rb] = True
+        got, ok = self._consume(full_path, full_hops, go, events)
+        t = self.t
+        self.records["dispatch_slot"][rb, req] = t[rb].to(torch.int32)
+        m = self.metrics
+        if self._latency:
+            due = t[rb] + self._delay[full_hops[rb]]
+            self._dispatch(
+                rb,
+                due,
+                t[rb],
+                e_pair[idx[rsel]],
+                full_hops[rb],
+                got[rb],
+                ok[rb],
+                req,
+                full_path[rb],
+            )
+            self.records["status"][rb, req] = IN_FLIGHT
+            m["requests_in_flight"][rb] += 1
+            removed[rb, r[rsel]] = True
+            return
+        lost = ~ok[rb]
+        if bool(lost.any()):
+            events.swap_failures[rb[lost]] += 1
+            m["swap_failures"][rb[lost]] += 1
+        won = ~lost
+        if bool(won.any()):
+            bw = rb[won]
+            self._served(bw, req[won], ON_DEMAND, got[bw], full_hops[bw], events)
+            removed[bw, r[rsel][won]] = True
+
+    def _held_now(self) -> Tensor:
+        """(B, K) fidelity now of every held pre-positioned pair (meaningless in free places)."""
+        age = (self.t[:, None] - self.held_placed).clamp(0, self._pow.numel() - 1)
+        return self._decayed(self.held_fidelity, self._pow[age])
+
+    def _served(
+        self, b: Tensor, r: Tensor, how: int, fidelity: Tensor, hops: Tensor, events: BatchEvents
+    ) -> None:
+        """Record requests ``r`` of networks ``b`` (distinct networks) as served now."""
+        t = self.t[b]
+        rec = self.records
+        rec["status"][b, r] = SERVED
+        rec["end_slot"][b, r] = t.to(torch.int32)
+        rec["fidelity"][b, r] = fidelity
+        rec["how"][b, r] = how
+        rec["hops"][b, r] = hops.to(torch.int32)
+        m = self.metrics
+        w = self.work
+        prio = w["priority"][b, r]
+        m["served"][b] += 1
+        m["latency_sum"][b] += (t - w["arrival"][b, r]).to(torch.float64)
+        m["fidelity_sum"][b] += fidelity
+        m["pairs_delivered"][b] += hops
+        m["served_weight"][b] += prio
+        events.served_weight[b] += prio
+        events.served[b] += 1
+
+    # ------------------------------------------------------------------ phase 6
+    def _fail_overdue(self, events: BatchEvents) -> None:
+        """Phase 6: a request still queued at the end of its deadline slot fails."""
+        W = int(self.queue_len.max())
+        if W == 0:
+            return
+        queue = self.queue[:, :W]
+        valid = torch.arange(W, device=self.device) < self.queue_len[:, None]
+        late = valid & (self.work["deadline"].gather(1, queue) <= self.t[:, None])
+        if not bool(late.any()):
+            return
+        self._fail_rows(queue, late, events)
+        self._compact_queue(valid & ~late, W)
+
+    def _fail_rows(self, ids: Tensor, mask: Tensor, events: BatchEvents) -> None:
+        """Fail the requests ``ids[b, j]`` where ``mask``, in column order (B, k)."""
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        r = ids[rows, cols]
+        self.records["status"][rows, r] = FAILED
+        self.records["end_slot"][rows, r] = self.t[rows].to(torch.int32)
+        n = mask.sum(dim=1)
+        self.metrics["failed"] += n
+        events.failed += n
+        prio = self.work["priority"].gather(1, ids)
+        if self._exact_weights:
+            total = torch.where(mask, prio, 0.0).sum(dim=1)
+            self.metrics["failed_weight"] += total
+            events.failed_weight += total
+            return
+        for j in range(ids.shape[1]):  # sums in event order, as the scalar adds them
+            add = torch.where(mask[:, j], prio[:, j], 0.0)
+            self.metrics["failed_weight"] += add
+            events.failed_weight += add
+
+    def _fail(self, b: Tensor, r: Tensor, events: BatchEvents) -> None:
+        """Record requests ``r`` of networks ``b`` (distinct) as failed now."""
+        self.records["status"][b, r] = FAILED
+        self.records["end_slot"][b, r] = self.t[b].to(torch.int32)
+        prio = self.work["priority"][b, r]
+        self.metrics["failed"][b] += 1
+        self.metrics["failed_weight"][b] += prio
+        events.failed[b] += 1
+        events.failed_weight[b] += prio
+
+    # ------------------------------------------------------------------ the queue
+    def _merge_into_queue(self, ids: Tensor, valid: Tensor) -> None:
+        """Insert ``ids`` (B, k) where ``valid`` into the sorted queues (by service key)."""
+        if not bool(valid.any()):
+            return
+        dev = self.device
+        W = int(self.queue_len.max())
+        k = ids.shape[1]
+        skey = self.work["service_key"]
+        queue = self.queue[:, :W]
+        ar = torch.arange(W, device=dev)
+        old_valid = ar < self.queue_len[:, None]
+        ek = torch.where(old_valid, skey.gather(1, queue), _BIG)
+        nk = torch.where(valid, skey.gather(1, ids), _BIG + 1)
+        pos_old = ar + (nk[:, None, :] < ek[:, :, None]).sum(dim=2)
+        pos_new = (ek[:, None, :] < nk[:, :, None]).sum(dim=2) + (
+            nk[:, None, :] < nk[:, :, None]
+        ).sum(dim=2)
+        out = torch.zeros((self.num_envs, W + k), dtype=torch.int64, device=dev)
+        out.scatter_(1, pos_old, queue)
+        out.scatter_(1, pos_new, ids)
+        width = min(W + k, self.queue.shape[1])
+        self.queue[:, :width] = out[:, :width]
+        self.queue_len += valid.sum(dim=1)
+
+    def _compact_queue(self, keep: Tensor, W: int) -> None:
+        """Keep the entries ``keep`` (B, W) of the queues, in order."""
+        pos = torch.cumsum(keep, dim=1) - 1
+        pos = torch.where(keep, pos, W)
+        out = torch.zeros((self.num_envs, W + 1), dtype=torch.int64, device=self.device)
+        out.scatter_(1, pos, self.queue[:, :W])
+        self.queue[:, :W] = out[:, :W]
+        self.queue_len = keep.sum(dim=1)
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, b: Tensor, s: Tensor, d: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """The routing strategy's path (X, width) for requests (b, s -> d, pair a); hops (0: none)."""
+        routing = self.cfg.routing
+        tab = self.tables
+        if routing == "reactive":
+            H = tab.H
+            path = tab.static_paths[b[:, None], torch.arange(H, device=self.device), a[:, None]]
+            ok = self.usable[b[:, None], path].all(dim=1)
+            return path, torch.where(ok, tab.static_hops[b, a], 0)
+        if routing == "shortest":
+            return self._bfs_route(b, s, d)
+        if self._latency:
+            return self._delivered_route(b, s, d)
+        return self._dijkstra_route(b, s, d)
+
+    def _masked_neighbours(self, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Neighbour tables of networks ``b`` with the links that hold no pair masked out."""
+        tab = self.tables
+        nbr, link = tab.nbr[b], tab.nbr_link[b]
+        X, n, D = nbr.shape
+        usable = self.usable[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
+        usable &= link < tab.E
+        return torch.where(usable, nbr, n), link
+
+    def _bfs_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """Fewest hops over the links that hold a pair (``routing.shortest``): path from s to d."""
+        nbr, link = self._masked_neighbours(b)
+        pred_j, depth = search.bfs(nbr, s, d)
+        pred_node, pred_link = predecessors(nbr, link, pred_j)
+        rows = torch.arange(b.numel(), device=self.device)
+        hops = depth[rows, d].clamp(min=0)
+        width = max(int(hops.max()), 1) if hops.numel() else 1
+        back = search.walk_back(pred_node, pred_link, d, hops, width, self.tables.E)
+        return search.reverse_paths(back, hops, self.tables.E), hops
+
+    def _dijkstra_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """Highest fidelity (``routing.highest_fidelity``): Dijkstra on the links' costs."""
+        nbr, link = self._masked_neighbours(b)
+        X, n, D = nbr.shape
+        cost = self.cost[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
+        pred_node, pred_link = search.dijkstra(nbr, link, cost, s, d)
+        hops = self._unwound_hops(pred_node, s, d)
+        width = max(int(hops.max()), 1) if hops.numel() else 1
+        back = search.walk_back(pred_node, pred_link, d, hops, width, self.tables.E)
+        return search.reverse_paths(back, hops, self.tables.E), hops
+
+    def _unwound_hops(self, pred_node: Tensor, s: Tensor, d: Tensor) -> Tensor:
+        """Hops of the path from s to d along ``pred_node`` (0 where d was not reached)."""
+        X, n = pred_node.shape
+        rows = torch.arange(X, device=self.device)
+        hops = torch.zeros(X, dtype=torch.int64, device=self.device)
+        node = d.clone()
+        alive = pred_node[rows, d] >= 0
+        for _ in range(n):
+            if not bool(alive.any()):
+                break
+            hops += alive
+            node = torch.where(alive, pred_node[rows, node.clamp(min=0)], node)
+            alive &= node != s
+        return torch.where(pred_node[rows, d] >= 0, hops, 0)
+
+    def _delivered_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """``routing.highest_delivered_fidelity``: the hop count of highest fidelity on arrival."""
+        nbr, link = self._masked_neighbours(b)
+        X, n, D = nbr.shape
+        cost = self.cost[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
+        at_dst, preds = search.layered(nbr, cost, s, d)
+        best_h = self._best_hops(at_dst.cpu().numpy())
+        h = torch.tensor(best_h, dtype=torch.int64, device=self.device)
+        width = max(int(h.max()), 1) if h.numel() else 1
+        rows = torch.arange(X, device=self.device)
+        path = torch.full((X, width), self.tables.E, dtype=torch.int64, device=self.device)
+        node = d.clone()
+        for layer in range(n - 1, 0, -1):  # the link into the layer-h node is the path's h-th
+            on = h >= layer
+            if not bool(on.any()):
+                continue
+            j = preds[layer - 1][rows, node].clamp(min=0)
+            path[:, layer - 1] = torch.where(on, link[rows, node, j], path[:, layer - 1])
+            node = torch.where(on, nbr[rows, node, j], node)
+        return path, h
+
+    def _best_hops(self, at_dst: np.ndarray) -> list[int]:
+        """The scalar's choice of hop count per search from the best cost at each hop count."""
+        cfg = self.cfg
+        out = []
+        for row in at_dst.tolist():
+            best_f, best_h = -math.inf, 0
+            for h, c in enumerate(row, start=1):
+                if c == math.inf:
+                    continue
+                f = float(physics.fidelity_from_product(math.exp(-c), cfg.swap_model))
+                delay = self.delays[h]
+                if delay:
+                    f = physics.decayed(f, self._prho, delay, cfg.decay_model)
+                if f > best_f:
+                    best_f, best_h = f, h
+            out.append(best_h)
+        return out
+
+    def _path_fidelity_of(self, b: Tensor, path: Tensor) -> Tensor:
+        """``Simulator.path_fidelity``: the product of the view's factors along ``path``, in order."""
+        f = self.factor[b[:, None], path]
+        product = f[:, 0]
+        for h in range(1, path.shape[1]):
+            product = product * f[:, h]
+        return self._from_product(product)
+
+    # ------------------------------------------------------------------ views
+    def preposition_fidelity(self) -> Tensor:
+        """(B, P) fidelity a pre-position of each node pair would get now; 0 where it cannot.
+
+        ``Simulator.preposition_fidelity`` batched, computed once per decision point.
+        """
+        if self._pf is not None:
+            return self._pf
+        tab = self.tables
+        if self.cfg.preposition_path == "static":
+            paths = tab.static_paths
+            ok = self.usable.gather(1, paths[:, 0, :])
+            product = self.factor.gather(1, paths[:, 0, :])
+            for h in range(1, tab.H):
+                e = paths[:, h, :]
+                ok = ok & self.usable.gather(1, e)
+                product = product * self.factor.gather(1, e)
+            hops = tab.static_hops
+        else:
+            product, hops = self._available_products()
+            ok = hops > 0
+        fidelity = self._from_product(product)
+        if self._latency:
+            fidelity = self._decayed(fidelity, self._pow_np[hops])
+        self._pf = torch.where(ok, fidelity, 0.0)
+        return self._pf
+
+    def _available_products(self) -> tuple[Tensor, Tensor]:
+        """Products along the fewest-hop paths over links that hold a pair, of every node pair."""
+        tab = self.tables
+        B, n = self.num_envs, self.n
+        rows = torch.arange(B, device=self.device).repeat_interleave(n)
+        src = torch.arange(n, device=self.device).repeat(B)
+        nbr, link = self._masked_neighbours(rows)
+        pred_j, depth = search.bfs(nbr, src)
+        pred_node, pred_link = predecessors(nbr, link, pred_j)
+        iu, ju = np.triu_indices(n, 1)
+        src_of_pair = torch.tensor(iu, dtype=torch.int64, device=self.device)
+        dst = torch.tensor(ju, dtype=torch.int64, device=self.device).repeat(B)
+        x = (torch.arange(B, device=self.device)[:, None] * n + src_of_pair).reshape(-1)
+        hops = depth[x, dst].clamp(min=0)
+        width = max(int(hops.max()), 1)
+        paths = search.walk_back(pred_node[x], pred_link[x], dst, hops, width, tab.E)
+        f = self.factor[rows[x][:, None], paths]
+        product = f[:, 0]
+        for h in range(1, width):
+            product = product * f[:, h]
+        P = self.num_pairs
+        return product.view(B, P), hops.view(B, P)
+
+    def action_masks(self) -> Tensor:
+        """(B, action_len * (P + 1)) bool: per entry, the node pairs that can be placed now."""
+        cfg = self.cfg
+        P = self.num_pairs
+        held = (self.held_pair < P).sum(dim=1) + self.metrics["prepositions_in_flight"]
+        blocked = (held >= cfg.max_prepositioned) | (cfg.max_new_prepositions == 0)
+        can = (self.preposition_fidelity() > 0.0) & ~blocked[:, None]
+        one = torch.cat([can, torch.ones_like(can[:, :1])], dim=1)
+        return one.repeat(1, cfg.action_len)
+
+    def observation(self) -> dict[str, Tensor]:
+        """The observation of ``SpepEnv`` for every network, as float32 tensors (B, ...)."""
+        cfg = self.cfg
+        B, P = self.num_envs, self.num_pairs
+        dev = self.device
+        t = self.t
+        lp = self.tables.link_pair
+        ct = self._class_tables
+
+        def per_pair(values: Tensor) -> Tensor:
+            out = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+            out.scatter_(1, lp, values.to(torch.float32))
+            return out[:, :P]
+
+        held = self.count > 0
+        fid = torch.where(held, ct["fid"].view(-1)[self._table_index(self.youngest)], 0.0)
+        age = torch.where(held, t[:, None] - self.youngest, 0)
+        busy = (self.busy_until - t[:, None]).clamp(min=0)
+        hp = self.held_pair
+        prepositioned = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+        prepositioned.scatter_add_(1, hp, torch.ones_like(hp, dtype=torch.float32))
+        best = torch.zeros((B, P + 1), dtype=torch.float64, device=dev)
+        best.scatter_reduce_(1, hp, torch.where(hp < P, self._held_now(), 0.0), "amax")
+        flights = self.flight_due < NEVER
+        prep_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+        req_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+        if self._latency:
+            is_prep = flights & (self.flight_request < 0)
+            is_req = flights & (self.flight_request >= 0)
+            prep_flight.scatter_add_(1, torch.where(is_prep, self.flight_pair, P), is_prep.float())
+            req_flight.scatter_add_(1, torch.where(is_req, self.flight_pair, P), is_req.float())
+        Q = cfg.queue_obs_size
+        width = min(Q, self.queue.shape[1])
+        ids = self.queue[:, :width]
+        shown = torch.arange(width, device=dev) < self.queue_len[:, None]
+        w = self.work
+        cols = [
+            w["source"].gather(1, ids).to(torch.float32),
+            w["destination"].gather(1, ids).to(torch.float32),
+            w["F_req"].gather(1, ids).to(torch.float32),
+            (w["deadline"].gather(1, ids) - t[:, None]).to(torch.float32),
+            (t[:, None] - w["arrival"].gather(1, ids)).to(torch.float32),
+            w["priority"].gather(1, ids).to(torch.float32),
+        ]
+        queue = torch.zeros((B, Q, 6), dtype=torch.float32, device=dev)
+        queue[:, :width] = torch.where(shown[:, :, None], torch.stack(cols, dim=2), 0.0)
+        mask = torch.zeros((B, Q), dtype=torch.float32, device=dev)
+        mask[:, :width] = shown.float()
+        return {
+            "adjacency": self.tables.adjacency.clone(),
+            "link_pairs": per_pair(self.count),
+            "link_fidelity": per_pair(fid),
+            "link_age": per_pair(age),
+            "link_busy": per_pair(busy),
+            "path_fidelity": self.preposition_fidelity().to(torch.float32),
+            "prepositioned": prepositioned[:, :P],
+            "prepositioned_fidelity": best[:, :P].to(torch.float32),
+            "prepositioned_in_flight": prep_flight[:, :P],
+            "requests_in_flight": req_flight[:, :P],
+            "demand": self.demand[:, :P].clone(),
+            "queue": queue.reshape(B, Q * 6),
+            "queue_mask": mask,
+            "time_of_day": self._time_of_day[t % cfg.slots_per_day],
+        }
+
+    # ------------------------------------------------------------------ metrics
+    def summary(self) -> dict[str, Tensor]:
+        """Per network (B,): every key of ``Metrics.summary()``; rates NaN where undefined."""
+        m = {k: v.clone() for k, v in self.metrics.items()}
+        f = {k: v.to(torch.float64) for k, v in m.items()}
+        nan = torch.tensor(torch.nan, dtype=torch.float64, device=self.device)
+
+        def ratio(num: str | Tensor, den: Tensor) -> Tensor:
+            top = f[num] if isinstance(num, str) else num
+            return torch.where(den > 0, top / den, nan)
+
+        done = f["served"] + f["failed"]
+        out: dict[str, Tensor] = dict(m)
+        out["pending"] = m["arrived"] - m["served"] - m["failed"]
+        out["success_rate"] = ratio("served", done)
+        out["avg_latency"] = ratio("latency_sum", f["served"])
+        out["avg_fidelity"] = ratio("fidelity_sum", f["served"])
+        out["utilization"] = ratio("pairs_delivered", f["pairs_generated"])
+        out["preposition_hit_rate"] = ratio("served_prepositioned", f["served"])
+        out["preposition_use_rate"] = ratio("prepositions_used", f["prepositions_placed"])
+        out["preposition_waste_rate"] = ratio("prepositions_expired", f["prepositions_placed"])
+        return out
+
+    def request_records(self, b: int) -> dict[str, np.ndarray]:
+        """Per-request records of network ``b`` as ``Simulator.request_records`` lists them."""
+        n = int((self.work["arrival"][b] < (1 << 40)).sum())
+        w = {k: v[b, :n].cpu().numpy() for k, v in self.work.items()}
+        rec = {k: v[b, :n].cpu().numpy() for k, v in self.records.items()}
+        return {
+            "id": np.arange(n),
+            "source": w["source"],
+            "destination": w["destination"],
+            "arrival": w["arrival"],
+            "F_req": w["F_req"],
+            "deadline": w["deadline"],
+            "priority": w["priority"],
+            "status": rec["status"].astype(np.int8),
+            "dispatch_slot": rec["dispatch_slot"].astype(np.int64),
+            "end_slot": rec["end_slot"].astype(np.int64),
+            "fidelity": rec["fidelity"],
+            "how": rec["how"].astype(np.int8),
+            "hops": rec["hops"].astype(np.int64),
+        }
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the simulator's tensors (state, tables, workload, records)."""
+        seen: set[int] = set()
+        total = 0
+
+        def add(x: Any) -> None:
+            nonlocal total
+            if isinstance(x, Tensor) and id(x) not in seen:
+                seen.add(id(x))
+                total += x.element_size() * x.nelement()
+            elif isinstance(x, dict):
+                for v in x.values():
+                    add(v)
+
+        for value in vars(self).values():
+            add(value)
+        for value in vars(self.tables).values():
+            add(value)
+        return total
+
+
+def _empty_records(B: int, N: int, device: torch.device) -> dict[str, Tensor]:
+    return {
+        "status": torch.zeros((B, N), dtype=torch.int8, device=device),
+        "dispatch_slot": torch.full((B, N), -1, dtype=torch.int32, device=device),
+        "end_slot": torch.full((B, N), -1, dtype=torch.int32, device=device),
+        "fidelity": torch.full((B, N), torch.nan, dtype=torch.float64, device=device),
+        "how": torch.zeros((B, N), dtype=torch.int8, device=device),
+        "hops": torch.zeros((B, N), dtype=torch.int32, device=device),
+    }
+
+
+def _repeat_tables(tab: NetworkTables, k: int) -> NetworkTables:
+    """``k`` copies of one network's tables."""
+    values: dict[str, Any] = {}
+    for name, value in vars(tab).items():
+        if isinstance(value, Tensor):
+            values[name] = value.expand(k, *value.shape[1:]).clone()
+        else:
+            values[name] = value
+    return NetworkTables(**values)
+
+
+def _pad_links(tab: NetworkTables, E_new: int) -> NetworkTables:
+    """The tables with dead links inserted before the pad link, for E_new links per network."""
+    E = tab.E
+    if E_new == E:
+        return tab
+    extra = E_new - E
+
+    def grow(x: Tensor) -> Tensor:
+        pad = x[:, E:].expand(x.shape[0], extra, *x.shape[2:])
+        return torch.cat([x[:, :E], pad, x[:, E:]], dim=1)
+
+    values: dict[str, Any] = dict(vars(tab))
+    for name in ("link_pair", "p_gen", "capacity", "link_class", "lifetime"):
+        values[name] = grow(getattr(tab, name))
+    values["nbr_link"] = torch.where(tab.nbr_link == E, E_new, tab.nbr_link)
+    values["static_paths"] = torch.where(tab.static_paths == E, E_new, tab.static_paths)
+    return NetworkTables(**values)
+
+
+def _pad_dh(tab: NetworkTables, D: int, H: int) -> NetworkTables:
+    """The tables with neighbour tables of width D and static paths of width H."""
+    values: dict[str, Any] = dict(vars(tab))
+    n, E = tab.n, tab.E
+    if D > tab.D:
+        values["nbr"] = torch.nn.functional.pad(tab.nbr, (0, D - tab.D), value=n)
+        values["nbr_link"] = torch.nn.functional.pad(tab.nbr_link, (0, D - tab.D), value=E)
+    if H > tab.H:
+        values["static_paths"] = torch.nn.functional.pad(
+            tab.static_paths, (0, 0, 0, H - tab.H), value=E
+        )
+    return NetworkTables(**values)
