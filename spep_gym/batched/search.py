@@ -27,6 +27,8 @@ from torch import Tensor
 
 #: Larger than any key or position; "not reached".
 BIG = 1 << 62
+#: Largest node count the bit-set searches handle (node sets are int64 bit masks).
+MAX_BIT_NODES = 62
 
 
 def bfs(nbr: Tensor, src: Tensor, dst: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -39,32 +41,140 @@ def bfs(nbr: Tensor, src: Tensor, dst: Tensor | None = None) -> tuple[Tensor, Te
     X, n, D = nbr.shape
     device = nbr.device
     rows = torch.arange(X, device=device)
-    key = torch.full((X, n + 1), BIG, dtype=torch.int64, device=device)
-    key[rows, src] = 0
-    visited = torch.zeros((X, n), dtype=torch.bool, device=device)
-    visited[rows, src] = True
     depth = torch.full((X, n), -1, dtype=torch.int64, device=device)
     depth[rows, src] = 0
     pred_j = torch.full((X, n), -1, dtype=torch.int64, device=device)
+    # The searches still running (the others are compacted away as they finish).
+    live = rows
+    key = torch.full((X, n + 1), BIG, dtype=torch.int64, device=device)
+    key[rows, src] = 0
+    visited = depth >= 0
     flat = nbr.reshape(X, n * D)
+    target = dst
     ids = torch.arange(n, device=device)
+    compacted = False
     digits = 1  # layers since the keys were last ranked: keys are below n ** digits
     for layer in range(1, n):
         if n ** (digits + 1) >= BIG:  # the next keys would overflow: rank the layer's keys
             key[:, :n] = _rank(key[:, :n])
             digits = 1
-        m, j = key.gather(1, flat).view(X, n, D).min(dim=2)
+        m, j = key.gather(1, flat).view(-1, n, D).min(dim=2)
         new = (m < BIG) & ~visited
-        if not bool(new.any()):
-            break
         key[:, :n] = torch.where(new, m * n + ids, BIG)
         digits += 1
         visited |= new
-        pred_j = torch.where(new, j, pred_j)
-        depth = torch.where(new, layer, depth)
-        if dst is not None and bool(visited[rows, dst].all()):
+        if compacted:
+            pred_j[live] = torch.where(new, j, pred_j[live])
+            depth[live] = torch.where(new, layer, depth[live])
+        else:
+            pred_j = torch.where(new, j, pred_j)
+            depth = torch.where(new, layer, depth)
+        running = new.any(dim=1)
+        if target is not None:
+            running &= ~visited.gather(1, target[:, None])[:, 0]
+        count = int(running.sum())
+        if count == 0:
             break
+        if count < 0.75 * running.numel():  # drop the finished searches
+            keep = torch.nonzero(running).flatten()
+            live, key, visited, flat = live[keep], key[keep], visited[keep], flat[keep]
+            compacted = True
+            if target is not None:
+                target = target[keep]
     return pred_j, depth
+
+
+def neighbour_bits(nbr: Tensor) -> Tensor:
+    """(X, n) int64: bit v of row u is set where v is a neighbour of u (``nbr`` padded with n)."""
+    n = nbr.shape[1]
+    bits = torch.where(nbr < n, torch.ones_like(nbr) << nbr.clamp(max=n - 1), 0)
+    return bits.sum(dim=2)  # distinct bits: the sum is the union
+
+
+def lowest_node(bits: Tensor) -> Tensor:
+    """Index of the lowest set bit of each bit set; -1 where it is empty."""
+    low = bits & -bits
+    exponent = torch.frexp(low.to(torch.float64)).exponent.to(torch.int64) - 1
+    return torch.where(bits != 0, exponent, -1)
+
+
+def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Hop counts from ``root`` over the links of ``adj``; ``(dist, layers)``.
+
+    ``adj`` (X, n): neighbour bit sets (the graph is undirected: v is reached from the frontier
+    exactly when v's own neighbours meet it). ``dist`` (X, n): hops of every node (-1: unreached);
+    ``layers`` (X, n) bit sets, column k the nodes at k hops. With ``stop`` (X,) node ids the search
+    ends once every ``stop`` is reached or unreachable (farther columns may be incomplete).
+    """
+    X, n = adj.shape
+    device = adj.device
+    pow2 = torch.ones(n, dtype=torch.int64, device=device) << torch.arange(n, device=device)
+    layers = torch.zeros((X, n), dtype=torch.int64, device=device)
+    frontier = pow2[root]
+    layers[:, 0] = frontier
+    seen = frontier.clone()
+    dist = torch.where(pow2 == frontier[:, None], 0, -1)
+    for k in range(1, n):
+        new = ((adj & frontier[:, None]) != 0) & (dist < 0)
+        if not bool(new.any()):
+            break
+        dist = torch.where(new, k, dist)
+        frontier = (new * pow2).sum(dim=1)
+        seen |= frontier
+        layers[:, k] = frontier
+        if stop is not None and not bool(((((seen >> stop) & 1) == 0) & (frontier != 0)).any()):
+            break
+    return dist, layers
+
+
+def next_hops(adj: Tensor, dist: Tensor, layers: Tensor) -> Tensor:
+    """(X, n) each node's lowest-id neighbour one hop closer to the root (-1: none or the root)."""
+    closer = layers.gather(1, (dist - 1).clamp(min=0))
+    return torch.where(dist > 0, lowest_node(adj & closer), -1)
+
+
+def lexmin_paths(
+    adj: Tensor, edge_id: Tensor, net: Tensor, src: Tensor, dst: Tensor, pad: int
+) -> tuple[Tensor, Tensor]:
+    """The breadth-first path from ``src`` to ``dst`` of every search, s-side first.
+
+    The queue-based search of :func:`bfs` (discovery order, neighbours in ascending id) finds, of
+    all fewest-hop paths, the one whose node sequence from the source is lexicographically
+    smallest: a node's key is the sequence of ids along its discovery chain, and its predecessor the
+    neighbour of smallest key in the previous layer. That path is found here greedily: hop counts to
+    ``dst`` from bit-set layers, then from ``src`` the lowest-id neighbour one hop closer, each step.
+    ``adj`` (X, n) neighbour bit sets (n <= :data:`MAX_BIT_NODES`); ``edge_id`` (B, n, n) the link
+    of each node pair of each network, ``net`` (X,) the network of each search. Returns (X, width)
+    links padded with ``pad`` and hops (0: unreachable).
+    """
+    dist, layers = hop_counts(adj, dst, stop=src)
+    return walk(
+        next_hops(adj, dist, layers), dist.gather(1, src[:, None])[:, 0], edge_id, net, src, pad
+    )
+
+
+def walk(
+    nxt: Tensor, hops: Tensor, edge_id: Tensor, net: Tensor, src: Tensor, pad: int
+) -> tuple[Tensor, Tensor]:
+    """Follow the next-hop table ``nxt`` (X, n) from ``src`` for ``hops`` steps (-1: unreachable).
+
+    Returns the links (X, width), s-side first, padded with ``pad``, and the hops (0: none).
+    """
+    X, n = nxt.shape
+    device = nxt.device
+    hops = hops.clamp(min=0)
+    width = max(int(hops.max()), 1) if X else 1
+    nodes = torch.empty((X, width + 1), dtype=torch.int64, device=device)
+    nodes[:, 0] = src
+    node = src[:, None]
+    for step in range(width):
+        node = nxt.gather(1, node.clamp(min=0))
+        nodes[:, step + 1] = node[:, 0]
+    live = torch.arange(width, device=device) < hops[:, None]
+    base = net[:, None] * (n * n)
+    flat = base + nodes[:, :-1].clamp(min=0) * n + nodes[:, 1:].clamp(min=0)
+    links = edge_id.reshape(-1).index_select(0, flat.reshape(-1)).view(X, width)
+    return torch.where(live, links, pad), hops
 
 
 def _rank(key: Tensor) -> Tensor:

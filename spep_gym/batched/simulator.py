@@ -213,6 +213,11 @@ class BatchedSimulator:
         self._arrivals_per_slot = 0
         self._ready = False
         self._pf: Tensor | None = None
+        self._nbr_view: Tensor | None = None
+        self._nbr_stale: Tensor | None = None
+        self._adj = torch.zeros((num_envs, self.n + 1), dtype=torch.int64, device=self.device)
+        #: Node sets as int64 bit masks in the fewest-hop searches (n small enough).
+        self._bits = self.n <= search.MAX_BIT_NODES
 
     # ------------------------------------------------------------------ constants
     def _build_constants(self) -> None:
@@ -276,6 +281,7 @@ class BatchedSimulator:
             self._arrivals_per_slot,
             max((int(np.bincount(w.arrival).max(initial=0)) for w in workloads), default=0),
         )
+        self._after_install()
         self.draws.reset(seeds, rows_t, self.tables.num_links[rows_t])
         self._ready = True
         self._pf = None
@@ -462,6 +468,21 @@ class BatchedSimulator:
         for name in self.records:
             self.records[name] = torch.cat([self.records[name], fresh[name]], dim=1)
 
+    def _after_install(self) -> None:
+        """Index tables derived from the network tables (rebuilt whenever they change)."""
+        tab = self.tables
+        B, E1, P = self.num_envs, tab.E + 1, self.num_pairs
+        rows = torch.arange(B, device=self.device)
+        #: (H, B, P) flat positions in a (B, E + 1) array of each static path's links
+        self._paths_flat = (tab.static_paths.transpose(0, 1) + rows[:, None] * E1).contiguous()
+        #: (B, E + 1) flat positions in a (B, P + 1) array of each link's node pair
+        self._lp_flat = (tab.link_pair + rows[:, None] * (P + 1)).contiguous()
+        self._nbr_view = None
+        self._nbr_stale = None
+        self._pf = None
+        if self._bits:
+            self._rebuild_adjacency()
+
     @property
     def done(self) -> Tensor:
         """(B,) True where every slot of the episode has run."""
@@ -487,7 +508,7 @@ class BatchedSimulator:
         acts = torch.as_tensor(actions, device=self.device).to(torch.int64)
         if acts.dim() == 1:
             acts = acts[:, None]
-        if acts.shape[0] != self.num_envs:
+        if acts.dim() != 2 or acts.shape[0] != self.num_envs:
             raise ValueError(
                 f"actions of shape {tuple(acts.shape)}: expected ({self.num_envs}, action_len)"
             )
@@ -517,23 +538,26 @@ class BatchedSimulator:
         if self._latency:
             self._receive_outcomes(events, live)
         created = self.created
-        expired = (created >= 0) & (t[:, None, None] - created >= self.tables.lifetime[:, :, None])
+        age = t[:, None, None] - created
+        expired = (created >= 0) & (age >= self.tables.lifetime[:, :, None])
         if live is not None:
             expired &= live[:, None, None]
-        per_link = expired.sum(dim=2)
-        gone = per_link.sum(dim=1)
-        created.masked_fill_(expired, -1)
-        self.count -= per_link
-        self.youngest = created.max(dim=2).values
-        events.pairs_expired += gone
-        self.metrics["pairs_expired"] += gone
+        if bool(expired.any()):
+            per_link = expired.sum(dim=2)
+            gone = per_link.sum(dim=1)
+            created.masked_fill_(expired, -1)
+            self.count -= per_link
+            self.youngest = created.max(dim=2).values if created.shape[2] > 1 else created[:, :, 0]
+            events.pairs_expired += gone
+            self.metrics["pairs_expired"] += gone
         old = (self.held_pair < self.num_pairs) & (self.held_expiry <= t[:, None])
         if live is not None:
             old &= live[:, None]
-        n_old = old.sum(dim=1)
-        self.held_pair.masked_fill_(old, self.num_pairs)
-        events.prepositions_expired += n_old
-        self.metrics["prepositions_expired"] += n_old
+        if bool(old.any()):
+            n_old = old.sum(dim=1)
+            self.held_pair.masked_fill_(old, self.num_pairs)
+            events.prepositions_expired += n_old
+            self.metrics["prepositions_expired"] += n_old
 
     def _receive_outcomes(self, events: BatchEvents, live: Tensor | None) -> None:
         """Phase 1 with signalling latency: outcomes due now, in the order they were sent."""
@@ -544,72 +568,67 @@ class BatchedSimulator:
         if not bool(due.any()):
             return
         m = self.metrics
-        requeue: list[tuple[Tensor, Tensor]] = []
+        F = self.flight_due.shape[1]
+        requeue_b: list[Tensor] = []
+        requeue_r: list[Tensor] = []
         while True:
             has = due.any(dim=1)
             if not bool(has.any()):
                 break
-            k = torch.where(due, self.flight_seq, _BIG).argmin(dim=1)
             b = torch.nonzero(has).flatten()
-            k = k[b]
-            due[b, k] = False
-            self.flight_due[b, k] = NEVER
-            req = self.flight_request[b, k]
-            ok = self.flight_ok[b, k]
-            fid = self.flight_fidelity[b, k]
-            placed = self.flight_placed[b, k]
-            hops = self.flight_hops[b, k]
+            k = torch.where(due, self.flight_seq, _BIG).argmin(dim=1)[b]
+            pos = b * F + k
+            due.view(-1)[pos] = False
+            self.flight_due.view(-1)[pos] = NEVER
+            req = _take(self.flight_request, pos)
+            ok = _take(self.flight_ok, pos)
+            fid = _take(self.flight_fidelity, pos)
+            placed = _take(self.flight_placed, pos)
+            hops = _take(self.flight_hops, pos)
             prep = req < 0
             if bool(prep.any()):
                 bp = b[prep]
-                m["prepositions_in_flight"][bp] -= 1
-                self._settle(
-                    bp,
-                    self.flight_pair[b, k][prep],
-                    fid[prep],
-                    ok[prep],
-                    placed[prep],
-                    hops[prep],
-                    events,
-                )
+                m["prepositions_in_flight"].index_add_(0, bp, -torch.ones_like(bp))
+                pair = _take(self.flight_pair, pos[prep])
+                self._settle(bp, pair, fid[prep], ok[prep], placed[prep], hops[prep], events)
             ask = ~prep
             if not bool(ask.any()):
                 continue
             br, r = b[ask], req[ask]
-            m["requests_in_flight"][br] -= 1
+            m["requests_in_flight"].index_add_(0, br, -torch.ones_like(br))
             lost = ~ok[ask]
             if bool(lost.any()):
                 bl, rl = br[lost], r[lost]
-                events.swap_failures[bl] += 1
-                m["swap_failures"][bl] += 1
-                late = t[bl] > self.work["deadline"][bl, rl]
+                self._count(bl, "swap_failures", events)
+                late = t[bl] > self._work_at("deadline", bl, rl)
                 if bool(late.any()):
                     self._fail(bl[late], rl[late], events)
                 back = ~late
                 if bool(back.any()):
-                    self.records["status"][bl[back], rl[back]] = QUEUED
-                    requeue.append((bl[back], rl[back]))
+                    self._record(bl[back], rl[back], "status", QUEUED)
+                    requeue_b.append(bl[back])
+                    requeue_r.append(rl[back])
             got = ok[ask]
             if bool(got.any()):
                 bg, rg = br[got], r[got]
                 age = t[bg] - placed[ask][got]
                 f = self._decayed(fid[ask][got], self._pow[age])
                 self._served(bg, rg, ON_DEMAND, f, hops[ask][got], events)
-        if requeue:
-            bq = torch.cat([x for x, _ in requeue])
-            rq = torch.cat([x for _, x in requeue])
-            # one row per network and requeued request: (B, k) with k = most in one network
-            k = torch.bincount(bq, minlength=self.num_envs)
-            width = int(k.max())
-            order = torch.argsort(bq, stable=True)
-            bq, rq = bq[order], rq[order]
-            start = torch.cumsum(k, 0) - k
-            col = torch.arange(bq.numel(), device=self.device) - start[bq]
-            ids = torch.zeros((self.num_envs, width), dtype=torch.int64, device=self.device)
-            valid = torch.zeros((self.num_envs, width), dtype=torch.bool, device=self.device)
-            ids[bq, col] = rq
-            valid[bq, col] = True
-            self._merge_into_queue(ids, valid)
+        if requeue_b:
+            self._merge_into_queue(*self._rows_of(torch.cat(requeue_b), torch.cat(requeue_r)))
+
+    def _rows_of(self, b: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+        """Per network the values ``r`` of its entries ``b``, as (B, k) ids and a validity mask."""
+        order = torch.argsort(b, stable=True)
+        b, r = b[order], r[order]
+        k = torch.bincount(b, minlength=self.num_envs)
+        width = int(k.max())
+        col = torch.arange(b.numel(), device=self.device) - (torch.cumsum(k, 0) - k)[b]
+        ids = torch.zeros((self.num_envs, width), dtype=torch.int64, device=self.device)
+        valid = torch.zeros((self.num_envs, width), dtype=torch.bool, device=self.device)
+        ids[b, col] = r
+        valid[b, col] = True
+        return ids, valid
 
     def _generate(self, events: BatchEvents, live: Tensor | None) -> None:
         """Phase 2: one uniform per link; a new pair where it is below p_gen and the link is free."""
@@ -621,19 +640,19 @@ class BatchedSimulator:
         draw = (u < tab.p_gen[:, :E]) & (self.busy_until[:, :E] < t[:, None])
         if live is not None:
             draw &= live[:, None]
-        count = self.count[:, :E]
-        room = count < tab.capacity[:, :E]
+        room = self.count[:, :E] < tab.capacity[:, :E]
         new = draw & room
-        created = self.created[:, :E]
         tt = t[:, None].expand_as(new)
-        if created.shape[2] == 1:
+        C = self.created.shape[2]
+        created = self.created[:, :E]
+        if C == 1:
             created[:, :, 0] = torch.where(new, tt, created[:, :, 0])
         else:
             free = (created < 0).int().argmax(dim=2, keepdim=True)
             old = created.gather(2, free)[:, :, 0]
             created.scatter_(2, free, torch.where(new, tt, old)[:, :, None])
-        count += new
-        self.youngest[:, :E] = torch.where(new, tt, self.youngest[:, :E])
+        self.count[:, :E] += new
+        young = torch.where(new, tt, self.youngest[:, :E])
         made = new.sum(dim=1)
         if self.cfg.link_pool_policy == "replace_oldest":
             full = draw & ~room
@@ -641,37 +660,57 @@ class BatchedSimulator:
             oldest = held.argmin(dim=2, keepdim=True)
             old = created.gather(2, oldest)[:, :, 0]
             created.scatter_(2, oldest, torch.where(full, tt, old)[:, :, None])
-            self.youngest[:, :E] = torch.where(full, tt, self.youngest[:, :E])
+            young = torch.where(full, tt, young)
             replaced = full.sum(dim=1)
             made = made + replaced
             events.pairs_replaced += replaced
             self.metrics["pairs_replaced"] += replaced
+        self.youngest[:, :E] = young
         events.pairs_generated += made
         self.metrics["pairs_generated"] += made
-        self._refresh_all()
+        self._refresh_all(live)
 
-    def _refresh_all(self) -> None:
-        """The view of every link (as ``LinkPool.refresh`` with no links given)."""
+    def _refresh_all(self, live: Tensor | None = None) -> None:
+        """The view of every link (as ``LinkPool.refresh`` with no links given), in ``live``."""
         E = self.tables.E
         held = self.count > 0
         idx = self._table_index(self.youngest)
         ct = self._class_tables
-        self.usable = held.clone()
-        self.factor = torch.where(held, ct["factor"].view(-1)[idx], 0.0)
-        if self.cfg.routing == "highest_fidelity":
-            self.cost = torch.where(held, ct["cost_full"].view(-1)[idx], torch.inf)
-        self.usable[:, E] = True
-        self.factor[:, E] = 1.0
+        factor = torch.where(held, _take(ct["factor"], idx), 0.0)
+        usable = held
+        usable[:, E] = True
+        factor[:, E] = 1.0
+        hf = self.cfg.routing == "highest_fidelity"
+        cost = torch.where(held, _take(ct["cost_full"], idx), torch.inf) if hf else self.cost
+        if live is not None:  # networks whose slot does not begin keep their view
+            keep = ~live[:, None]
+            usable = torch.where(keep, self.usable, usable)
+            factor = torch.where(keep, self.factor, factor)
+            if hf:
+                cost = torch.where(keep, self.cost, cost)
+        self.usable, self.factor, self.cost = usable, factor, cost
+        self._pf = None
+        self._nbr_view = None
+        if self._bits:
+            self._rebuild_adjacency()
 
-    def _table_index(
-        self, youngest: Tensor, t: Tensor | None = None, links: Tensor | None = None
-    ) -> Tensor:
+    def _rebuild_adjacency(self) -> None:
+        """Neighbour bit sets (B, n + 1) of every node over the links that hold a pair."""
+        tab = self.tables
+        B, n = self.num_envs, self.n
+        u, v = tab.link_u, tab.link_v
+        real = self.usable & (u < n)
+        one = torch.ones_like(u)
+        adj = torch.zeros((B, n + 1), dtype=torch.int64, device=self.device)
+        adj.scatter_add_(1, u, torch.where(real, one << v.clamp(max=n - 1), 0))
+        adj.scatter_add_(1, v, torch.where(real, one << u.clamp(max=n - 1), 0))
+        self._adj = adj
+
+    def _table_index(self, youngest: Tensor) -> Tensor:
         """Flat index into the class tables of each link's youngest pair's age."""
         L = self._class_tables["fid"].shape[1]
-        t = self.t if t is None else t
-        cls = self.tables.link_class if links is None else links
-        age = (t[:, None] - youngest).clamp(0, L - 1)
-        return cls * L + age
+        age = (self.t[:, None] - youngest).clamp(0, L - 1)
+        return self.tables.link_class * L + age
 
     def _admit_arrivals(self, events: BatchEvents, live: Tensor | None) -> None:
         """Phase 3: this slot's requests join the queue; an arrival to a full queue fails at once."""
@@ -679,51 +718,48 @@ class BatchedSimulator:
         if K == 0:
             return
         t = self.t
-        w = self.work
-        N = w["arrival"].shape[1]
-        ids = self.next_request[:, None] + torch.arange(K, device=self.device)
-        safe = ids.clamp(max=N - 1)
-        arrive = (ids < N) & (w["arrival"].gather(1, safe) == t[:, None])
-        if live is not None:
-            arrive &= live[:, None]
-        k = arrive.sum(dim=1)
-        if not bool(k.any()):
-            self._slide_demand(live)
-            return
-        space = (self.cfg.queue_capacity - self.queue_len).clamp(min=0)
-        admit = arrive & (torch.arange(K, device=self.device) < space[:, None])
-        over = arrive & ~admit
-        if bool(over.any()):
-            n_over = over.sum(dim=1)
-            self.metrics["queue_overflow"] += n_over
-            events.queue_overflow += n_over
-            self._fail_rows(safe, over, events)
-        self._merge_into_queue(safe, admit)
-        rows = torch.nonzero(admit)
-        self.records["status"][rows[:, 0], safe[admit]] = QUEUED
-        self.next_request += k
-        self.metrics["arrived"] += k
-        events.arrived += k
-        pair = torch.where(arrive, w["pair"].gather(1, safe), self.num_pairs)
-        self.demand.scatter_add_(1, pair, arrive.float())
-        self._slide_demand(live)
+        ids, arrive = self._requests_at(self.next_request, t, live)
+        if bool(arrive.any()):
+            k = arrive.sum(dim=1)
+            space = (self.cfg.queue_capacity - self.queue_len).clamp(min=0)
+            admit = arrive & (torch.arange(K, device=self.device) < space[:, None])
+            over = arrive & ~admit
+            if bool(over.any()):
+                n_over = over.sum(dim=1)
+                self.metrics["queue_overflow"] += n_over
+                events.queue_overflow += n_over
+                self._fail_rows(ids, over, events)
+            self._merge_into_queue(ids, admit)
+            rows, cols = torch.nonzero(admit, as_tuple=True)
+            self._record(rows, ids[rows, cols], "status", QUEUED)
+            self.next_request += k
+            self.metrics["arrived"] += k
+            events.arrived += k
+            self._count_demand(ids, arrive, 1.0)
+        old = t - self.cfg.demand_obs_slots
+        ids, leave = self._requests_at(self.demand_start, old, live)
+        leave &= (old >= 0)[:, None]
+        if bool(leave.any()):
+            self._count_demand(ids, leave, -1.0)
+            self.demand_start += leave.sum(dim=1)
 
-    def _slide_demand(self, live: Tensor | None) -> None:
-        """Drop the arrivals of ``demand_obs_slots`` slots ago from the demand window."""
+    def _requests_at(
+        self, start: Tensor, slot: Tensor, live: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The requests arriving in ``slot`` from position ``start`` on: (B, K) ids and mask."""
         K = self._arrivals_per_slot
-        old = self.t - self.cfg.demand_obs_slots
-        w = self.work
-        N = w["arrival"].shape[1]
-        ids = self.demand_start[:, None] + torch.arange(K, device=self.device)
-        safe = ids.clamp(max=N - 1)
-        leave = (ids < N) & (w["arrival"].gather(1, safe) == old[:, None]) & (old[:, None] >= 0)
+        N = self.work["arrival"].shape[1]
+        ids = (start[:, None] + torch.arange(K, device=self.device)).clamp(max=N - 1)
+        at = self.work["arrival"].gather(1, ids) == slot[:, None]
+        at &= start[:, None] + torch.arange(K, device=self.device) < N
         if live is not None:
-            leave &= live[:, None]
-        if not bool(leave.any()):
-            return
-        pair = torch.where(leave, w["pair"].gather(1, safe), self.num_pairs)
-        self.demand.scatter_add_(1, pair, -leave.float())
-        self.demand_start += leave.sum(dim=1)
+            at &= live[:, None]
+        return ids, at
+
+    def _count_demand(self, ids: Tensor, mask: Tensor, step: float) -> None:
+        """Add ``step`` to the demand window of each masked request's node pair."""
+        pair = torch.where(mask, self.work["pair"].gather(1, ids), self.num_pairs)
+        self.demand.scatter_add_(1, pair, mask.to(torch.float32) * step)
 
     # ------------------------------------------------------------------ phase 4
     def _preposition(self, actions: Tensor, events: BatchEvents) -> None:
@@ -735,52 +771,51 @@ class BatchedSimulator:
             return
         placed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         m = self.metrics
-        for j in range(actions.shape[1]):
+        # the last entry any network still wants: later ones cannot matter
+        last = int(torch.nonzero(valid.any(dim=0)).max()) + 1
+        for j in range(last):
             held = (self.held_pair < P).sum(dim=1) + m["prepositions_in_flight"]
             active = (placed < cfg.max_new_prepositions) & (held < cfg.max_prepositioned)
-            if not bool((active[:, None] & valid[:, j:]).any()):
-                break
             go = active & valid[:, j]
-            if not bool(go.any()):
-                continue
-            a = torch.where(go, actions[:, j], 0)
-            path, hops = self._preposition_path(a, go)
-            go &= hops > 0
-            if not bool(go.any()):
-                continue
-            fidelity, ok = self._consume(path, hops, go, events)
-            delay = self._delay[hops]
-            t = self.t
-            if self._latency:
-                b = torch.nonzero(go).flatten()
-                self._dispatch(
-                    b, t[b] + delay[b], t[b], a[b], hops[b], fidelity[b], ok[b], -1, path[b]
-                )
-                m["prepositions_in_flight"][b] += 1
-                placed += go
-                continue
             b = torch.nonzero(go).flatten()
-            stored = self._settle(b, a[b], fidelity[b], ok[b], t[b], hops[b], events)
-            placed[b] += stored
+            if b.numel() == 0:
+                if not bool((active[:, None] & valid[:, j:]).any()):
+                    break
+                continue
+            a = actions[b, j]
+            path, hops = self._preposition_path(b, a)
+            ok = hops > 0
+            if not bool(ok.all()):
+                b, a, path, hops = b[ok], a[ok], path[ok], hops[ok]
+                if b.numel() == 0:
+                    continue
+            fidelity, swapped = self._consume(b, path, hops, events)
+            t = self.t[b]
+            if self._latency:
+                self._dispatch(b, t + self._delay[hops], t, a, hops, fidelity, swapped, -1, path)
+                m["prepositions_in_flight"].index_add_(0, b, torch.ones_like(b))
+                placed.index_add_(0, b, torch.ones_like(b))
+                continue
+            stored = self._settle(b, a, fidelity, swapped, t, hops, events)
+            placed.index_add_(0, b, stored)
 
-    def _preposition_path(self, a: Tensor, go: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, H) links of the path pre-positioning would use for node pairs ``a``; hops (0: none)."""
+    def _preposition_path(self, b: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """(X, H) links of the path pre-positioning would use in networks ``b`` for node pairs
+        ``a``, and its hops (0: none)."""
         tab = self.tables
-        B = self.num_envs
         if self.cfg.preposition_path == "static":
-            path = tab.static_paths.gather(2, a[:, None, None].expand(B, tab.H, 1))[:, :, 0]
-            ok = self.usable.gather(1, path).all(dim=1) & go
-            hops = torch.where(ok, tab.static_hops.gather(1, a[:, None])[:, 0], 0)
-            return path, hops
-        b = torch.nonzero(go).flatten()
-        nodes = self._pair_nodes[a[b]]
-        sub_path, sub_hops = self._bfs_route(b, nodes[:, 0], nodes[:, 1])
-        width = sub_path.shape[1]
-        path = torch.full((B, width), tab.E, dtype=torch.int64, device=self.device)
-        hops = torch.zeros(B, dtype=torch.int64, device=self.device)
-        path[b] = sub_path
-        hops[b] = sub_hops
-        return path, hops
+            B, P = self.num_envs, self.num_pairs
+            H = tab.H
+            h = torch.arange(H, device=self.device)
+            flat = self._paths_flat.reshape(-1).index_select(
+                0, ((h[:, None] * B + b) * P + a).reshape(-1)
+            )
+            flat = flat.view(H, -1).t()
+            ok = _take(self.usable, flat).all(dim=1)
+            path = flat - b[:, None] * (tab.E + 1)
+            return path, torch.where(ok, _pick(tab.static_hops, b, a), 0)
+        nodes = self._pair_nodes.index_select(0, a)
+        return self._bfs_route(b, nodes[:, 0], nodes[:, 1])
 
     @property
     def _pair_nodes(self) -> Tensor:
@@ -808,21 +843,21 @@ class BatchedSimulator:
         m = self.metrics
         lost = ~ok
         if bool(lost.any()):
-            events.swap_failures[b[lost]] += 1
-            m["swap_failures"][b[lost]] += 1
+            self._count(b[lost], "swap_failures", events)
         if bool(ok.any()):
             bs, f, pl = b[ok], fidelity[ok], placed[ok]
-            expiry = pl + self._slots_until_below(f)
-            slot = (self.held_pair[bs] == self.num_pairs).int().argmax(dim=1)
-            self.held_pair[bs, slot] = pair[ok]
-            self.held_fidelity[bs, slot] = f
-            self.held_placed[bs, slot] = pl
-            self.held_hops[bs, slot] = hops[ok]
-            self.held_expiry[bs, slot] = expiry
-            self.held_seq[bs, slot] = self.held_next[bs]
-            self.held_next[bs] += 1
-            m["prepositions_placed"][bs] += 1
-            events.placed[bs] += 1
+            K = self.held_pair.shape[1]
+            slot = (self.held_pair.index_select(0, bs) == self.num_pairs).int().argmax(dim=1)
+            pos = bs * K + slot
+            self.held_pair.view(-1)[pos] = pair[ok]
+            self.held_fidelity.view(-1)[pos] = f
+            self.held_placed.view(-1)[pos] = pl
+            self.held_hops.view(-1)[pos] = hops[ok]
+            self.held_expiry.view(-1)[pos] = pl + self._slots_until_below(f)
+            self.held_seq.view(-1)[pos] = self.held_next[bs]
+            self.held_next.index_add_(0, bs, torch.ones_like(bs))
+            m["prepositions_placed"].index_add_(0, bs, torch.ones_like(bs))
+            events.placed.index_add_(0, bs, torch.ones_like(bs))
         return ok.long()
 
     def _slots_until_below(self, f: Tensor) -> Tensor:
@@ -848,60 +883,76 @@ class BatchedSimulator:
         return 0.25 + (f - 0.25) * power
 
     # ------------------------------------------------------------------ links
-    def _consume(
-        self, path: Tensor, hops: Tensor, go: Tensor, events: BatchEvents
-    ) -> tuple[Tensor, Tensor]:
-        """Take the youngest pair of every link on each ``go`` network's path and swap.
+    def _path_product(self, flat: Tensor) -> Tensor:
+        """Product of the view's factors at the flat link positions ``flat`` (X, H), in order."""
+        f = _take(self.factor, flat)
+        product = f[:, 0]
+        for h in range(1, flat.shape[1]):
+            product = product * f[:, h]
+        return product
 
-        Returns the path fidelity (the scalar ``physics.path_fidelity`` of the pairs taken) and
-        whether every swap succeeded (draws from the swap stream only where ``swap_success < 1``).
+    def _consume(
+        self, b: Tensor, path: Tensor, hops: Tensor, events: BatchEvents
+    ) -> tuple[Tensor, Tensor]:
+        """Take the youngest pair of every link on the path of each network ``b`` (distinct) and swap.
+
+        Returns the path fidelity (the scalar ``physics.path_fidelity`` of the pairs taken: the
+        product of the view's factors before the take) and whether every swap succeeded (draws
+        from the swap stream only where ``swap_success < 1``).
         """
-        B = self.num_envs
         tab = self.tables
         E = tab.E
-        link = torch.where(go[:, None] & (path < E), path, E)
-        f = self.factor.gather(1, link)
-        product = f[:, 0]
-        for h in range(1, link.shape[1]):
-            product = product * f[:, h]
-        fidelity = self._from_product(product)
-        rows = torch.arange(B, device=self.device)[:, None].expand_as(link)
-        flat = (rows * (E + 1) + link).reshape(-1)
-        taking = (link < E).reshape(-1)
+        E1 = E + 1
+        taking = path < E
+        flat = b[:, None] * E1 + path  # the pad entries point at the network's pad link
+        fidelity = self._from_product(self._path_product(flat))
+        pos = flat.reshape(-1)
+        take = taking.reshape(-1)
         C = self.created.shape[2]
-        created = self.created.view(B * (E + 1), C)
-        cr = created[flat]
-        j = cr.argmax(dim=1)
-        r = torch.arange(cr.shape[0], device=self.device)
-        cr[r, j] = torch.where(taking, -1, cr[r, j])
-        created[flat] = cr
+        rows = self.created.view(-1, C).index_select(0, pos)
+        j = rows.argmax(dim=1, keepdim=True)
+        rows.scatter_(1, j, torch.where(take[:, None], -1, rows.gather(1, j)))
+        self.created.view(-1, C).index_copy_(0, pos, rows)
         count = self.count.view(-1)
-        count.index_put_((flat,), -taking.long(), accumulate=True)
-        young = cr.max(dim=1).values
-        self.youngest.view(-1)[flat] = young
-        held = count[flat] > 0
+        count.index_add_(0, pos, -take.long())
+        young = rows.max(dim=1).values
+        self.youngest.view(-1).index_copy_(0, pos, young)
+        left = count.index_select(0, pos)
+        held = left > 0
         L = self._class_tables["fid"].shape[1]
-        t_link = self.t[:, None].expand_as(link).reshape(-1)
-        age = (t_link - young).clamp(0, L - 1)
-        idx = tab.link_class.view(-1)[flat] * L + age
+        t = self.t.index_select(0, b)[:, None].expand_as(path).reshape(-1)
+        idx = _take(tab.link_class, pos) * L + (t - young).clamp(0, L - 1)
         ct = self._class_tables
-        self.usable.view(-1)[flat] = held
-        self.factor.view(-1)[flat] = torch.where(held, ct["factor"].view(-1)[idx], 0.0)
+        usable = torch.where(take, held, _take(self.usable, pos))
+        factor = torch.where(
+            take, torch.where(held, _take(ct["factor"], idx), 0.0), _take(self.factor, pos)
+        )
+        self.usable.view(-1).index_copy_(0, pos, usable)
+        self.factor.view(-1).index_copy_(0, pos, factor)
         if self.cfg.routing == "highest_fidelity":
-            self.cost.view(-1)[flat] = torch.where(held, ct["cost_part"].view(-1)[idx], torch.inf)
-        self.usable[:, E] = True
-        self.factor[:, E] = 1.0
-        used = torch.where(go, hops, 0)
-        events.pairs_consumed += used
-        self.metrics["pairs_consumed"] += used
-        ok = torch.ones(B, dtype=torch.bool, device=self.device)
+            cost = torch.where(held, _take(ct["cost_part"], idx), torch.inf)
+            self.cost.view(-1).index_copy_(0, pos, torch.where(take, cost, _take(self.cost, pos)))
+        if self._bits:  # links left without a pair leave the neighbour bit sets
+            gone = take & ~held
+            u, v = _take(tab.link_u, pos), _take(tab.link_v, pos)
+            n = self.n
+            bb = b[:, None].expand_as(path).reshape(-1)
+            one = torch.ones_like(u)
+            adj = self._adj.view(-1)
+            adj.index_add_(0, bb * (n + 1) + u, -torch.where(gone, one << v.clamp(max=n - 1), 0))
+            adj.index_add_(0, bb * (n + 1) + v, -torch.where(gone, one << u.clamp(max=n - 1), 0))
+        self._mark_stale(b)
+        self.metrics["pairs_consumed"].index_add_(0, b, hops)
+        events.pairs_consumed.index_add_(0, b, hops)
+        ok = torch.ones(b.shape, dtype=torch.bool, device=self.device)
         success = self.cfg.swap_success
         if success < 1.0:
-            counts = torch.where(go & (hops > 1), hops - 1, 0)
+            counts = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+            counts[b] = (hops - 1).clamp(min=0)
             if bool(counts.any()):
-                u = self.draws.swap(counts)
+                u = self.draws.swap(counts).index_select(0, b)
                 k = torch.arange(u.shape[1], device=self.device)
-                ok = ((u < success) | (k[None, :] >= counts[:, None])).all(dim=1)
+                ok = ((u < success) | (k[None, :] >= counts[b][:, None])).all(dim=1)
         return fidelity, ok
 
     def _dispatch(
@@ -917,191 +968,229 @@ class BatchedSimulator:
         path: Tensor,
     ) -> None:
         """Swaps whose outcomes are on their way (one per network of ``b``); their links wait."""
-        slot = (self.flight_due[b] == NEVER).int().argmax(dim=1)
-        self.flight_due[b, slot] = due
-        self.flight_placed[b, slot] = placed
-        self.flight_pair[b, slot] = pair
-        self.flight_hops[b, slot] = hops
-        self.flight_fidelity[b, slot] = fidelity
-        self.flight_ok[b, slot] = ok
-        self.flight_request[b, slot] = request
-        self.flight_seq[b, slot] = self.flight_next[b]
-        self.flight_next[b] += 1
+        F = self.flight_due.shape[1]
+        slot = (self.flight_due.index_select(0, b) == NEVER).int().argmax(dim=1)
+        pos = b * F + slot
+        self.flight_due.view(-1)[pos] = due
+        self.flight_placed.view(-1)[pos] = placed
+        self.flight_pair.view(-1)[pos] = pair
+        self.flight_hops.view(-1)[pos] = hops
+        self.flight_fidelity.view(-1)[pos] = fidelity
+        self.flight_ok.view(-1)[pos] = ok
+        self.flight_request.view(-1)[pos] = request
+        self.flight_seq.view(-1)[pos] = self.flight_next[b]
+        self.flight_next.index_add_(0, b, torch.ones_like(b))
         E = self.tables.E
-        busy = self.busy_until[b]
         on_path = path < E
-        busy.scatter_reduce_(
-            1, torch.where(on_path, path, E), torch.where(on_path, due[:, None], -1), "amax"
-        )
-        busy[:, E] = -1
-        self.busy_until[b] = busy
+        flat = (b[:, None] * (E + 1) + path).reshape(-1)
+        value = torch.where(on_path, due[:, None], -1).reshape(-1)
+        self.busy_until.view(-1).scatter_reduce_(0, flat, value, "amax")
 
     # ------------------------------------------------------------------ phase 5
     def _serve(self, events: BatchEvents) -> None:
-        """Phase 5: each round serves, in every network, the first queued request it can serve."""
+        """Phase 5: each round serves, in every network, the first queued request it can serve.
+
+        All queued requests are searched once against the state at the start of the round; in each
+        network the first one that can be served is served (a held pair, else on demand), which
+        changes only that network; the requests behind it are searched again the next round.
+        """
         W = int(self.queue_len.max())
         if W == 0:
             return
         dev = self.device
-        t = self.t
-        queue = self.queue[:, :W]
+        B = self.num_envs
+        queue = self.queue[:, :W].contiguous()
         valid = torch.arange(W, device=dev) < self.queue_len[:, None]
-        eb, er = torch.nonzero(valid, as_tuple=True)
-        rid = queue[eb, er]
+        slot = torch.nonzero(valid.reshape(-1)).flatten()
+        eb, er = slot // W, slot % W
+        rid = queue.reshape(-1).index_select(0, slot)
         w = self.work
-        e_pair = w["pair"][eb, rid]
-        e_src = w["source"][eb, rid]
-        e_dst = w["destination"][eb, rid]
-        e_freq = w["F_req"][eb, rid]
-        e_dead = w["deadline"][eb, rid]
-        removed = torch.zeros((self.num_envs, W), dtype=torch.bool, device=dev)
+        N = w["arrival"].shape[1]
+        wpos = eb * N + rid
+        e_pair = _take(w["pair"], wpos)
+        e_freq = _take(w["F_req"], wpos)
+        # on-demand service is possible at all (a bound that holds for the whole slot: consuming a
+        # pair only lowers or removes link factors)
+        e_could = self._could_serve(eb, e_pair, e_freq, _take(w["deadline"], wpos))
+        removed = torch.zeros(B * W, dtype=torch.bool, device=dev)
         pending = torch.ones(eb.numel(), dtype=torch.bool, device=dev)
-        m = self.metrics
+        K = self.held_pair.shape[1]
         while True:
             idx = torch.nonzero(pending).flatten()
             if idx.numel() == 0:
                 break
             b, r = eb[idx], er[idx]
             freq = e_freq[idx]
+            pair = e_pair[idx]
             # a held pre-positioned pair of this node pair, fidelity now >= F_req
-            held_now = self._held_now()[b]
-            match = (self.held_pair[b] == e_pair[idx, None]) & (held_now >= freq[:, None])
+            held_now = self._held_now().index_select(0, b)
+            match = (self.held_pair.index_select(0, b) == pair[:, None]) & (
+                held_now >= freq[:, None]
+            )
             has_held = match.any(dim=1)
             # on demand: the routing strategy's path, if its delivered pair meets F_req in time
             routed = torch.zeros_like(has_held)
-            need = torch.nonzero(~has_held).flatten()
-            path = torch.full((idx.numel(), 1), self.tables.E, dtype=torch.int64, device=dev)
-            hops = torch.zeros(idx.numel(), dtype=torch.int64, device=dev)
-            f_now = torch.zeros(idx.numel(), dtype=torch.float64, device=dev)
+            need = torch.nonzero(~has_held & e_could[idx]).flatten()
+            path = hops = None
             if need.numel():
                 nb = b[need]
-                p_sub, h_sub = self._route(
-                    nb, e_src[idx][need], e_dst[idx][need], e_pair[idx][need]
+                npos = wpos[idx[need]]
+                n_path, n_hops = self._route(
+                    nb, _take(w["source"], npos), _take(w["destination"], npos), pair[need]
                 )
-                path = torch.full(
-                    (idx.numel(), p_sub.shape[1]), self.tables.E, dtype=torch.int64, device=dev
+                f_now = self._from_product(
+                    self._path_product(nb[:, None] * (self.tables.E + 1) + n_path)
                 )
-                path[need] = p_sub
-                hops[need] = h_sub
-                f_now[need] = self._path_fidelity_of(nb, p_sub)
-                delay = self._delay[hops]
+                delay = self._delay[n_hops]
                 delivered = f_now
                 if self._latency:
                     delivered = torch.where(
                         delay > 0, self._decayed(f_now, self._pow[delay]), f_now
                     )
-                routed = (
-                    (hops > 0) & ~has_held & (delivered >= freq) & (t[b] + delay <= e_dead[idx])
+                fits = (
+                    (n_hops > 0)
+                    & (delivered >= freq[need])
+                    & (self.t[nb] + delay <= _take(w["deadline"], npos))
                 )
+                routed[need] = fits
+                path = torch.full(
+                    (idx.numel(), n_path.shape[1]), self.tables.E, dtype=torch.int64, device=dev
+                )
+                path[need] = n_path
+                hops = torch.zeros(idx.numel(), dtype=torch.int64, device=dev)
+                hops[need] = n_hops
             event = has_held | routed
-            first = torch.full((self.num_envs,), _BIG, dtype=torch.int64, device=dev)
+            first = torch.full((B,), _BIG, dtype=torch.int64, device=dev)
             first.scatter_reduce_(0, b[event], r[event], "amin")
-            pending[idx] = r > first[b]
-            sel = event & (r == first[b])
+            at_first = first.index_select(0, b)
+            pending[idx] = r > at_first
+            sel = event & (r == at_first)
             if not bool(sel.any()):
                 continue
             # served from a held pair: the lowest sufficient fidelity, the earliest placed on a tie
-            hsel = sel & has_held
-            if bool(hsel.any()):
+            hsel = torch.nonzero(sel & has_held).flatten()
+            if hsel.numel():
                 hb = b[hsel]
                 hn, hm = held_now[hsel], match[hsel]
                 low = torch.where(hm, hn, torch.inf).min(dim=1).values
                 tie = hm & (hn == low[:, None])
-                slot = torch.where(tie, self.held_seq[hb], _BIG).argmin(dim=1)
-                h_hops = self.held_hops[hb, slot]
-                self.held_pair[hb, slot] = self.num_pairs
-                m["prepositions_used"][hb] += 1
-                m["served_prepositioned"][hb] += 1
-                events.served_prepositioned[hb] += 1
+                seq = self.held_seq.index_select(0, hb)
+                kpos = hb * K + torch.where(tie, seq, _BIG).argmin(dim=1)
+                h_hops = _take(self.held_hops, kpos)
+                self.held_pair.view(-1)[kpos] = self.num_pairs
+                self._count(hb, "prepositions_used", events, "served_prepositioned")
+                self.metrics["served_prepositioned"].index_add_(0, hb, torch.ones_like(hb))
                 self._served(hb, rid[idx[hsel]], PREPOSITIONED, low, h_hops, events)
-                removed[hb, r[hsel]] = True
-            rsel = sel & ~has_held
-            if bool(rsel.any()):
-                self._serve_on_demand(idx, rsel, b, r, rid, path, hops, e_pair, removed, events)
-
-        keep = valid & ~removed
-        self._compact_queue(keep, W)
+                removed[hb * W + r[hsel]] = True
+            rsel = torch.nonzero(sel & ~has_held).flatten()
+            if rsel.numel():
+                assert path is not None and hops is not None
+                self._serve_on_demand(
+                    b[rsel],
+                    r[rsel],
+                    rid[idx[rsel]],
+                    pair[rsel],
+                    path[rsel],
+                    hops[rsel],
+                    removed,
+                    W,
+                    events,
+                )
+        keep = valid & ~removed.view(B, W)
+        if bool(removed.any()):
+            self._compact_queue(keep, W)
 
     def _serve_on_demand(
         self,
-        idx: Tensor,
-        rsel: Tensor,
         b: Tensor,
         r: Tensor,
-        rid: Tensor,
+        req: Tensor,
+        pair: Tensor,
         path: Tensor,
         hops: Tensor,
-        e_pair: Tensor,
         removed: Tensor,
+        W: int,
         events: BatchEvents,
     ) -> None:
         """Swap along the chosen paths (one request per network) and serve or dispatch."""
-        B, dev = self.num_envs, self.device
-        rb = b[rsel]
-        req = rid[idx[rsel]]
-        full_path = torch.full((B, path.shape[1]), self.tables.E, dtype=torch.int64, device=dev)
-        full_hops = torch.zeros(B, dtype=torch.int64, device=dev)
-        go = torch.zeros(B, dtype=torch.bool, device=dev)
-        full_path[rb] = path[rsel]
-        full_hops[rb] = hops[rsel]
-        go[rb] = True
-        got, ok = self._consume(full_path, full_hops, go, events)
-        t = self.t
-        self.records["dispatch_slot"][rb, req] = t[rb].to(torch.int32)
+        got, ok = self._consume(b, path, hops, events)
+        t = self.t[b]
+        self._record(b, req, "dispatch_slot", t)
         m = self.metrics
         if self._latency:
-            due = t[rb] + self._delay[full_hops[rb]]
-            self._dispatch(
-                rb,
-                due,
-                t[rb],
-                e_pair[idx[rsel]],
-                full_hops[rb],
-                got[rb],
-                ok[rb],
-                req,
-                full_path[rb],
-            )
-            self.records["status"][rb, req] = IN_FLIGHT
-            m["requests_in_flight"][rb] += 1
-            removed[rb, r[rsel]] = True
+            due = t + self._delay[hops]
+            self._dispatch(b, due, t, pair, hops, got, ok, req, path)
+            self._record(b, req, "status", IN_FLIGHT)
+            m["requests_in_flight"].index_add_(0, b, torch.ones_like(b))
+            removed[b * W + r] = True
             return
-        lost = ~ok[rb]
+        lost = ~ok
         if bool(lost.any()):
-            events.swap_failures[rb[lost]] += 1
-            m["swap_failures"][rb[lost]] += 1
-        won = ~lost
-        if bool(won.any()):
-            bw = rb[won]
-            self._served(bw, req[won], ON_DEMAND, got[bw], full_hops[bw], events)
-            removed[bw, r[rsel][won]] = True
+            self._count(b[lost], "swap_failures", events)
+        if bool(ok.any()):
+            bw = b[ok]
+            self._served(bw, req[ok], ON_DEMAND, got[ok], hops[ok], events)
+            removed[bw * W + r[ok]] = True
+
+    def _could_serve(self, b: Tensor, pair: Tensor, freq: Tensor, deadline: Tensor) -> Tensor:
+        """False where no path can serve the request now (a pure shortcut: those would wait).
+
+        Any path has at least the static path's hops, and each link's factor is at most the
+        network's largest (in magnitude, at most 1), so the path fidelity is at most
+        ``fidelity_from_product(max ** hops)``; with latency the delay of those hops must also fit
+        the deadline. A relative margin covers the rounding of the bound.
+        """
+        E = self.tables.E
+        hops = _pick(self.tables.static_hops, b, pair)
+        top = torch.where(self.usable[:, :E], self.factor[:, :E].abs(), 0.0).max(dim=1).values
+        bound = self._from_product(top.index_select(0, b) ** hops.to(torch.float64))
+        ok = bound * (1.0 + 1e-9) + 1e-12 >= freq
+        if self._latency:
+            ok &= self.t.index_select(0, b) + self._delay[hops] <= deadline
+        return ok
 
     def _held_now(self) -> Tensor:
         """(B, K) fidelity now of every held pre-positioned pair (meaningless in free places)."""
         age = (self.t[:, None] - self.held_placed).clamp(0, self._pow.numel() - 1)
         return self._decayed(self.held_fidelity, self._pow[age])
 
+    def _count(self, b: Tensor, name: str, events: BatchEvents, event: str | None = None) -> None:
+        """Add one to metric ``name`` and to the step's count ``event`` (default: the same name)."""
+        one = torch.ones_like(b)
+        self.metrics[name].index_add_(0, b, one)
+        getattr(events, event or name).index_add_(0, b, one)
+
+    def _work_at(self, name: str, b: Tensor, r: Tensor) -> Tensor:
+        col = self.work[name]
+        return _pick(col, b, r)
+
+    def _record(self, b: Tensor, r: Tensor, name: str, value: Tensor | int | float) -> None:
+        rec = self.records[name]
+        pos = b * rec.shape[1] + r
+        if isinstance(value, Tensor):
+            rec.view(-1)[pos] = value.to(rec.dtype)
+        else:
+            rec.view(-1)[pos] = value
+
     def _served(
         self, b: Tensor, r: Tensor, how: int, fidelity: Tensor, hops: Tensor, events: BatchEvents
     ) -> None:
         """Record requests ``r`` of networks ``b`` (distinct networks) as served now."""
-        t = self.t[b]
-        rec = self.records
-        rec["status"][b, r] = SERVED
-        rec["end_slot"][b, r] = t.to(torch.int32)
-        rec["fidelity"][b, r] = fidelity
-        rec["how"][b, r] = how
-        rec["hops"][b, r] = hops.to(torch.int32)
+        t = self.t.index_select(0, b)
+        self._record(b, r, "status", SERVED)
+        self._record(b, r, "end_slot", t)
+        self._record(b, r, "fidelity", fidelity)
+        self._record(b, r, "how", how)
+        self._record(b, r, "hops", hops)
         m = self.metrics
-        w = self.work
-        prio = w["priority"][b, r]
-        m["served"][b] += 1
-        m["latency_sum"][b] += (t - w["arrival"][b, r]).to(torch.float64)
-        m["fidelity_sum"][b] += fidelity
-        m["pairs_delivered"][b] += hops
-        m["served_weight"][b] += prio
-        events.served_weight[b] += prio
-        events.served[b] += 1
+        prio = self._work_at("priority", b, r)
+        m["served"].index_add_(0, b, torch.ones_like(b))
+        m["latency_sum"].index_add_(0, b, (t - self._work_at("arrival", b, r)).to(torch.float64))
+        m["fidelity_sum"].index_add_(0, b, fidelity)
+        m["pairs_delivered"].index_add_(0, b, hops)
+        m["served_weight"].index_add_(0, b, prio)
+        events.served_weight.index_add_(0, b, prio)
+        events.served.index_add_(0, b, torch.ones_like(b))
 
     # ------------------------------------------------------------------ phase 6
     def _fail_overdue(self, events: BatchEvents) -> None:
@@ -1121,8 +1210,8 @@ class BatchedSimulator:
         """Fail the requests ``ids[b, j]`` where ``mask``, in column order (B, k)."""
         rows, cols = torch.nonzero(mask, as_tuple=True)
         r = ids[rows, cols]
-        self.records["status"][rows, r] = FAILED
-        self.records["end_slot"][rows, r] = self.t[rows].to(torch.int32)
+        self._record(rows, r, "status", FAILED)
+        self._record(rows, r, "end_slot", self.t.index_select(0, rows))
         n = mask.sum(dim=1)
         self.metrics["failed"] += n
         events.failed += n
@@ -1139,13 +1228,12 @@ class BatchedSimulator:
 
     def _fail(self, b: Tensor, r: Tensor, events: BatchEvents) -> None:
         """Record requests ``r`` of networks ``b`` (distinct) as failed now."""
-        self.records["status"][b, r] = FAILED
-        self.records["end_slot"][b, r] = self.t[b].to(torch.int32)
-        prio = self.work["priority"][b, r]
-        self.metrics["failed"][b] += 1
-        self.metrics["failed_weight"][b] += prio
-        events.failed[b] += 1
-        events.failed_weight[b] += prio
+        self._record(b, r, "status", FAILED)
+        self._record(b, r, "end_slot", self.t.index_select(0, b))
+        prio = self._work_at("priority", b, r)
+        self._count(b, "failed", events)
+        self.metrics["failed_weight"].index_add_(0, b, prio)
+        events.failed_weight.index_add_(0, b, prio)
 
     # ------------------------------------------------------------------ the queue
     def _merge_into_queue(self, ids: Tensor, valid: Tensor) -> None:
@@ -1158,8 +1246,7 @@ class BatchedSimulator:
         skey = self.work["service_key"]
         queue = self.queue[:, :W]
         ar = torch.arange(W, device=dev)
-        old_valid = ar < self.queue_len[:, None]
-        ek = torch.where(old_valid, skey.gather(1, queue), _BIG)
+        ek = torch.where(ar < self.queue_len[:, None], skey.gather(1, queue), _BIG)
         nk = torch.where(valid, skey.gather(1, ids), _BIG + 1)
         pos_old = ar + (nk[:, None, :] < ek[:, :, None]).sum(dim=2)
         pos_new = (ek[:, None, :] < nk[:, :, None]).sum(dim=2) + (
@@ -1174,8 +1261,7 @@ class BatchedSimulator:
 
     def _compact_queue(self, keep: Tensor, W: int) -> None:
         """Keep the entries ``keep`` (B, W) of the queues, in order."""
-        pos = torch.cumsum(keep, dim=1) - 1
-        pos = torch.where(keep, pos, W)
+        pos = torch.where(keep, torch.cumsum(keep, dim=1) - 1, W)
         out = torch.zeros((self.num_envs, W + 1), dtype=torch.int64, device=self.device)
         out.scatter_(1, pos, self.queue[:, :W])
         self.queue[:, :W] = out[:, :W]
@@ -1185,12 +1271,17 @@ class BatchedSimulator:
     def _route(self, b: Tensor, s: Tensor, d: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """The routing strategy's path (X, width) for requests (b, s -> d, pair a); hops (0: none)."""
         routing = self.cfg.routing
-        tab = self.tables
         if routing == "reactive":
-            H = tab.H
-            path = tab.static_paths[b[:, None], torch.arange(H, device=self.device), a[:, None]]
-            ok = self.usable[b[:, None], path].all(dim=1)
-            return path, torch.where(ok, tab.static_hops[b, a], 0)
+            tab = self.tables
+            B, P, H = self.num_envs, self.num_pairs, tab.H
+            h = torch.arange(H, device=self.device)
+            flat = self._paths_flat.reshape(-1).index_select(
+                0, ((h[:, None] * B + b) * P + a).reshape(-1)
+            )
+            flat = flat.view(H, -1).t()
+            ok = _take(self.usable, flat).all(dim=1)
+            path = flat - b[:, None] * (tab.E + 1)
+            return path, torch.where(ok, _pick(tab.static_hops, b, a), 0)
         if routing == "shortest":
             return self._bfs_route(b, s, d)
         if self._latency:
@@ -1198,30 +1289,60 @@ class BatchedSimulator:
         return self._dijkstra_route(b, s, d)
 
     def _masked_neighbours(self, b: Tensor) -> tuple[Tensor, Tensor]:
-        """Neighbour tables of networks ``b`` with the links that hold no pair masked out."""
+        """Neighbour tables of networks ``b`` with the links that hold no pair masked out.
+
+        The masked table of every network is kept and rebuilt only where the view changed.
+        """
         tab = self.tables
-        nbr, link = tab.nbr[b], tab.nbr_link[b]
+        view = self._nbr_view
+        if view is None:
+            view = self._nbr_view = self._mask_rows(tab.nbr, tab.nbr_link, self.usable)
+            self._nbr_stale = None
+        elif self._nbr_stale is not None:
+            rows = torch.nonzero(self._nbr_stale).flatten()
+            if rows.numel():
+                view[rows] = self._mask_rows(tab.nbr[rows], tab.nbr_link[rows], self.usable[rows])
+            self._nbr_stale = None
+        return view.index_select(0, b), tab.nbr_link.index_select(0, b)
+
+    def _mask_rows(self, nbr: Tensor, link: Tensor, usable: Tensor) -> Tensor:
         X, n, D = nbr.shape
-        usable = self.usable[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
-        usable &= link < tab.E
-        return torch.where(usable, nbr, n), link
+        ok = usable.gather(1, link.reshape(X, n * D)).view(X, n, D) & (link < self.tables.E)
+        return torch.where(ok, nbr, n)
+
+    def _mark_stale(self, b: Tensor) -> None:
+        """The views of networks ``b`` changed (a consumption)."""
+        self._pf = None
+        if self._nbr_view is not None:
+            if self._nbr_stale is None:
+                self._nbr_stale = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+            self._nbr_stale[b] = True
 
     def _bfs_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """Fewest hops over the links that hold a pair (``routing.shortest``): path from s to d."""
+        E = self.tables.E
+        if self._bits:
+            adj = self._adj[:, : self.n].index_select(0, b)
+            return search.lexmin_paths(adj, self.tables.edge_id, b, s, d, E)
         nbr, link = self._masked_neighbours(b)
         pred_j, depth = search.bfs(nbr, s, d)
         pred_node, pred_link = predecessors(nbr, link, pred_j)
         rows = torch.arange(b.numel(), device=self.device)
         hops = depth[rows, d].clamp(min=0)
         width = max(int(hops.max()), 1) if hops.numel() else 1
-        back = search.walk_back(pred_node, pred_link, d, hops, width, self.tables.E)
-        return search.reverse_paths(back, hops, self.tables.E), hops
+        back = search.walk_back(pred_node, pred_link, d, hops, width, E)
+        return search.reverse_paths(back, hops, E), hops
+
+    def _neighbour_costs(self, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        nbr, link = self._masked_neighbours(b)
+        X, n, D = nbr.shape
+        flat = (b[:, None, None] * (self.tables.E + 1) + link).reshape(-1)
+        cost = self.cost.reshape(-1).index_select(0, flat).view(X, n, D)
+        return nbr, link, cost
 
     def _dijkstra_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """Highest fidelity (``routing.highest_fidelity``): Dijkstra on the links' costs."""
-        nbr, link = self._masked_neighbours(b)
-        X, n, D = nbr.shape
-        cost = self.cost[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
+        nbr, link, cost = self._neighbour_costs(b)
         pred_node, pred_link = search.dijkstra(nbr, link, cost, s, d)
         hops = self._unwound_hops(pred_node, s, d)
         width = max(int(hops.max()), 1) if hops.numel() else 1
@@ -1245,9 +1366,8 @@ class BatchedSimulator:
 
     def _delivered_route(self, b: Tensor, s: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """``routing.highest_delivered_fidelity``: the hop count of highest fidelity on arrival."""
-        nbr, link = self._masked_neighbours(b)
-        X, n, D = nbr.shape
-        cost = self.cost[b].gather(1, link.reshape(X, n * D)).view(X, n, D)
+        nbr, link, cost = self._neighbour_costs(b)
+        X, n, _ = nbr.shape
         at_dst, preds = search.layered(nbr, cost, s, d)
         best_h = self._best_hops(at_dst.cpu().numpy())
         h = torch.tensor(best_h, dtype=torch.int64, device=self.device)
@@ -1265,7 +1385,11 @@ class BatchedSimulator:
         return path, h
 
     def _best_hops(self, at_dst: np.ndarray) -> list[int]:
-        """The scalar's choice of hop count per search from the best cost at each hop count."""
+        """The scalar's choice of hop count per search from the best cost at each hop count.
+
+        The delivered fidelity of each hop count is computed on the host with ``math.exp``, as
+        ``Simulator._highest_delivered`` computes it, so that near ties break the same way.
+        """
         cfg = self.cfg
         out = []
         for row in at_dst.tolist():
@@ -1282,14 +1406,6 @@ class BatchedSimulator:
             out.append(best_h)
         return out
 
-    def _path_fidelity_of(self, b: Tensor, path: Tensor) -> Tensor:
-        """``Simulator.path_fidelity``: the product of the view's factors along ``path``, in order."""
-        f = self.factor[b[:, None], path]
-        product = f[:, 0]
-        for h in range(1, path.shape[1]):
-            product = product * f[:, h]
-        return self._from_product(product)
-
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> Tensor:
         """(B, P) fidelity a pre-position of each node pair would get now; 0 where it cannot.
@@ -1300,13 +1416,16 @@ class BatchedSimulator:
             return self._pf
         tab = self.tables
         if self.cfg.preposition_path == "static":
-            paths = tab.static_paths
-            ok = self.usable.gather(1, paths[:, 0, :])
-            product = self.factor.gather(1, paths[:, 0, :])
+            # A link without a pair has factor NaN, as in the scalar core: the product says both.
+            nan_factor = torch.where(self.usable, self.factor, torch.nan).reshape(-1)
+            paths = self._paths_flat
+            product = nan_factor.index_select(0, paths[0].reshape(-1))
+            part = torch.empty_like(product)
             for h in range(1, tab.H):
-                e = paths[:, h, :]
-                ok = ok & self.usable.gather(1, e)
-                product = product * self.factor.gather(1, e)
+                torch.index_select(nan_factor, 0, paths[h].reshape(-1), out=part)
+                product.mul_(part)
+            product = product.view(self.num_envs, self.num_pairs)
+            ok = ~torch.isnan(product)
             hops = tab.static_hops
         else:
             product, hops = self._available_products()
@@ -1318,26 +1437,38 @@ class BatchedSimulator:
         return self._pf
 
     def _available_products(self) -> tuple[Tensor, Tensor]:
-        """Products along the fewest-hop paths over links that hold a pair, of every node pair."""
+        """Products along the fewest-hop paths over links that hold a pair, of every node pair.
+
+        As ``bfs_predecessors`` and ``paths_from_predecessors`` give them: the breadth-first path
+        from i to j (i < j), its links listed from j back to i, multiplied in that order.
+        """
         tab = self.tables
-        B, n = self.num_envs, self.n
-        rows = torch.arange(B, device=self.device).repeat_interleave(n)
-        src = torch.arange(n, device=self.device).repeat(B)
-        nbr, link = self._masked_neighbours(rows)
-        pred_j, depth = search.bfs(nbr, src)
-        pred_node, pred_link = predecessors(nbr, link, pred_j)
+        B, n, P = self.num_envs, self.n, self.num_pairs
+        dev = self.device
         iu, ju = np.triu_indices(n, 1)
-        src_of_pair = torch.tensor(iu, dtype=torch.int64, device=self.device)
-        dst = torch.tensor(ju, dtype=torch.int64, device=self.device).repeat(B)
-        x = (torch.arange(B, device=self.device)[:, None] * n + src_of_pair).reshape(-1)
-        hops = depth[x, dst].clamp(min=0)
-        width = max(int(hops.max()), 1)
-        paths = search.walk_back(pred_node[x], pred_link[x], dst, hops, width, tab.E)
-        f = self.factor[rows[x][:, None], paths]
-        product = f[:, 0]
-        for h in range(1, width):
-            product = product * f[:, h]
-        P = self.num_pairs
+        src = torch.tensor(iu, dtype=torch.int64, device=dev).repeat(B)
+        dst = torch.tensor(ju, dtype=torch.int64, device=dev).repeat(B)
+        net = torch.arange(B, device=dev).repeat_interleave(P)
+        if self._bits:
+            adj = self._adj[:, :n]
+            roots = torch.arange(n, device=dev).repeat(B)
+            adj_rows = adj.repeat_interleave(n, dim=0)
+            dist, layers = search.hop_counts(adj_rows, roots)
+            nxt = search.next_hops(adj_rows, dist, layers)
+            x = net * n + dst  # the search rooted at j
+            hops = _pick(dist, x, src)
+            fwd, hops = search.walk(nxt.index_select(0, x), hops, tab.edge_id, net, src, tab.E)
+            paths = search.reverse_paths(fwd, hops, tab.E)
+        else:
+            rows = torch.arange(B, device=dev).repeat_interleave(n)
+            nbr, link = self._masked_neighbours(rows)
+            pred_j, depth = search.bfs(nbr, torch.arange(n, device=dev).repeat(B))
+            pred_node, pred_link = predecessors(nbr, link, pred_j)
+            x = net * n + src
+            hops = depth[x, dst].clamp(min=0)
+            width = max(int(hops.max()), 1)
+            paths = search.walk_back(pred_node[x], pred_link[x], dst, hops, width, tab.E)
+        product = self._path_product(net[:, None] * (tab.E + 1) + paths)
         return product.view(B, P), hops.view(B, P)
 
     def action_masks(self) -> Tensor:
@@ -1356,63 +1487,72 @@ class BatchedSimulator:
         B, P = self.num_envs, self.num_pairs
         dev = self.device
         t = self.t
-        lp = self.tables.link_pair
         ct = self._class_tables
-
-        def per_pair(values: Tensor) -> Tensor:
-            out = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
-            out.scatter_(1, lp, values.to(torch.float32))
-            return out[:, :P]
-
+        lp = self._lp_flat.reshape(-1)
         held = self.count > 0
-        fid = torch.where(held, ct["fid"].view(-1)[self._table_index(self.youngest)], 0.0)
-        age = torch.where(held, t[:, None] - self.youngest, 0)
-        busy = (self.busy_until - t[:, None]).clamp(min=0)
+        features = [
+            self.count.to(torch.float32),
+            torch.where(held, _take(ct["fid"], self._table_index(self.youngest)), 0.0).to(
+                torch.float32
+            ),
+            torch.where(held, t[:, None] - self.youngest, 0).to(torch.float32),
+        ]
+        if self._latency:
+            features.append((self.busy_until - t[:, None]).clamp(min=0).to(torch.float32))
+        per_pair = torch.zeros((len(features), B * (P + 1)), dtype=torch.float32, device=dev)
+        for i, values in enumerate(features):
+            per_pair[i].index_copy_(0, lp, values.reshape(-1))
+        per_pair = per_pair.view(len(features), B, P + 1)[:, :, :P]
+        zeros = torch.zeros((B, P), dtype=torch.float32, device=dev)
         hp = self.held_pair
         prepositioned = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
         prepositioned.scatter_add_(1, hp, torch.ones_like(hp, dtype=torch.float32))
         best = torch.zeros((B, P + 1), dtype=torch.float64, device=dev)
         best.scatter_reduce_(1, hp, torch.where(hp < P, self._held_now(), 0.0), "amax")
-        flights = self.flight_due < NEVER
-        prep_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
-        req_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
         if self._latency:
+            flights = self.flight_due < NEVER
             is_prep = flights & (self.flight_request < 0)
             is_req = flights & (self.flight_request >= 0)
+            prep_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+            req_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
             prep_flight.scatter_add_(1, torch.where(is_prep, self.flight_pair, P), is_prep.float())
             req_flight.scatter_add_(1, torch.where(is_req, self.flight_pair, P), is_req.float())
+            prep_in_flight, req_in_flight = prep_flight[:, :P], req_flight[:, :P]
+        else:
+            prep_in_flight, req_in_flight = zeros, zeros.clone()
         Q = cfg.queue_obs_size
         width = min(Q, self.queue.shape[1])
         ids = self.queue[:, :width]
         shown = torch.arange(width, device=dev) < self.queue_len[:, None]
         w = self.work
         cols = [
-            w["source"].gather(1, ids).to(torch.float32),
-            w["destination"].gather(1, ids).to(torch.float32),
-            w["F_req"].gather(1, ids).to(torch.float32),
-            (w["deadline"].gather(1, ids) - t[:, None]).to(torch.float32),
-            (t[:, None] - w["arrival"].gather(1, ids)).to(torch.float32),
-            w["priority"].gather(1, ids).to(torch.float32),
+            w["source"].gather(1, ids),
+            w["destination"].gather(1, ids),
+            w["F_req"].gather(1, ids),
+            w["deadline"].gather(1, ids) - t[:, None],
+            t[:, None] - w["arrival"].gather(1, ids),
+            w["priority"].gather(1, ids),
         ]
         queue = torch.zeros((B, Q, 6), dtype=torch.float32, device=dev)
-        queue[:, :width] = torch.where(shown[:, :, None], torch.stack(cols, dim=2), 0.0)
+        for i, col in enumerate(cols):
+            queue[:, :width, i] = torch.where(shown, col.to(torch.float32), 0.0)
         mask = torch.zeros((B, Q), dtype=torch.float32, device=dev)
-        mask[:, :width] = shown.float()
+        mask[:, :width] = shown.to(torch.float32)
         return {
             "adjacency": self.tables.adjacency.clone(),
-            "link_pairs": per_pair(self.count),
-            "link_fidelity": per_pair(fid),
-            "link_age": per_pair(age),
-            "link_busy": per_pair(busy),
+            "link_pairs": per_pair[0],
+            "link_fidelity": per_pair[1],
+            "link_age": per_pair[2],
+            "link_busy": per_pair[3] if self._latency else zeros.clone(),
             "path_fidelity": self.preposition_fidelity().to(torch.float32),
             "prepositioned": prepositioned[:, :P],
             "prepositioned_fidelity": best[:, :P].to(torch.float32),
-            "prepositioned_in_flight": prep_flight[:, :P],
-            "requests_in_flight": req_flight[:, :P],
+            "prepositioned_in_flight": prep_in_flight,
+            "requests_in_flight": req_in_flight,
             "demand": self.demand[:, :P].clone(),
-            "queue": queue.reshape(B, Q * 6),
+            "queue": queue.view(B, Q * 6),
             "queue_mask": mask,
-            "time_of_day": self._time_of_day[t % cfg.slots_per_day],
+            "time_of_day": self._time_of_day.index_select(0, t % cfg.slots_per_day),
         }
 
     # ------------------------------------------------------------------ metrics
@@ -1514,9 +1654,10 @@ def _pad_links(tab: NetworkTables, E_new: int) -> NetworkTables:
         return torch.cat([x[:, :E], pad, x[:, E:]], dim=1)
 
     values: dict[str, Any] = dict(vars(tab))
-    for name in ("link_pair", "p_gen", "capacity", "link_class", "lifetime"):
+    for name in ("link_pair", "link_u", "link_v", "p_gen", "capacity", "link_class", "lifetime"):
         values[name] = grow(getattr(tab, name))
     values["nbr_link"] = torch.where(tab.nbr_link == E, E_new, tab.nbr_link)
+    values["edge_id"] = torch.where(tab.edge_id == E, E_new, tab.edge_id)
     values["static_paths"] = torch.where(tab.static_paths == E, E_new, tab.static_paths)
     return NetworkTables(**values)
 
@@ -1533,3 +1674,13 @@ def _pad_dh(tab: NetworkTables, D: int, H: int) -> NetworkTables:
             tab.static_paths, (0, 0, 0, H - tab.H), value=E
         )
     return NetworkTables(**values)
+
+
+def _take(x: Tensor, idx: Tensor) -> Tensor:
+    """``x.flatten()[idx]`` with the shape of ``idx`` (``index_select``: faster than indexing)."""
+    return x.reshape(-1).index_select(0, idx.reshape(-1)).view(idx.shape)
+
+
+def _pick(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``x[rows, cols]`` of a 2-d tensor, as one flat ``index_select``."""
+    return x.reshape(-1).index_select(0, rows * x.shape[1] + cols)

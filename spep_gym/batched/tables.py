@@ -177,12 +177,15 @@ class NetworkTables:
     n: int
     num_links: Tensor  # (B,) int, E_b
     link_pair: Tensor  # (B, E + 1) node-pair index of each link; P for dead links and the pad
+    link_u: Tensor  # (B, E + 1) lower end node of each link; n for dead links and the pad
+    link_v: Tensor  # (B, E + 1) upper end node; n for dead links and the pad
     p_gen: Tensor  # (B, E + 1) float; -1 for dead links and the pad (they never generate)
     capacity: Tensor  # (B, E + 1) int; 0 for dead links and the pad
     link_class: Tensor  # (B, E + 1) int, row of the class tables (0: dead)
     lifetime: Tensor  # (B, E + 1) int, slots a pair exists
     nbr: Tensor  # (B, n, D) neighbours in ascending id, padded with n
     nbr_link: Tensor  # (B, n, D) their links, padded with E
+    edge_id: Tensor  # (B, n, n) link of each node pair, E where there is none
     static_paths: Tensor  # (B, H, P) links of each pair's static path (from j back to i), pad E
     static_hops: Tensor  # (B, P) int
     adjacency: Tensor  # (B, P) float32, 1 where the pair is a link
@@ -213,14 +216,21 @@ def build_tables(
     P = n * (n - 1) // 2
     pair_index = pair_index_matrix(n)
     link_pair = np.full((B, E + 1), P, dtype=np.int64)
+    link_u = np.full((B, E + 1), n, dtype=np.int64)
+    link_v = np.full((B, E + 1), n, dtype=np.int64)
     p_gen = np.full((B, E + 1), -1.0)
     capacity = np.zeros((B, E + 1), dtype=np.int64)
     link_class = np.zeros((B, E + 1), dtype=np.int64)
     nbr = np.full((B, n, D), n, dtype=np.int64)
     nbr_link = np.full((B, n, D), E, dtype=np.int64)
+    edge_id = np.full((B, n, n), E, dtype=np.int64)
     for b, r in enumerate(rows):
         k = r.num_links
+        edge_id[b, r.edges[:, 0], r.edges[:, 1]] = np.arange(k)
+        edge_id[b, r.edges[:, 1], r.edges[:, 0]] = np.arange(k)
         link_pair[b, :k] = pair_index[r.edges[:, 0], r.edges[:, 1]]
+        link_u[b, :k] = r.edges[:, 0]
+        link_v[b, :k] = r.edges[:, 1]
         p_gen[b, :k] = r.p_gen
         capacity[b, :k] = r.capacity
         link_class[b, :k] = r.link_class
@@ -239,12 +249,15 @@ def build_tables(
         n=n,
         num_links=torch.tensor([r.num_links for r in rows], **as_long),
         link_pair=link_pair_t,
+        link_u=torch.tensor(link_u, **as_long),
+        link_v=torch.tensor(link_v, **as_long),
         p_gen=torch.tensor(p_gen, dtype=torch.float64, device=device),
         capacity=torch.tensor(capacity, **as_long),
         link_class=torch.tensor(link_class, **as_long),
         lifetime=torch.tensor(lifetimes[link_class], **as_long),
         nbr=nbr_t,
         nbr_link=nbr_link_t,
+        edge_id=torch.tensor(edge_id, **as_long),
         static_paths=paths,
         static_hops=hops,
         adjacency=adjacency[:, :P].contiguous(),
