@@ -112,18 +112,22 @@ def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[T
     layers = torch.zeros((X, n), dtype=torch.int64, device=device)
     frontier = pow2[root]
     layers[:, 0] = frontier
-    seen = frontier.clone()
-    dist = torch.where(pow2 == frontier[:, None], 0, -1)
+    unseen = pow2 != frontier[:, None]
+    dist = torch.where(unseen, -1, 0)
     for k in range(1, n):
-        new = ((adj & frontier[:, None]) != 0) & (dist < 0)
+        new = ((adj & frontier[:, None]) != 0) & unseen
         if not bool(new.any()):
             break
-        dist = torch.where(new, k, dist)
+        unseen &= ~new
+        dist.masked_fill_(new, k)
         frontier = (new * pow2).sum(dim=1)
-        seen |= frontier
         layers[:, k] = frontier
-        if stop is not None and not bool(((((seen >> stop) & 1) == 0) & (frontier != 0)).any()):
-            break
+        # Searching on to the end of every component costs a layer or two at most (the farthest
+        # destination of a large batch is about as far as any node), and saves a test per layer.
+        if stop is not None and k % 4 == 0:
+            found = ((layers[:, : k + 1] >> stop[:, None]) & 1).any(dim=1)
+            if bool((found | (frontier == 0)).all()):
+                break
     return dist, layers
 
 

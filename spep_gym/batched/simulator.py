@@ -480,6 +480,7 @@ class BatchedSimulator:
         self._nbr_view = None
         self._nbr_stale = None
         self._pf = None
+        self._req_rows: Tensor | None = None
         if self._bits:
             self._rebuild_adjacency()
 
@@ -646,13 +647,14 @@ class BatchedSimulator:
         C = self.created.shape[2]
         created = self.created[:, :E]
         if C == 1:
-            created[:, :, 0] = torch.where(new, tt, created[:, :, 0])
+            created[:, :, 0] += (tt - created[:, :, 0]) * new
         else:
             free = (created < 0).int().argmax(dim=2, keepdim=True)
             old = created.gather(2, free)[:, :, 0]
             created.scatter_(2, free, torch.where(new, tt, old)[:, :, None])
         self.count[:, :E] += new
-        young = torch.where(new, tt, self.youngest[:, :E])
+        young = self.youngest[:, :E]
+        young = young + (tt - young) * new
         made = new.sum(dim=1)
         if self.cfg.link_pool_policy == "replace_oldest":
             full = draw & ~room
@@ -676,7 +678,7 @@ class BatchedSimulator:
         held = self.count > 0
         idx = self._table_index(self.youngest)
         ct = self._class_tables
-        factor = torch.where(held, _take(ct["factor"], idx), 0.0)
+        factor = _take(ct["factor"], idx) * held
         usable = held
         usable[:, E] = True
         factor[:, E] = 1.0
@@ -702,8 +704,8 @@ class BatchedSimulator:
         real = self.usable & (u < n)
         one = torch.ones_like(u)
         adj = torch.zeros((B, n + 1), dtype=torch.int64, device=self.device)
-        adj.scatter_add_(1, u, torch.where(real, one << v.clamp(max=n - 1), 0))
-        adj.scatter_add_(1, v, torch.where(real, one << u.clamp(max=n - 1), 0))
+        adj.scatter_add_(1, u, (one << v.clamp(max=n - 1)) * real)
+        adj.scatter_add_(1, v, (one << u.clamp(max=n - 1)) * real)
         self._adj = adj
 
     def _table_index(self, youngest: Tensor) -> Tensor:
@@ -750,7 +752,7 @@ class BatchedSimulator:
         K = self._arrivals_per_slot
         N = self.work["arrival"].shape[1]
         ids = (start[:, None] + torch.arange(K, device=self.device)).clamp(max=N - 1)
-        at = self.work["arrival"].gather(1, ids) == slot[:, None]
+        at = _row_take(self.work["arrival"], ids) == slot[:, None]
         at &= start[:, None] + torch.arange(K, device=self.device) < N
         if live is not None:
             at &= live[:, None]
@@ -758,7 +760,7 @@ class BatchedSimulator:
 
     def _count_demand(self, ids: Tensor, mask: Tensor, step: float) -> None:
         """Add ``step`` to the demand window of each masked request's node pair."""
-        pair = torch.where(mask, self.work["pair"].gather(1, ids), self.num_pairs)
+        pair = torch.where(mask, _row_take(self.work["pair"], ids), self.num_pairs)
         self.demand.scatter_add_(1, pair, mask.to(torch.float32) * step)
 
     # ------------------------------------------------------------------ phase 4
@@ -801,7 +803,8 @@ class BatchedSimulator:
 
     def _preposition_path(self, b: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """(X, H) links of the path pre-positioning would use in networks ``b`` for node pairs
-        ``a``, and its hops (0: none)."""
+        ``a``, and its hops (0: none).
+        """
         tab = self.tables
         if self.cfg.preposition_path == "static":
             B, P = self.num_envs, self.num_pairs
@@ -1142,7 +1145,7 @@ class BatchedSimulator:
         """
         E = self.tables.E
         hops = _pick(self.tables.static_hops, b, pair)
-        top = torch.where(self.usable[:, :E], self.factor[:, :E].abs(), 0.0).max(dim=1).values
+        top = (self.factor[:, :E].abs() * self.usable[:, :E]).max(dim=1).values
         bound = self._from_product(top.index_select(0, b) ** hops.to(torch.float64))
         ok = bound * (1.0 + 1e-9) + 1e-12 >= freq
         if self._latency:
@@ -1200,7 +1203,7 @@ class BatchedSimulator:
             return
         queue = self.queue[:, :W]
         valid = torch.arange(W, device=self.device) < self.queue_len[:, None]
-        late = valid & (self.work["deadline"].gather(1, queue) <= self.t[:, None])
+        late = valid & (_row_take(self.work["deadline"], queue) <= self.t[:, None])
         if not bool(late.any()):
             return
         self._fail_rows(queue, late, events)
@@ -1215,7 +1218,7 @@ class BatchedSimulator:
         n = mask.sum(dim=1)
         self.metrics["failed"] += n
         events.failed += n
-        prio = self.work["priority"].gather(1, ids)
+        prio = _row_take(self.work["priority"], ids)
         if self._exact_weights:
             total = torch.where(mask, prio, 0.0).sum(dim=1)
             self.metrics["failed_weight"] += total
@@ -1246,8 +1249,8 @@ class BatchedSimulator:
         skey = self.work["service_key"]
         queue = self.queue[:, :W]
         ar = torch.arange(W, device=dev)
-        ek = torch.where(ar < self.queue_len[:, None], skey.gather(1, queue), _BIG)
-        nk = torch.where(valid, skey.gather(1, ids), _BIG + 1)
+        ek = torch.where(ar < self.queue_len[:, None], _row_take(skey, queue), _BIG)
+        nk = torch.where(valid, _row_take(skey, ids), _BIG + 1)
         pos_old = ar + (nk[:, None, :] < ek[:, :, None]).sum(dim=2)
         pos_new = (ek[:, None, :] < nk[:, :, None]).sum(dim=2) + (
             nk[:, None, :] < nk[:, :, None]
@@ -1425,7 +1428,7 @@ class BatchedSimulator:
                 torch.index_select(nan_factor, 0, paths[h].reshape(-1), out=part)
                 product.mul_(part)
             product = product.view(self.num_envs, self.num_pairs)
-            ok = ~torch.isnan(product)
+            ok: Tensor | None = None
             hops = tab.static_hops
         else:
             product, hops = self._available_products()
@@ -1433,7 +1436,10 @@ class BatchedSimulator:
         fidelity = self._from_product(product)
         if self._latency:
             fidelity = self._decayed(fidelity, self._pow_np[hops])
-        self._pf = torch.where(ok, fidelity, 0.0)
+        if ok is None:  # NaN where a link holds no pair, as in the scalar core
+            self._pf = fidelity.nan_to_num_(nan=0.0)
+        else:
+            self._pf = torch.where(ok, fidelity, 0.0)
         return self._pf
 
     def _available_products(self) -> tuple[Tensor, Tensor]:
@@ -1471,6 +1477,17 @@ class BatchedSimulator:
         product = self._path_product(net[:, None] * (tab.E + 1) + paths)
         return product.view(B, P), hops.view(B, P)
 
+    def _request_rows(self) -> Tensor:
+        """(B, N, 6) float64 of each request's source, destination, F_req, deadline, arrival,
+        priority (the fields of the queue observation), built once per workload.
+        """
+        rows = self._req_rows
+        if rows is None:
+            w = self.work
+            names = ("source", "destination", "F_req", "deadline", "arrival", "priority")
+            rows = self._req_rows = torch.stack([w[k].to(torch.float64) for k in names], dim=2)
+        return rows
+
     def action_masks(self) -> Tensor:
         """(B, action_len * (P + 1)) bool: per entry, the node pairs that can be placed now."""
         cfg = self.cfg
@@ -1492,10 +1509,8 @@ class BatchedSimulator:
         held = self.count > 0
         features = [
             self.count.to(torch.float32),
-            torch.where(held, _take(ct["fid"], self._table_index(self.youngest)), 0.0).to(
-                torch.float32
-            ),
-            torch.where(held, t[:, None] - self.youngest, 0).to(torch.float32),
+            (_take(ct["fid"], self._table_index(self.youngest)) * held).to(torch.float32),
+            ((t[:, None] - self.youngest) * held).to(torch.float32),
         ]
         if self._latency:
             features.append((self.busy_until - t[:, None]).clamp(min=0).to(torch.float32))
@@ -1521,23 +1536,19 @@ class BatchedSimulator:
         else:
             prep_in_flight, req_in_flight = zeros, zeros.clone()
         Q = cfg.queue_obs_size
-        width = min(Q, self.queue.shape[1])
-        ids = self.queue[:, :width]
-        shown = torch.arange(width, device=dev) < self.queue_len[:, None]
-        w = self.work
-        cols = [
-            w["source"].gather(1, ids),
-            w["destination"].gather(1, ids),
-            w["F_req"].gather(1, ids),
-            w["deadline"].gather(1, ids) - t[:, None],
-            t[:, None] - w["arrival"].gather(1, ids),
-            w["priority"].gather(1, ids),
-        ]
         queue = torch.zeros((B, Q, 6), dtype=torch.float32, device=dev)
-        for i, col in enumerate(cols):
-            queue[:, :width, i] = torch.where(shown, col.to(torch.float32), 0.0)
         mask = torch.zeros((B, Q), dtype=torch.float32, device=dev)
-        mask[:, :width] = shown.to(torch.float32)
+        width = min(Q, int(self.queue_len.max()))
+        if width:
+            ids = self.queue[:, :width].contiguous()
+            shown = torch.arange(width, device=dev) < self.queue_len[:, None]
+            rows = self._request_rows()
+            fields = rows.gather(1, ids[:, :, None].expand(B, width, 6))
+            # source, destination, F_req, slots left, slots waited, priority
+            fields[:, :, 3] -= t[:, None]
+            fields[:, :, 4] = t[:, None] - fields[:, :, 4]
+            queue[:, :width] = fields.to(torch.float32) * shown[:, :, None]
+            mask[:, :width] = shown.to(torch.float32)
         return {
             "adjacency": self.tables.adjacency.clone(),
             "link_pairs": per_pair[0],
@@ -1679,6 +1690,12 @@ def _pad_dh(tab: NetworkTables, D: int, H: int) -> NetworkTables:
 def _take(x: Tensor, idx: Tensor) -> Tensor:
     """``x.flatten()[idx]`` with the shape of ``idx`` (``index_select``: faster than indexing)."""
     return x.reshape(-1).index_select(0, idx.reshape(-1)).view(idx.shape)
+
+
+def _row_take(x: Tensor, idx: Tensor) -> Tensor:
+    """``x.gather(1, idx)`` of a 2-d tensor, as one flat ``index_select``."""
+    rows = torch.arange(x.shape[0], device=x.device)[:, None] * x.shape[1]
+    return x.reshape(-1).index_select(0, (idx + rows).reshape(-1)).view(idx.shape)
 
 
 def _pick(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
