@@ -70,8 +70,32 @@ from spep_gym.workload import Workload
 #: A slot no swap is due in (a free in-flight place).
 NEVER = 1 << 62
 _BIG = 1 << 62
+#: The counters of :class:`spep_gym.metrics.Metrics`, columns of the metrics table.
+METRICS = tuple(f.name for f in fields(Metrics))
 _INT_METRICS = tuple(f.name for f in fields(Metrics) if f.type in ("int", int))
-_FLOAT_METRICS = tuple(f.name for f in fields(Metrics) if f.name not in _INT_METRICS)
+_MCOL = {name: i for i, name in enumerate(METRICS)}
+#: The per-step event counts of :class:`BatchEvents`, columns of its table.
+EVENTS = (
+    "arrived",
+    "served",
+    "served_prepositioned",
+    "failed",
+    "placed",
+    "pairs_generated",
+    "pairs_consumed",
+    "pairs_expired",
+    "pairs_replaced",
+    "prepositions_expired",
+    "swap_failures",
+    "queue_overflow",
+    "served_weight",
+    "failed_weight",
+)
+_ECOL = {name: i for i, name in enumerate(EVENTS)}
+#: Columns of the per-request records table, and their values before anything happens.
+RECORDS = ("status", "dispatch_slot", "end_slot", "fidelity", "how", "hops")
+_RCOL = {name: i for i, name in enumerate(RECORDS)}
+_RECORD_FILL = (0.0, -1.0, -1.0, float("nan"), 0.0, 0.0)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -129,12 +153,17 @@ def same_config(configs: Sequence[SpepConfig]) -> SpepConfig:
 
 @dataclass
 class BatchEvents:
-    """What happened in one step, per network (B,): the counts of :class:`SlotEvents`' lists."""
+    """What happened in one step, per network: the counts of ``SlotEvents``' lists.
 
-    slot: Tensor  # the slot whose phases 4-6 ran
+    Every field but ``slot`` is a (B,) float64 view of one (B, len(EVENTS)) ``table`` (counts are
+    whole numbers; ``served_weight`` and ``failed_weight`` are summed in event order).
+    """
+
+    slot: Tensor  # (B,) int, the slot whose phases 4-6 ran
+    table: Tensor  # (B, len(EVENTS)) float64
     arrived: Tensor
     served: Tensor
-    served_prepositioned: Tensor  # prepositions used this step
+    served_prepositioned: Tensor  # pre-positioned pairs used this step
     failed: Tensor
     placed: Tensor  # pre-positions stored (usable) this step
     pairs_generated: Tensor
@@ -144,19 +173,14 @@ class BatchEvents:
     prepositions_expired: Tensor
     swap_failures: Tensor
     queue_overflow: Tensor
-    served_weight: Tensor  # float64, summed in event order
-    failed_weight: Tensor  # float64
+    served_weight: Tensor
+    failed_weight: Tensor
 
     @classmethod
     def zeros(cls, slot: Tensor) -> BatchEvents:
         """No events yet, in slot ``slot``."""
-        z = torch.zeros_like(slot)
-        f = torch.zeros(slot.shape, dtype=torch.float64, device=slot.device)
-        counts = {
-            f_.name: z.clone() for f_ in fields(cls) if f_.name not in ("slot", "served_weight")
-        }
-        counts["failed_weight"] = f.clone()
-        return cls(slot=slot.clone(), served_weight=f, **counts)
+        table = torch.zeros((slot.shape[0], len(EVENTS)), dtype=torch.float64, device=slot.device)
+        return cls(slot=slot.clone(), table=table, **{k: table[:, i] for k, i in _ECOL.items()})
 
 
 class BatchedSimulator:
@@ -215,9 +239,16 @@ class BatchedSimulator:
         self._pf: Tensor | None = None
         self._nbr_view: Tensor | None = None
         self._nbr_stale: Tensor | None = None
+        self._column_cache: dict[tuple[int, ...], Tensor] = {}
         self._adj = torch.zeros((num_envs, self.n + 1), dtype=torch.int64, device=self.device)
         #: Node sets as int64 bit masks in the fewest-hop searches (n small enough).
         self._bits = self.n <= search.MAX_BIT_NODES
+        #: The served requests of one slot can be applied together, round by round, where one
+        #: event cannot change another's outcome but through the resources it uses: true of the
+        #: fewest-hop (and static) routes, whose path stays the path when links elsewhere are
+        #: removed (the lexicographically smallest shortest path of a graph remains so in any
+        #: subgraph that contains it); Dijkstra's ties are left to one event per round.
+        self._independent_events = cfg.routing in ("shortest", "reactive")
 
     # ------------------------------------------------------------------ constants
     def _build_constants(self) -> None:
@@ -345,10 +376,9 @@ class BatchedSimulator:
         self.demand_start = torch.zeros(B, **i64)
         N = work["arrival"].shape[1]
         self.records = _empty_records(B, N, dev)
-        self.metrics = {k: torch.zeros(B, **i64) for k in _INT_METRICS}
-        self.metrics.update(
-            {k: torch.zeros(B, dtype=torch.float64, device=dev) for k in _FLOAT_METRICS}
-        )
+        #: (B, len(METRICS)) float64: every counter of Metrics (whole numbers exact below 2**53)
+        self.metric_table = torch.zeros((B, len(METRICS)), dtype=torch.float64, device=dev)
+        self.metrics = {k: self.metric_table[:, i] for k, i in _MCOL.items()}
         self.demand = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
         self.t = torch.zeros(B, **i64)
         self._arrivals_per_slot = 0
@@ -398,10 +428,7 @@ class BatchedSimulator:
             col = self.work[name]
             col[rows] = fill
             col[rows, :N_new] = work[name]
-        for name, value in _empty_records(
-            len(rows), self.work["arrival"].shape[1], self.device
-        ).items():
-            self.records[name][rows] = value
+        self.records[rows] = _empty_records(len(rows), self.work["arrival"].shape[1], self.device)
         E = self.tables.E
         self.created[rows] = -1
         for name, fill in (("count", 0), ("youngest", -1), ("busy_until", -1)):
@@ -421,8 +448,7 @@ class BatchedSimulator:
         self.queue_len[rows] = 0
         self.next_request[rows] = 0
         self.demand_start[rows] = 0
-        for value in self.metrics.values():
-            value[rows] = 0
+        self.metric_table[rows] = 0.0
         self.demand[rows] = 0.0
         self.t[rows] = 0
 
@@ -465,8 +491,7 @@ class BatchedSimulator:
             pad = torch.full((self.num_envs, N - cur), fill, dtype=dtype, device=self.device)
             self.work[name] = torch.cat([self.work[name], pad], dim=1)
         fresh = _empty_records(self.num_envs, N - cur, self.device)
-        for name in self.records:
-            self.records[name] = torch.cat([self.records[name], fresh[name]], dim=1)
+        self.records = torch.cat([self.records, fresh], dim=1)
 
     def _after_install(self) -> None:
         """Index tables derived from the network tables (rebuilt whenever they change)."""
@@ -589,14 +614,14 @@ class BatchedSimulator:
             prep = req < 0
             if bool(prep.any()):
                 bp = b[prep]
-                m["prepositions_in_flight"].index_add_(0, bp, -torch.ones_like(bp))
+                self._tally(bp, events, {"prepositions_in_flight": -1.0}, {})
                 pair = _take(self.flight_pair, pos[prep])
                 self._settle(bp, pair, fid[prep], ok[prep], placed[prep], hops[prep], events)
             ask = ~prep
             if not bool(ask.any()):
                 continue
             br, r = b[ask], req[ask]
-            m["requests_in_flight"].index_add_(0, br, -torch.ones_like(br))
+            self._tally(br, events, {"requests_in_flight": -1.0}, {})
             lost = ~ok[ask]
             if bool(lost.any()):
                 bl, rl = br[lost], r[lost]
@@ -795,7 +820,7 @@ class BatchedSimulator:
             t = self.t[b]
             if self._latency:
                 self._dispatch(b, t + self._delay[hops], t, a, hops, fidelity, swapped, -1, path)
-                m["prepositions_in_flight"].index_add_(0, b, torch.ones_like(b))
+                self._tally(b, events, {"prepositions_in_flight": 1.0}, {})
                 placed.index_add_(0, b, torch.ones_like(b))
                 continue
             stored = self._settle(b, a, fidelity, swapped, t, hops, events)
@@ -859,8 +884,7 @@ class BatchedSimulator:
             self.held_expiry.view(-1)[pos] = pl + self._slots_until_below(f)
             self.held_seq.view(-1)[pos] = self.held_next[bs]
             self.held_next.index_add_(0, bs, torch.ones_like(bs))
-            m["prepositions_placed"].index_add_(0, bs, torch.ones_like(bs))
-            events.placed.index_add_(0, bs, torch.ones_like(bs))
+            self._tally(bs, events, {"prepositions_placed": 1.0}, {"placed": 1.0})
         return ok.long()
 
     def _slots_until_below(self, f: Tensor) -> Tensor:
@@ -945,8 +969,7 @@ class BatchedSimulator:
             adj.index_add_(0, bb * (n + 1) + u, -torch.where(gone, one << v.clamp(max=n - 1), 0))
             adj.index_add_(0, bb * (n + 1) + v, -torch.where(gone, one << u.clamp(max=n - 1), 0))
         self._mark_stale(b)
-        self.metrics["pairs_consumed"].index_add_(0, b, hops)
-        events.pairs_consumed.index_add_(0, b, hops)
+        self._tally(b, events, {"pairs_consumed": hops})
         ok = torch.ones(b.shape, dtype=torch.bool, device=self.device)
         success = self.cfg.swap_success
         if success < 1.0:
@@ -1063,45 +1086,111 @@ class BatchedSimulator:
                 hops = torch.zeros(idx.numel(), dtype=torch.int64, device=dev)
                 hops[need] = n_hops
             event = has_held | routed
-            first = torch.full((B,), _BIG, dtype=torch.int64, device=dev)
-            first.scatter_reduce_(0, b[event], r[event], "amin")
-            at_first = first.index_select(0, b)
-            pending[idx] = r > at_first
-            sel = event & (r == at_first)
-            if not bool(sel.any()):
-                continue
-            # served from a held pair: the lowest sufficient fidelity, the earliest placed on a tie
-            hsel = torch.nonzero(sel & has_held).flatten()
-            if hsel.numel():
-                hb = b[hsel]
-                hn, hm = held_now[hsel], match[hsel]
-                low = torch.where(hm, hn, torch.inf).min(dim=1).values
-                tie = hm & (hn == low[:, None])
-                seq = self.held_seq.index_select(0, hb)
-                kpos = hb * K + torch.where(tie, seq, _BIG).argmin(dim=1)
-                h_hops = _take(self.held_hops, kpos)
-                self.held_pair.view(-1)[kpos] = self.num_pairs
-                self._count(hb, "prepositions_used", events, "served_prepositioned")
-                self.metrics["served_prepositioned"].index_add_(0, hb, torch.ones_like(hb))
-                self._served(hb, rid[idx[hsel]], PREPOSITIONED, low, h_hops, events)
-                removed[hb * W + r[hsel]] = True
-            rsel = torch.nonzero(sel & ~has_held).flatten()
-            if rsel.numel():
-                assert path is not None and hops is not None
-                self._serve_on_demand(
-                    b[rsel],
-                    r[rsel],
-                    rid[idx[rsel]],
-                    pair[rsel],
-                    path[rsel],
-                    hops[rsel],
-                    removed,
-                    W,
-                    events,
-                )
+            if not bool(event.any()):
+                break
+            stop = self._round_stop(b, r, pair, has_held, event, path, hops)
+            pending[idx] = r >= stop.index_select(0, b)
+            ev = torch.nonzero(event & (r < stop.index_select(0, b))).flatten()
+            # each served event's number within its network: applied in that order
+            eb_e = b[ev]
+            first_of_net = torch.ones_like(eb_e, dtype=torch.bool)
+            first_of_net[1:] = eb_e[1:] != eb_e[:-1]
+            order = torch.arange(ev.numel(), device=dev)
+            k_of = order - torch.cummax(torch.where(first_of_net, order, 0), dim=0).values
+            for k in range(int(k_of.max()) + 1 if ev.numel() else 0):
+                cur = ev[k_of == k]
+                # served from a held pair: the lowest sufficient fidelity, earliest placed on a tie
+                hsel = cur[has_held[cur]]
+                if hsel.numel():
+                    hb = b[hsel]
+                    hn, hm = held_now[hsel], match[hsel]
+                    low = torch.where(hm, hn, torch.inf).min(dim=1).values
+                    tie = hm & (hn == low[:, None])
+                    seq = self.held_seq.index_select(0, hb)
+                    kpos = hb * K + torch.where(tie, seq, _BIG).argmin(dim=1)
+                    h_hops = _take(self.held_hops, kpos)
+                    self.held_pair.view(-1)[kpos] = self.num_pairs
+                    self._tally(
+                        hb,
+                        events,
+                        {"prepositions_used": 1.0, "served_prepositioned": 1.0},
+                        {"served_prepositioned": 1.0},
+                    )
+                    self._served(hb, rid[idx[hsel]], PREPOSITIONED, low, h_hops, events)
+                    removed[hb * W + r[hsel]] = True
+                rsel = cur[~has_held[cur]]
+                if rsel.numel():
+                    assert path is not None and hops is not None
+                    self._serve_on_demand(
+                        b[rsel],
+                        r[rsel],
+                        rid[idx[rsel]],
+                        pair[rsel],
+                        path[rsel],
+                        hops[rsel],
+                        removed,
+                        W,
+                        events,
+                    )
         keep = valid & ~removed.view(B, W)
         if bool(removed.any()):
             self._compact_queue(keep, W)
+
+    def _round_stop(
+        self,
+        b: Tensor,
+        r: Tensor,
+        pair: Tensor,
+        has_held: Tensor,
+        event: Tensor,
+        path: Tensor | None,
+        hops: Tensor | None,
+    ) -> Tensor:
+        """(B,) the queue rank from which a network's requests must be searched again.
+
+        The requests were searched against the state at the start of the round. Serving one
+        changes the state for those behind it only through what it takes: a held pair of its node
+        pair, or the link pairs of its path. A request behind it keeps its outcome unless it wants
+        a held pair of the same node pair, or its proposed path runs over a link taken before it
+        (then its route, not only its fidelity, may change); a request without a path keeps having
+        none (links only disappear within a slot). So each network serves, in rank order, every
+        event before the first request that an earlier event of the round touched. With Dijkstra
+        routing (whose ties a removal elsewhere may change) only the first event is served.
+        """
+        B, dev = self.num_envs, self.device
+        stop = torch.full((B,), _BIG, dtype=torch.int64, device=dev)
+        if not self._independent_events:
+            first = torch.full((B,), _BIG, dtype=torch.int64, device=dev)
+            first.scatter_reduce_(0, b[event], r[event], "amin")
+            return torch.where(first < _BIG, first + 1, _BIG)
+        touched = torch.zeros_like(event)
+        # held pairs: an event wanting a node pair an earlier event of its network took
+        held_ev = torch.nonzero(event & has_held).flatten()
+        if held_ev.numel() > 1:
+            key = b[held_ev] * (self.num_pairs + 1) + pair[held_ev]
+            first = torch.full((B * (self.num_pairs + 1),), _BIG, dtype=torch.int64, device=dev)
+            first.scatter_reduce_(0, key, r[held_ev], "amin")
+            touched[held_ev] = r[held_ev] > first.index_select(0, key)
+        # links: a request whose path runs over a link an earlier on-demand event takes
+        if path is not None and hops is not None:
+            E1 = self.tables.E + 1
+            with_path = (hops > 0) & ~has_held
+            rows = torch.nonzero(with_path).flatten()
+            if rows.numel() > 1:
+                X = rows.numel()
+                mask = torch.zeros((X, E1), dtype=torch.int64, device=dev)
+                mask.scatter_(1, path[rows], 1)
+                mask[:, E1 - 1] = 0
+                seg = b[rows][:, None] * 2
+                taking = mask * event[rows][:, None]
+                # exclusive prefix "or" within each network: cummax of (network * 2 + taken)
+                upto = torch.cummax(seg + taking, dim=0).values
+                before = torch.cat([torch.full_like(upto[:1], -1), upto[:-1]])
+                hit = ((before == seg + 1) & (mask == 1)).any(dim=1)
+                touched[rows] = hit
+        if bool(touched.any()):
+            stop.scatter_reduce_(0, b[touched], r[touched], "amin")
+        return stop
 
     def _serve_on_demand(
         self,
@@ -1124,7 +1213,7 @@ class BatchedSimulator:
             due = t + self._delay[hops]
             self._dispatch(b, due, t, pair, hops, got, ok, req, path)
             self._record(b, req, "status", IN_FLIGHT)
-            m["requests_in_flight"].index_add_(0, b, torch.ones_like(b))
+            self._tally(b, events, {"requests_in_flight": 1.0}, {})
             removed[b * W + r] = True
             return
         lost = ~ok
@@ -1157,43 +1246,87 @@ class BatchedSimulator:
         age = (self.t[:, None] - self.held_placed).clamp(0, self._pow.numel() - 1)
         return self._decayed(self.held_fidelity, self._pow[age])
 
+    def _tally(
+        self,
+        b: Tensor,
+        events: BatchEvents,
+        metric: dict[str, Tensor | float],
+        event: dict[str, Tensor | float] | None = None,
+    ) -> None:
+        """Add ``metric`` values to the metrics and ``event`` values (default: the same) to the
+        step's counts of networks ``b`` (distinct: each sum takes one addition per network)."""
+        event = metric if event is None else event
+        for table, cols, values in (
+            (self.metric_table, [_MCOL[k] for k in metric], list(metric.values())),
+            (events.table, [_ECOL[k] for k in event], list(event.values())),
+        ):
+            if not cols:
+                continue
+            width = table.shape[1]
+            col = self._columns(tuple(cols))
+            vals = torch.stack(
+                [
+                    v.to(torch.float64)
+                    if isinstance(v, Tensor)
+                    else torch.full(b.shape, float(v), dtype=torch.float64, device=self.device)
+                    for v in values
+                ],
+                dim=1,
+            )
+            table.view(-1).index_add_(0, (b[:, None] * width + col).reshape(-1), vals.reshape(-1))
+
+    def _columns(self, cols: tuple[int, ...]) -> Tensor:
+        cache = self._column_cache
+        t = cache.get(cols)
+        if t is None:
+            t = cache[cols] = torch.tensor(cols, dtype=torch.int64, device=self.device)
+        return t
+
     def _count(self, b: Tensor, name: str, events: BatchEvents, event: str | None = None) -> None:
         """Add one to metric ``name`` and to the step's count ``event`` (default: the same name)."""
-        one = torch.ones_like(b)
-        self.metrics[name].index_add_(0, b, one)
-        getattr(events, event or name).index_add_(0, b, one)
+        self._tally(b, events, {name: 1.0}, {event or name: 1.0})
 
     def _work_at(self, name: str, b: Tensor, r: Tensor) -> Tensor:
         col = self.work[name]
         return _pick(col, b, r)
 
     def _record(self, b: Tensor, r: Tensor, name: str, value: Tensor | int | float) -> None:
-        rec = self.records[name]
-        pos = b * rec.shape[1] + r
-        if isinstance(value, Tensor):
-            rec.view(-1)[pos] = value.to(rec.dtype)
-        else:
-            rec.view(-1)[pos] = value
+        """Set record column ``name`` of requests ``r`` of networks ``b``."""
+        rec = self.records
+        N, C = rec.shape[1], rec.shape[2]
+        pos = (b * N + r) * C + _RCOL[name]
+        rec.view(-1)[pos] = value.to(torch.float64) if isinstance(value, Tensor) else float(value)
 
     def _served(
         self, b: Tensor, r: Tensor, how: int, fidelity: Tensor, hops: Tensor, events: BatchEvents
     ) -> None:
         """Record requests ``r`` of networks ``b`` (distinct networks) as served now."""
-        t = self.t.index_select(0, b)
-        self._record(b, r, "status", SERVED)
-        self._record(b, r, "end_slot", t)
-        self._record(b, r, "fidelity", fidelity)
-        self._record(b, r, "how", how)
-        self._record(b, r, "hops", hops)
-        m = self.metrics
+        t = self.t.index_select(0, b).to(torch.float64)
+        rec = self.records
+        N, C = rec.shape[1], rec.shape[2]
+        row = (b * N + r) * C
+        cols = self._columns(
+            (_RCOL["status"], _RCOL["end_slot"], _RCOL["fidelity"], _RCOL["how"], _RCOL["hops"])
+        )
+        hops_f = hops.to(torch.float64)
+        values = torch.stack(
+            [torch.full_like(t, SERVED), t, fidelity, torch.full_like(t, how), hops_f], dim=1
+        )
+        rec.view(-1).index_copy_(0, (row[:, None] + cols).reshape(-1), values.reshape(-1))
         prio = self._work_at("priority", b, r)
-        m["served"].index_add_(0, b, torch.ones_like(b))
-        m["latency_sum"].index_add_(0, b, (t - self._work_at("arrival", b, r)).to(torch.float64))
-        m["fidelity_sum"].index_add_(0, b, fidelity)
-        m["pairs_delivered"].index_add_(0, b, hops)
-        m["served_weight"].index_add_(0, b, prio)
-        events.served_weight.index_add_(0, b, prio)
-        events.served.index_add_(0, b, torch.ones_like(b))
+        latency = t - self._work_at("arrival", b, r).to(torch.float64)
+        self._tally(
+            b,
+            events,
+            {
+                "served": 1.0,
+                "latency_sum": latency,
+                "fidelity_sum": fidelity,
+                "pairs_delivered": hops_f,
+                "served_weight": prio,
+            },
+            {"served": 1.0, "served_weight": prio},
+        )
 
     # ------------------------------------------------------------------ phase 6
     def _fail_overdue(self, events: BatchEvents) -> None:
@@ -1234,9 +1367,7 @@ class BatchedSimulator:
         self._record(b, r, "status", FAILED)
         self._record(b, r, "end_slot", self.t.index_select(0, b))
         prio = self._work_at("priority", b, r)
-        self._count(b, "failed", events)
-        self.metrics["failed_weight"].index_add_(0, b, prio)
-        events.failed_weight.index_add_(0, b, prio)
+        self._tally(b, events, {"failed": 1.0, "failed_weight": prio})
 
     # ------------------------------------------------------------------ the queue
     def _merge_into_queue(self, ids: Tensor, valid: Tensor) -> None:
@@ -1568,18 +1699,21 @@ class BatchedSimulator:
 
     # ------------------------------------------------------------------ metrics
     def summary(self) -> dict[str, Tensor]:
-        """Per network (B,): every key of ``Metrics.summary()``; rates NaN where undefined."""
-        m = {k: v.clone() for k, v in self.metrics.items()}
-        f = {k: v.to(torch.float64) for k, v in m.items()}
+        """Per network (B,): every key of ``Metrics.summary()``; rates NaN where undefined.
+
+        Counters are int64 (float64 for the sums), rates float64, computed as the scalar divides.
+        """
+        f = {k: self.metric_table[:, i] for k, i in _MCOL.items()}
+        out: dict[str, Tensor] = {
+            k: (v.to(torch.int64) if k in _INT_METRICS else v.clone()) for k, v in f.items()
+        }
         nan = torch.tensor(torch.nan, dtype=torch.float64, device=self.device)
 
-        def ratio(num: str | Tensor, den: Tensor) -> Tensor:
-            top = f[num] if isinstance(num, str) else num
-            return torch.where(den > 0, top / den, nan)
+        def ratio(num: str, den: Tensor) -> Tensor:
+            return torch.where(den > 0, f[num] / den, nan)
 
         done = f["served"] + f["failed"]
-        out: dict[str, Tensor] = dict(m)
-        out["pending"] = m["arrived"] - m["served"] - m["failed"]
+        out["pending"] = out["arrived"] - out["served"] - out["failed"]
         out["success_rate"] = ratio("served", done)
         out["avg_latency"] = ratio("latency_sum", f["served"])
         out["avg_fidelity"] = ratio("fidelity_sum", f["served"])
@@ -1593,7 +1727,8 @@ class BatchedSimulator:
         """Per-request records of network ``b`` as ``Simulator.request_records`` lists them."""
         n = int((self.work["arrival"][b] < (1 << 40)).sum())
         w = {k: v[b, :n].cpu().numpy() for k, v in self.work.items()}
-        rec = {k: v[b, :n].cpu().numpy() for k, v in self.records.items()}
+        rec = self.records[b, :n].cpu().numpy()
+        dtypes = {"status": np.int8, "how": np.int8, "fidelity": np.float64}
         return {
             "id": np.arange(n),
             "source": w["source"],
@@ -1602,12 +1737,7 @@ class BatchedSimulator:
             "F_req": w["F_req"],
             "deadline": w["deadline"],
             "priority": w["priority"],
-            "status": rec["status"].astype(np.int8),
-            "dispatch_slot": rec["dispatch_slot"].astype(np.int64),
-            "end_slot": rec["end_slot"].astype(np.int64),
-            "fidelity": rec["fidelity"],
-            "how": rec["how"].astype(np.int8),
-            "hops": rec["hops"].astype(np.int64),
+            **{k: rec[:, i].astype(dtypes.get(k, np.int64)) for k, i in _RCOL.items()},
         }
 
     def memory_bytes(self) -> int:
@@ -1631,15 +1761,10 @@ class BatchedSimulator:
         return total
 
 
-def _empty_records(B: int, N: int, device: torch.device) -> dict[str, Tensor]:
-    return {
-        "status": torch.zeros((B, N), dtype=torch.int8, device=device),
-        "dispatch_slot": torch.full((B, N), -1, dtype=torch.int32, device=device),
-        "end_slot": torch.full((B, N), -1, dtype=torch.int32, device=device),
-        "fidelity": torch.full((B, N), torch.nan, dtype=torch.float64, device=device),
-        "how": torch.zeros((B, N), dtype=torch.int8, device=device),
-        "hops": torch.zeros((B, N), dtype=torch.int32, device=device),
-    }
+def _empty_records(B: int, N: int, device: torch.device) -> Tensor:
+    """(B, N, len(RECORDS)) float64 records of requests nothing has happened to yet."""
+    fill = torch.tensor(_RECORD_FILL, dtype=torch.float64, device=device)
+    return fill.expand(B, N, len(RECORDS)).clone()
 
 
 def _repeat_tables(tab: NetworkTables, k: int) -> NetworkTables:
