@@ -919,9 +919,17 @@ class BatchedSimulator:
         return product
 
     def _consume(
-        self, b: Tensor, path: Tensor, hops: Tensor, events: BatchEvents
+        self,
+        b: Tensor,
+        path: Tensor,
+        hops: Tensor,
+        events: BatchEvents,
+        k_of: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Take the youngest pair of every link on the path of each network ``b`` (distinct) and swap.
+        """Take the youngest pair of every link on each path (networks ``b``) and swap.
+
+        A network may appear several times when its paths share no link: ``k_of`` then gives each
+        path's place in the network's order (its swap draws follow those of the earlier ones).
 
         Returns the path fidelity (the scalar ``physics.path_fidelity`` of the pairs taken: the
         product of the view's factors before the take) and whether every swap succeeded (draws
@@ -973,13 +981,29 @@ class BatchedSimulator:
         ok = torch.ones(b.shape, dtype=torch.bool, device=self.device)
         success = self.cfg.swap_success
         if success < 1.0:
+            need = (hops - 1).clamp(min=0)
             counts = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-            counts[b] = (hops - 1).clamp(min=0)
+            counts.index_add_(0, b, need)
             if bool(counts.any()):
-                u = self.draws.swap(counts).index_select(0, b)
-                k = torch.arange(u.shape[1], device=self.device)
-                ok = ((u < success) | (k[None, :] >= counts[b][:, None])).all(dim=1)
+                offset = self._offsets(b, need, k_of)
+                u = self.draws.swap(counts)
+                width = max(int(need.max()), 1)
+                k = torch.arange(width, device=self.device)
+                col = (offset[:, None] + k).clamp(max=max(u.shape[1] - 1, 0))
+                mine = _pick(u, b[:, None].expand_as(col).reshape(-1), col.reshape(-1))
+                ok = ((mine.view(-1, width) < success) | (k >= need[:, None])).all(dim=1)
         return fidelity, ok
+
+    def _offsets(self, b: Tensor, sizes: Tensor, k_of: Tensor | None) -> Tensor:
+        """Start of each item's share in its network: the sizes of the network's earlier items.
+
+        Items are sorted by network and then by ``k_of`` (None: one item per network).
+        """
+        if k_of is None:
+            return torch.zeros_like(sizes)
+        total = torch.cumsum(sizes, 0) - sizes  # exclusive, over all items
+        first = total - torch.cummax(torch.where(k_of == 0, total, 0), dim=0).values
+        return first
 
     def _dispatch(
         self,
@@ -993,9 +1017,14 @@ class BatchedSimulator:
         request: Tensor | int,
         path: Tensor,
     ) -> None:
-        """Swaps whose outcomes are on their way (one per network of ``b``); their links wait."""
+        """Swaps whose outcomes are on their way; their links wait.
+
+        Several in one network are listed (sent) in the order of ``b`` (sorted by network).
+        """
         F = self.flight_due.shape[1]
-        slot = (self.flight_due.index_select(0, b) == NEVER).int().argmax(dim=1)
+        k_of = self._offsets(b, torch.ones_like(b), self._group_rank(b))
+        free = (self.flight_due.index_select(0, b) == NEVER).cumsum(dim=1)
+        slot = (free == k_of[:, None] + 1).int().argmax(dim=1)
         pos = b * F + slot
         self.flight_due.view(-1)[pos] = due
         self.flight_placed.view(-1)[pos] = placed
@@ -1004,7 +1033,7 @@ class BatchedSimulator:
         self.flight_fidelity.view(-1)[pos] = fidelity
         self.flight_ok.view(-1)[pos] = ok
         self.flight_request.view(-1)[pos] = request
-        self.flight_seq.view(-1)[pos] = self.flight_next[b]
+        self.flight_seq.view(-1)[pos] = self.flight_next[b] + k_of
         self.flight_next.index_add_(0, b, torch.ones_like(b))
         E = self.tables.E
         on_path = path < E
@@ -1091,50 +1120,35 @@ class BatchedSimulator:
             stop = self._round_stop(b, r, pair, has_held, event, path, hops)
             pending[idx] = r >= stop.index_select(0, b)
             ev = torch.nonzero(event & (r < stop.index_select(0, b))).flatten()
-            # each served event's number within its network: applied in that order
-            eb_e = b[ev]
-            first_of_net = torch.ones_like(eb_e, dtype=torch.bool)
-            first_of_net[1:] = eb_e[1:] != eb_e[:-1]
-            order = torch.arange(ev.numel(), device=dev)
-            k_of = order - torch.cummax(torch.where(first_of_net, order, 0), dim=0).values
-            for k in range(int(k_of.max()) + 1 if ev.numel() else 0):
-                cur = ev[k_of == k]
-                # served from a held pair: the lowest sufficient fidelity, earliest placed on a tie
-                hsel = cur[has_held[cur]]
-                if hsel.numel():
-                    hb = b[hsel]
-                    hn, hm = held_now[hsel], match[hsel]
-                    low = torch.where(hm, hn, torch.inf).min(dim=1).values
-                    tie = hm & (hn == low[:, None])
-                    seq = self.held_seq.index_select(0, hb)
-                    kpos = hb * K + torch.where(tie, seq, _BIG).argmin(dim=1)
-                    h_hops = _take(self.held_hops, kpos)
-                    self.held_pair.view(-1)[kpos] = self.num_pairs
-                    self._tally(
-                        hb,
-                        events,
-                        {"prepositions_used": 1.0, "served_prepositioned": 1.0},
-                        {"served_prepositioned": 1.0},
-                    )
-                    self._served(hb, rid[idx[hsel]], PREPOSITIONED, low, h_hops, events)
-                    removed[hb * W + r[hsel]] = True
-                rsel = cur[~has_held[cur]]
-                if rsel.numel():
-                    assert path is not None and hops is not None
-                    self._serve_on_demand(
-                        b[rsel],
-                        r[rsel],
-                        rid[idx[rsel]],
-                        pair[rsel],
-                        path[rsel],
-                        hops[rsel],
-                        removed,
-                        W,
-                        events,
-                    )
+            if ev.numel():
+                self._apply_events(
+                    ev,
+                    b,
+                    r,
+                    rid[idx],
+                    pair,
+                    has_held,
+                    held_now,
+                    match,
+                    path,
+                    hops,
+                    removed,
+                    W,
+                    events,
+                )
         keep = valid & ~removed.view(B, W)
         if bool(removed.any()):
             self._compact_queue(keep, W)
+
+    @staticmethod
+    def _group_rank(b: Tensor) -> Tensor:
+        """Each item's number among the items of its network (items sorted by network)."""
+        if b.numel() == 0:
+            return b
+        start = torch.ones_like(b, dtype=torch.bool)
+        start[1:] = b[1:] != b[:-1]
+        order = torch.arange(b.numel(), device=b.device)
+        return order - torch.cummax(torch.where(start, order, 0), dim=0).values
 
     def _round_stop(
         self,
@@ -1192,37 +1206,80 @@ class BatchedSimulator:
             stop.scatter_reduce_(0, b[touched], r[touched], "amin")
         return stop
 
-    def _serve_on_demand(
+    def _apply_events(
         self,
+        ev: Tensor,
         b: Tensor,
         r: Tensor,
         req: Tensor,
         pair: Tensor,
-        path: Tensor,
-        hops: Tensor,
+        has_held: Tensor,
+        held_now: Tensor,
+        match: Tensor,
+        path: Tensor | None,
+        hops: Tensor | None,
         removed: Tensor,
         W: int,
         events: BatchEvents,
     ) -> None:
-        """Swap along the chosen paths (one request per network) and serve or dispatch."""
-        got, ok = self._consume(b, path, hops, events)
-        t = self.t[b]
-        self._record(b, req, "dispatch_slot", t)
-        m = self.metrics
-        if self._latency:
-            due = t + self._delay[hops]
-            self._dispatch(b, due, t, pair, hops, got, ok, req, path)
-            self._record(b, req, "status", IN_FLIGHT)
-            self._tally(b, events, {"requests_in_flight": 1.0}, {})
-            removed[b * W + r] = True
-            return
-        lost = ~ok
-        if bool(lost.any()):
-            self._count(b[lost], "swap_failures", events)
-        if bool(ok.any()):
-            bw = b[ok]
-            self._served(bw, req[ok], ON_DEMAND, got[ok], hops[ok], events)
-            removed[bw * W + r[ok]] = True
+        """Serve the events ``ev`` of a round (sorted by network, then rank; no two of a network
+        share a held pair or a link): from held pairs or on demand, all at once."""
+        K = self.held_pair.shape[1]
+        dev = self.device
+        X = ev.numel()
+        eb = b[ev]
+        fidelity = torch.zeros(X, dtype=torch.float64, device=dev)
+        used = torch.zeros(X, dtype=torch.int64, device=dev)
+        served = torch.zeros(X, dtype=torch.bool, device=dev)
+        how = torch.full((X,), ON_DEMAND, dtype=torch.int64, device=dev)
+        # from a held pair: the lowest sufficient fidelity, the earliest placed on a tie
+        from_held = has_held[ev]
+        hi = torch.nonzero(from_held).flatten()
+        if hi.numel():
+            h = ev[hi]
+            hb = b[h]
+            hn, hm = held_now[h], match[h]
+            low = torch.where(hm, hn, torch.inf).min(dim=1).values
+            tie = hm & (hn == low[:, None])
+            kpos = hb * K + torch.where(tie, self.held_seq.index_select(0, hb), _BIG).argmin(dim=1)
+            used[hi] = _take(self.held_hops, kpos)
+            self.held_pair.view(-1)[kpos] = self.num_pairs
+            fidelity[hi] = low
+            served[hi] = True
+            how[hi] = PREPOSITIONED
+            self._tally(
+                hb,
+                events,
+                {"prepositions_used": 1.0, "served_prepositioned": 1.0},
+                {"served_prepositioned": 1.0},
+            )
+        di = torch.nonzero(~from_held).flatten()
+        if di.numel():
+            assert path is not None and hops is not None
+            d = ev[di]
+            db, dpath, dhops = b[d], path[d], hops[d]
+            got, ok = self._consume(db, dpath, dhops, events, self._group_rank(db))
+            t = self.t.index_select(0, db)
+            self._record(db, req[d], "dispatch_slot", t)
+            if self._latency:
+                due = t + self._delay[dhops]
+                self._dispatch(db, due, t, pair[d], dhops, got, ok, req[d], dpath)
+                self._record(db, req[d], "status", IN_FLIGHT)
+                self._tally(db, events, {"requests_in_flight": 1.0}, {})
+                removed[db * W + r[d]] = True
+            else:
+                if not bool(ok.all()):
+                    self._count(db[~ok], "swap_failures", events)
+                fidelity[di] = got
+                used[di] = dhops
+                served[di] = ok
+        if bool(served.any()):
+            sv = torch.nonzero(served).flatten()
+            sb = eb[sv]
+            removed[sb * W + r[ev[sv]]] = True
+            self._served(
+                sb, req[ev[sv]], how[sv], fidelity[sv], used[sv], events, self._group_rank(sb)
+            )
 
     def _could_serve(self, b: Tensor, pair: Tensor, freq: Tensor, deadline: Tensor) -> Tensor:
         """False where no path can serve the request now (a pure shortcut: those would wait).
@@ -1298,9 +1355,20 @@ class BatchedSimulator:
         rec.view(-1)[pos] = value.to(torch.float64) if isinstance(value, Tensor) else float(value)
 
     def _served(
-        self, b: Tensor, r: Tensor, how: int, fidelity: Tensor, hops: Tensor, events: BatchEvents
+        self,
+        b: Tensor,
+        r: Tensor,
+        how: Tensor | int,
+        fidelity: Tensor,
+        hops: Tensor,
+        events: BatchEvents,
+        k_of: Tensor | None = None,
     ) -> None:
-        """Record requests ``r`` of networks ``b`` (distinct networks) as served now."""
+        """Record requests ``r`` of networks ``b`` as served now.
+
+        A network may appear several times (``k_of``: the order the scalar core serves them in);
+        the fidelity and weight sums are then added in that order.
+        """
         t = self.t.index_select(0, b).to(torch.float64)
         rec = self.records
         N, C = rec.shape[1], rec.shape[2]
@@ -1309,24 +1377,28 @@ class BatchedSimulator:
             (_RCOL["status"], _RCOL["end_slot"], _RCOL["fidelity"], _RCOL["how"], _RCOL["hops"])
         )
         hops_f = hops.to(torch.float64)
-        values = torch.stack(
-            [torch.full_like(t, SERVED), t, fidelity, torch.full_like(t, how), hops_f], dim=1
-        )
+        how_f = how.to(torch.float64) if isinstance(how, Tensor) else torch.full_like(t, how)
+        values = torch.stack([torch.full_like(t, SERVED), t, fidelity, how_f, hops_f], dim=1)
         rec.view(-1).index_copy_(0, (row[:, None] + cols).reshape(-1), values.reshape(-1))
         prio = self._work_at("priority", b, r)
         latency = t - self._work_at("arrival", b, r).to(torch.float64)
-        self._tally(
-            b,
-            events,
-            {
-                "served": 1.0,
-                "latency_sum": latency,
-                "fidelity_sum": fidelity,
-                "pairs_delivered": hops_f,
-                "served_weight": prio,
-            },
-            {"served": 1.0, "served_weight": prio},
-        )
+        counts: dict[str, Tensor | float] = {
+            "served": 1.0,
+            "latency_sum": latency,
+            "pairs_delivered": hops_f,
+        }
+        sums: dict[str, Tensor | float] = {"fidelity_sum": fidelity}
+        weights: dict[str, Tensor | float] = {"served_weight": prio}
+        (counts if self._exact_weights else sums).update(weights)
+        self._tally(b, events, counts, {"served": 1.0, **(weights if self._exact_weights else {})})
+        if k_of is None or b.numel() == 0:
+            self._tally(b, events, sums, {} if self._exact_weights else weights)
+            return
+        for k in range(int(k_of.max()) + 1):  # float sums in the scalar's order
+            at = torch.nonzero(k_of == k).flatten()
+            part = {name: v[at] if isinstance(v, Tensor) else v for name, v in sums.items()}
+            ev_part = {} if self._exact_weights else {"served_weight": prio[at]}
+            self._tally(b[at], events, part, ev_part)
 
     # ------------------------------------------------------------------ phase 6
     def _fail_overdue(self, events: BatchEvents) -> None:
