@@ -108,27 +108,34 @@ def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[T
     """
     X, n = adj.shape
     device = adj.device
-    pow2 = torch.ones(n, dtype=torch.int64, device=device) << torch.arange(n, device=device)
-    layers = torch.zeros((X, n), dtype=torch.int64, device=device)
+    ids = torch.arange(n, device=device)
+    pow2 = torch.ones(n, dtype=torch.int64, device=device) << ids
+    layers = torch.zeros((n, X), dtype=torch.int64, device=device)
     frontier = pow2[root]
-    layers[:, 0] = frontier
-    unseen = pow2 != frontier[:, None]
-    dist = torch.where(unseen, -1, 0)
+    layers[0] = frontier
+    seen = frontier.clone()
+    found = None if stop is None else (frontier >> stop) & 1
+    depth = n
     for k in range(1, n):
-        new = ((adj & frontier[:, None]) != 0) & unseen
-        if not bool(new.any()):
-            break
-        unseen &= ~new
-        dist.masked_fill_(new, k)
-        frontier = (new * pow2).sum(dim=1)
-        layers[:, k] = frontier
-        # Searching on to the end of every component costs a layer or two at most (the farthest
-        # destination of a large batch is about as far as any node), and saves a test per layer.
-        if stop is not None and (X <= 512 or k % 4 == 0):  # a test costs little on few searches
-            found = ((layers[:, : k + 1] >> stop[:, None]) & 1).any(dim=1)
-            if bool((found | (frontier == 0)).all()):
+        reach = (adj & frontier[:, None]) != 0
+        frontier = (reach * pow2).sum(dim=1) & ~seen
+        seen |= frontier
+        layers[k] = frontier
+        if found is None:
+            if not bool(frontier.any()):
+                depth = k
                 break
-    return dist, layers
+        else:
+            found |= (frontier >> stop) & 1
+            if bool(((found != 0) | (frontier == 0)).all()):
+                depth = k + 1
+                break
+    layers_t = layers[:depth].t()
+    at = (layers_t[:, :, None] >> ids) & 1  # (X, depth, n)
+    dist = torch.where(at.any(dim=1), at.argmax(dim=1), -1)
+    out = torch.zeros((X, n), dtype=torch.int64, device=device)
+    out[:, :depth] = layers_t
+    return dist, out
 
 
 def next_hops(adj: Tensor, dist: Tensor, layers: Tensor) -> Tensor:

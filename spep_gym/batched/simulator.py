@@ -500,8 +500,10 @@ class BatchedSimulator:
         rows = torch.arange(B, device=self.device)
         #: (H, B, P) flat positions in a (B, E + 1) array of each static path's links
         self._paths_flat = (tab.static_paths.transpose(0, 1) + rows[:, None] * E1).contiguous()
-        #: (B, E + 1) flat positions in a (B, P + 1) array of each link's node pair
-        self._lp_flat = (tab.link_pair + rows[:, None] * (P + 1)).contiguous()
+        #: (B, E + 1) flat positions in a (B * P + 1) array of each link's node pair; dead links
+        #: and the pad go to the last, spare element
+        lp = tab.link_pair
+        self._lp_flat = torch.where(lp < P, lp + rows[:, None] * P, B * P).contiguous()
         self._nbr_view = None
         self._nbr_stale = None
         self._pf = None
@@ -1717,25 +1719,29 @@ class BatchedSimulator:
         ]
         if self._latency:
             features.append((self.busy_until - t[:, None]).clamp(min=0).to(torch.float32))
-        per_pair = torch.zeros((len(features), B * (P + 1)), dtype=torch.float32, device=dev)
-        for i, values in enumerate(features):
-            per_pair[i].index_copy_(0, lp, values.reshape(-1))
-        per_pair = per_pair.view(len(features), B, P + 1)[:, :, :P]
-        zeros = torch.zeros((B, P), dtype=torch.float32, device=dev)
+        per_link = []
+        for values in features:  # one contiguous (B, P) array each, via a spare last element
+            out = torch.zeros(B * P + 1, dtype=torch.float32, device=dev)
+            out.index_copy_(0, lp, values.reshape(-1))
+            per_link.append(out[: B * P].view(B, P))
         hp = self.held_pair
-        prepositioned = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
-        prepositioned.scatter_add_(1, hp, torch.ones_like(hp, dtype=torch.float32))
-        best = torch.zeros((B, P + 1), dtype=torch.float64, device=dev)
-        best.scatter_reduce_(1, hp, torch.where(hp < P, self._held_now(), 0.0), "amax")
+        rows = torch.arange(B, device=dev)[:, None]
+        held_pos = torch.where(hp < P, hp + rows * P, B * P).reshape(-1)
+        prepositioned = torch.zeros(B * P + 1, dtype=torch.float32, device=dev)
+        prepositioned.index_add_(0, held_pos, torch.ones_like(held_pos, dtype=torch.float32))
+        best = torch.zeros(B * P + 1, dtype=torch.float64, device=dev)
+        best.scatter_reduce_(0, held_pos, self._held_now().reshape(-1), "amax")
+        best[-1] = 0.0
+        zeros = torch.zeros((B, P), dtype=torch.float32, device=dev)
         if self._latency:
             flights = self.flight_due < NEVER
-            is_prep = flights & (self.flight_request < 0)
-            is_req = flights & (self.flight_request >= 0)
-            prep_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
-            req_flight = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
-            prep_flight.scatter_add_(1, torch.where(is_prep, self.flight_pair, P), is_prep.float())
-            req_flight.scatter_add_(1, torch.where(is_req, self.flight_pair, P), is_req.float())
-            prep_in_flight, req_in_flight = prep_flight[:, :P], req_flight[:, :P]
+            counts = []
+            for kind in (flights & (self.flight_request < 0), flights & (self.flight_request >= 0)):
+                pos = torch.where(kind, self.flight_pair + rows * P, B * P).reshape(-1)
+                c = torch.zeros(B * P + 1, dtype=torch.float32, device=dev)
+                c.index_add_(0, pos, kind.reshape(-1).to(torch.float32))
+                counts.append(c[: B * P].view(B, P))
+            prep_in_flight, req_in_flight = counts
         else:
             prep_in_flight, req_in_flight = zeros, zeros.clone()
         Q = cfg.queue_obs_size
@@ -1754,16 +1760,16 @@ class BatchedSimulator:
             mask[:, :width] = shown.to(torch.float32)
         return {
             "adjacency": self.tables.adjacency.clone(),
-            "link_pairs": per_pair[0],
-            "link_fidelity": per_pair[1],
-            "link_age": per_pair[2],
-            "link_busy": per_pair[3] if self._latency else zeros.clone(),
+            "link_pairs": per_link[0],
+            "link_fidelity": per_link[1],
+            "link_age": per_link[2],
+            "link_busy": per_link[3] if self._latency else zeros.clone(),
             "path_fidelity": self.preposition_fidelity().to(torch.float32),
-            "prepositioned": prepositioned[:, :P],
-            "prepositioned_fidelity": best[:, :P].to(torch.float32),
+            "prepositioned": prepositioned[: B * P].view(B, P),
+            "prepositioned_fidelity": best[: B * P].view(B, P).to(torch.float32),
             "prepositioned_in_flight": prep_in_flight,
             "requests_in_flight": req_in_flight,
-            "demand": self.demand[:, :P].clone(),
+            "demand": self.demand[:, :P].contiguous(),
             "queue": queue.view(B, Q * 6),
             "queue_mask": mask,
             "time_of_day": self._time_of_day.index_select(0, t % cfg.slots_per_day),
