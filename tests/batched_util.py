@@ -75,7 +75,9 @@ def compare_runs(
             rewards.append(reward)
             truncated.append(trunc)
         events = sim.step(torch.as_tensor(acts))
-        batched = cfg.reward_served * events.served_weight - cfg.reward_failed * events.failed_weight
+        batched = (
+            cfg.reward_served * events.served_weight - cfg.reward_failed * events.failed_weight
+        )
         assert rewards == batched.tolist(), f"step {step}: rewards"
         assert truncated == sim.done.tolist(), f"step {step}: truncation"
         assert_equal_state(envs, sim, f"step {step}")

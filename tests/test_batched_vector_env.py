@@ -98,10 +98,14 @@ def test_equals_sync_vector_env_through_autoresets(mode: AutoresetMode) -> None:
             assert np.array_equal(got, scalar_metric(info2["metrics"][key]), equal_nan=True)
         if tr.any():
             ends += 1
-            assert info["_episode_metrics" if mode is AutoresetMode.NEXT_STEP else "_final_info"].all()
+            assert info[
+                "_episode_metrics" if mode is AutoresetMode.NEXT_STEP else "_final_info"
+            ].all()
         if mode is AutoresetMode.SAME_STEP and tr.any():
             for i in np.flatnonzero(tr):
-                same({k: v[i] for k, v in info["final_obs"].items()}, info2["final_obs"][i], "final")
+                same(
+                    {k: v[i] for k, v in info["final_obs"].items()}, info2["final_obs"][i], "final"
+                )
     assert ends >= 2
 
 
@@ -145,7 +149,7 @@ def test_spaces_dtypes_and_determinism() -> None:
     env.action_space.seed(0)
     for _ in range(25):
         action = env.action_space.sample()
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, _truncated, info = env.step(action)
         obs2, reward2, *_ = twin.step(action)
         same((obs, reward), (obs2, reward2))
         assert env.observation_space.contains(obs)
@@ -155,7 +159,10 @@ def test_spaces_dtypes_and_determinism() -> None:
         assert all(info[k].shape == (4,) and info[k].dtype == np.int64 for k in INFO_COUNTS)
     other = make(4)
     other.reset(seed=12)
-    assert not all(np.array_equal(a, b) for a, b in zip(obs.values(), other.step(action)[0].values(), strict=True))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(obs.values(), other.step(action)[0].values(), strict=True)
+    )
 
 
 def test_torch_outputs_stay_on_the_device_and_equal_numpy_ones() -> None:
@@ -165,7 +172,7 @@ def test_torch_outputs_stay_on_the_device_and_equal_numpy_ones() -> None:
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in obs.values())
     same({k: v.numpy() for k, v in obs.items()}, obs_np)
     action = torch.full((2, 8), env.num_pairs)
-    obs, reward, terminated, truncated, info = env.step(action)
+    obs, reward, _terminated, _truncated, info = env.step(action)
     assert isinstance(reward, torch.Tensor) and isinstance(info["metrics"]["served"], torch.Tensor)
     assert isinstance(env.action_masks(), torch.Tensor)
     same({k: v.numpy() for k, v in obs.items()}, ref.step(action.numpy())[0])

@@ -31,7 +31,7 @@ State (B networks, E links after padding plus the pad link, C = largest link cap
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -595,7 +595,6 @@ class BatchedSimulator:
             due &= live[:, None]
         if not bool(due.any()):
             return
-        m = self.metrics
         F = self.flight_due.shape[1]
         requeue_b: list[Tensor] = []
         requeue_r: list[Tensor] = []
@@ -829,8 +828,9 @@ class BatchedSimulator:
             placed.index_add_(0, b, stored)
 
     def _preposition_path(self, b: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
-        """(X, H) links of the path pre-positioning would use in networks ``b`` for node pairs
-        ``a``, and its hops (0: none).
+        """The path pre-positioning would use in networks ``b`` for node pairs ``a``.
+
+        Returns (X, H) links and the hops (0: no path).
         """
         tab = self.tables
         if self.cfg.preposition_path == "static":
@@ -870,7 +870,6 @@ class BatchedSimulator:
 
         Returns 1 where a pair was stored, 0 where the swap failed.
         """
-        m = self.metrics
         lost = ~ok
         if bool(lost.any()):
             self._count(b[lost], "swap_failures", events)
@@ -1071,7 +1070,6 @@ class BatchedSimulator:
         e_could = self._could_serve(eb, e_pair, e_freq, _take(w["deadline"], wpos))
         removed = torch.zeros(B * W, dtype=torch.bool, device=dev)
         pending = torch.ones(eb.numel(), dtype=torch.bool, device=dev)
-        K = self.held_pair.shape[1]
         while True:
             idx = torch.nonzero(pending).flatten()
             if idx.numel() == 0:
@@ -1224,8 +1222,11 @@ class BatchedSimulator:
         W: int,
         events: BatchEvents,
     ) -> None:
-        """Serve the events ``ev`` of a round (sorted by network, then rank; no two of a network
-        share a held pair or a link): from held pairs or on demand, all at once."""
+        """Serve the events ``ev`` of a round, from held pairs or on demand, all at once.
+
+        The events are sorted by network, then rank; no two of one network share a held pair or
+        a link (see :meth:`_round_stop`).
+        """
         K = self.held_pair.shape[1]
         dev = self.device
         X = ev.numel()
@@ -1309,11 +1310,14 @@ class BatchedSimulator:
         self,
         b: Tensor,
         events: BatchEvents,
-        metric: dict[str, Tensor | float],
-        event: dict[str, Tensor | float] | None = None,
+        metric: Mapping[str, Tensor | float],
+        event: Mapping[str, Tensor | float] | None = None,
     ) -> None:
-        """Add ``metric`` values to the metrics and ``event`` values (default: the same) to the
-        step's counts of networks ``b`` (distinct: each sum takes one addition per network)."""
+        """Add ``metric`` values to the metrics and ``event`` values to the step's counts.
+
+        ``event`` defaults to ``metric``. Each value is one addition per row of ``b``; rows of one
+        network add in an undefined order, which is exact for whole numbers only.
+        """
         event = metric if event is None else event
         for table, cols, values in (
             (self.metric_table, [_MCOL[k] for k in metric], list(metric.values())),
@@ -1683,8 +1687,9 @@ class BatchedSimulator:
         return product.view(B, P), hops.view(B, P)
 
     def _request_rows(self) -> Tensor:
-        """(B, N, 6) float64 of each request's source, destination, F_req, deadline, arrival,
-        priority (the fields of the queue observation), built once per workload.
+        """(B, N, 6) float64 request fields of the queue observation, built once per workload.
+
+        The columns: source, destination, F_req, deadline, arrival, priority.
         """
         rows = self._req_rows
         if rows is None:

@@ -99,7 +99,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
             cfg = same_config(configs)
             single = SpepEnv(cfg)
         else:
-            single = SpepEnv(config, preset=preset, **fields)
+            single = SpepEnv(config, preset=preset, **fields)  # type: ignore[arg-type]
             cfg = single.config
         try:
             mode = AutoresetMode(autoreset_mode)
@@ -179,7 +179,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError("call reset() before step()")
         acts = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
         acts = acts.to(device=self.device, dtype=torch.int64)
-        expected = (self.num_envs, len(self.single_action_space.nvec))
+        expected = (self.num_envs, self.config.action_len)
         if tuple(acts.shape) != expected:
             raise ValueError(f"actions of shape {tuple(acts.shape)}: expected {expected}")
         mode = self.autoreset_mode
