@@ -132,8 +132,9 @@ def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[T
                 depth = k + 1
                 break
     layers_t = layers[:depth].t()
-    at = (layers_t[:, :, None] >> ids) & 1  # (X, depth, n)
-    dist = torch.where(at.any(dim=1), at.argmax(dim=1), -1)
+    at = (layers_t[:, None, :] >> ids[:, None]) & 1  # (X, n, depth): a node is in one layer
+    k = torch.arange(depth, device=device)
+    dist = (at * k).sum(dim=2) - (1 - at.sum(dim=2))  # unreached: -1
     out = torch.zeros((X, n), dtype=torch.int64, device=device)
     out[:, :depth] = layers_t
     return dist, out

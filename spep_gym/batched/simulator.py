@@ -239,6 +239,8 @@ class BatchedSimulator:
         self._pf: Tensor | None = None
         self._nbr_view: Tensor | None = None
         self._nbr_stale: Tensor | None = None
+        self._masks: Tensor | None = None
+        self._masks_of: Tensor | None = None
         self._column_cache: dict[tuple[int, ...], Tensor] = {}
         self._adj = torch.zeros((num_envs, self.n + 1), dtype=torch.int64, device=self.device)
         #: Node sets as int64 bit masks in the fewest-hop searches (n small enough).
@@ -1195,12 +1197,14 @@ class BatchedSimulator:
                 mask = torch.zeros((X, E1), dtype=torch.int64, device=dev)
                 mask.scatter_(1, path[rows], 1)
                 mask[:, E1 - 1] = 0
-                seg = b[rows][:, None] * 2
-                taking = mask * event[rows][:, None]
+                mask = mask.t().contiguous()  # (E1, X): the scans run along the last axis
+                seg = b[rows][None, :] * 2
+                taking = mask * event[rows][None, :]
                 # exclusive prefix "or" within each network: cummax of (network * 2 + taken)
-                upto = torch.cummax(seg + taking, dim=0).values
-                before = torch.cat([torch.full_like(upto[:1], -1), upto[:-1]])
-                hit = ((before == seg + 1) & (mask == 1)).any(dim=1)
+                upto = torch.cummax(seg + taking, dim=1).values
+                before = torch.full_like(upto, -1)
+                before[:, 1:] = upto[:, :-1]
+                hit = ((before == seg + 1) & (mask == 1)).any(dim=0)
                 touched[rows] = hit
         if bool(touched.any()):
             stop.scatter_reduce_(0, b[touched], r[touched], "amin")
@@ -1700,13 +1704,18 @@ class BatchedSimulator:
 
     def action_masks(self) -> Tensor:
         """(B, action_len * (P + 1)) bool: per entry, the node pairs that can be placed now."""
+        if self._masks is not None and self._masks_of is self._pf:
+            return self._masks
         cfg = self.cfg
-        P = self.num_pairs
+        B, P = self.num_envs, self.num_pairs
         held = (self.held_pair < P).sum(dim=1) + self.metrics["prepositions_in_flight"]
         blocked = (held >= cfg.max_prepositioned) | (cfg.max_new_prepositions == 0)
         can = (self.preposition_fidelity() > 0.0) & ~blocked[:, None]
-        one = torch.cat([can, torch.ones_like(can[:, :1])], dim=1)
-        return one.repeat(1, cfg.action_len)
+        out = torch.empty((B, cfg.action_len, P + 1), dtype=torch.bool, device=self.device)
+        out[:, :, :P] = can[:, None, :]
+        out[:, :, P] = True
+        self._masks, self._masks_of = out.view(B, -1), self._pf
+        return self._masks
 
     def observation(self) -> dict[str, Tensor]:
         """The observation of ``SpepEnv`` for every network, as float32 tensors (B, ...)."""
