@@ -214,3 +214,16 @@ def test_bad_arguments() -> None:
 
 def test_gymnasium_benchmark_runs_on_it() -> None:
     assert benchmark_vector_step(make(8), target_duration=1, seed=0) > 0
+
+
+def test_the_docs_page_names_every_info_key() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "batched.md").read_text()
+    env = make(2, autoreset_mode=AutoresetMode.SAME_STEP, episode_slots=2)
+    _, info = env.reset(seed=0)
+    keys = set(info)
+    for _ in range(2):
+        keys |= set(env.step(np.full((2, 8), env.num_pairs))[4])
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert not missing, f"docs/batched.md does not name these info keys: {missing}"

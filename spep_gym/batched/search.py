@@ -113,30 +113,27 @@ def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[T
     layers = torch.zeros((n, X), dtype=torch.int64, device=device)
     frontier = pow2[root]
     layers[0] = frontier
-    seen = frontier.clone()
+    unseen = pow2 != frontier[:, None]
+    dist = torch.where(unseen, -1, 0)
     found = None if stop is None else (frontier >> stop) & 1
     depth = n
     for k in range(1, n):
-        reach = (adj & frontier[:, None]) != 0
-        frontier = (reach * pow2).sum(dim=1) & ~seen
-        seen |= frontier
+        new = ((adj & frontier[:, None]) != 0) & unseen
+        unseen &= ~new
+        dist.masked_fill_(new, k)
+        frontier = (new * pow2).sum(dim=1)
         layers[k] = frontier
         if found is None:
             if not bool(frontier.any()):
                 depth = k
                 break
         else:
-            assert stop is not None
             found |= (frontier >> stop) & 1
             if bool(((found != 0) | (frontier == 0)).all()):
                 depth = k + 1
                 break
-    layers_t = layers[:depth].t()
-    at = (layers_t[:, None, :] >> ids[:, None]) & 1  # (X, n, depth): a node is in one layer
-    k = torch.arange(depth, device=device)
-    dist = (at * k).sum(dim=2) - (1 - at.sum(dim=2))  # unreached: -1
     out = torch.zeros((X, n), dtype=torch.int64, device=device)
-    out[:, :depth] = layers_t
+    out[:, :depth] = layers[:depth].t()
     return dist, out
 
 

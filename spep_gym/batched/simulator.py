@@ -502,6 +502,14 @@ class BatchedSimulator:
         rows = torch.arange(B, device=self.device)
         #: (H, B, P) flat positions in a (B, E + 1) array of each static path's links
         self._paths_flat = (tab.static_paths.transpose(0, 1) + rows[:, None] * E1).contiguous()
+        # the static path links by hop, pairs ordered by hops (longest first), and the inverse
+        hops = tab.static_hops.reshape(-1)
+        order = torch.argsort(-hops, stable=True)
+        by_h = []
+        for h in range(tab.H):
+            count = int((hops > h).sum())
+            by_h.append(self._paths_flat[h].reshape(-1).index_select(0, order[:count]))
+        self._paths_by_hops = (by_h, torch.argsort(order))
         #: (B, E + 1) flat positions in a (B * P + 1) array of each link's node pair; dead links
         #: and the pad go to the last, spare element
         lp = tab.link_pair
@@ -1634,13 +1642,14 @@ class BatchedSimulator:
         if self.cfg.preposition_path == "static":
             # A link without a pair has factor NaN, as in the scalar core: the product says both.
             nan_factor = torch.where(self.usable, self.factor, torch.nan).reshape(-1)
-            paths = self._paths_flat
-            product = nan_factor.index_select(0, paths[0].reshape(-1))
-            part = torch.empty_like(product)
-            for h in range(1, tab.H):
-                torch.index_select(nan_factor, 0, paths[h].reshape(-1), out=part)
-                product.mul_(part)
-            product = product.view(self.num_envs, self.num_pairs)
+            # Pairs in order of hops, longest first: hop h multiplies a prefix (the pad link's
+            # factor 1 leaves the shorter paths unchanged, so skipping them is exact).
+            links, inverse = self._paths_by_hops
+            product = nan_factor.index_select(0, links[0])
+            for h in range(1, len(links)):
+                part = links[h]
+                product[: part.numel()].mul_(nan_factor.index_select(0, part))
+            product = product.index_select(0, inverse).view(self.num_envs, self.num_pairs)
             ok: Tensor | None = None
             hops = tab.static_hops
         else:
@@ -1766,7 +1775,9 @@ class BatchedSimulator:
             ids = self.queue[:, :width].contiguous()
             shown = torch.arange(width, device=dev) < self.queue_len[:, None]
             rows = self._request_rows()
-            fields = rows.gather(1, ids[:, :, None].expand(B, width, 6))
+            N = rows.shape[1]
+            at = (ids + torch.arange(B, device=dev)[:, None] * N).reshape(-1)
+            fields = rows.view(B * N, 6).index_select(0, at).view(B, width, 6)
             # source, destination, F_req, slots left, slots waited, priority
             fields[:, :, 3] -= t[:, None]
             fields[:, :, 4] = t[:, None] - fields[:, :, 4]
