@@ -128,6 +128,7 @@ def hop_counts(adj: Tensor, root: Tensor, stop: Tensor | None = None) -> tuple[T
                 depth = k
                 break
         else:
+            assert stop is not None
             found |= (frontier >> stop) & 1
             if bool(((found != 0) | (frontier == 0)).all()):
                 depth = k + 1
