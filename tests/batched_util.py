@@ -28,7 +28,7 @@ def random_actions(masks: list[np.ndarray], P: int, A: int, rng: np.random.Gener
             k = min(A, len(feasible))
             acts[i, :k] = rng.permutation(feasible)[:k]
         elif u < 0.8:
-            acts[i] = rng.integers(-1, P + 2, A)  # out-of-range entries mean "none"
+            acts[i] = rng.integers(0, P + 1, A)  # any pairs, P meaning "none"
     return acts
 
 

@@ -269,6 +269,31 @@ def test_partial_resets_grow_the_shared_sizes_and_stay_exact() -> None:
         assert_equal_state(envs, sim, f"step {step}")
 
 
+def test_out_of_range_entries_mean_none_as_in_the_simulator() -> None:
+    """The simulators (not the envs, which refuse them) skip entries outside 0..P-1."""
+    from spep_gym.simulator import Simulator
+
+    cfg = small(episode_slots=30)
+    sims = [Simulator(cfg) for _ in range(2)]
+    for seed, sim in enumerate(sims):
+        sim.reset(seed)
+    batched = BatchedSimulator(cfg, num_envs=2, draws="scalar")
+    batched.reset([0, 1])
+    rng = np.random.default_rng(1)
+    P = batched.num_pairs
+    for _ in range(30):
+        acts = rng.integers(-3, P + 4, (2, cfg.action_len))
+        for sim, act in zip(sims, acts, strict=True):
+            sim.step(act.tolist())
+        batched.step(torch.as_tensor(acts))
+    summary = batched.summary()
+    for i, sim in enumerate(sims):
+        for key, value in sim.metrics.summary().items():
+            got = summary[key][i].item()
+            assert math.isnan(got) if value is None else got == value, key
+    assert summary["prepositions_placed"].sum() > 0
+
+
 def test_memory_and_records() -> None:
     sim = BatchedSimulator(small(), num_envs=3)
     sim.reset([0, 1, 2])

@@ -202,8 +202,12 @@ def test_bad_arguments() -> None:
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(np.zeros((2, 8)))
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"actions of shape \(3, 8\)"):
-        env.step(np.zeros((3, 8)))
+    for bad in (np.zeros((3, 8), dtype=int), np.full((2, 8), 0.5), np.full((2, 8), -1)):
+        with pytest.raises(ValueError, match=r"actions .* are invalid: allowed integers of shape"):
+            env.step(bad)
+    with pytest.raises(ValueError, match="max_episode_steps=7 is invalid"):
+        make(2, max_episode_steps=7)
+    assert make(2, max_episode_steps=TINY["episode_slots"]).config.episode_slots == 20
     with pytest.raises(RuntimeError, match="without reset_mask first"):
         make(2).reset(options={"reset_mask": np.array([True, True])})
     if not torch.cuda.is_available():

@@ -55,6 +55,7 @@ from spep_gym.batched.tables import (
     predecessors,
 )
 from spep_gym.config import SpepConfig
+from spep_gym.env import DEMAND_OBS_MAX
 from spep_gym.metrics import (
     FAILED,
     IN_FLIGHT,
@@ -382,6 +383,7 @@ class BatchedSimulator:
         self.metric_table = torch.zeros((B, len(METRICS)), dtype=torch.float64, device=dev)
         self.metrics = {k: self.metric_table[:, i] for k, i in _MCOL.items()}
         self.demand = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
+        self.arrivals = torch.zeros((B, P + 1), dtype=torch.float32, device=dev)
         self.t = torch.zeros(B, **i64)
         self._arrivals_per_slot = 0
 
@@ -452,6 +454,7 @@ class BatchedSimulator:
         self.demand_start[rows] = 0
         self.metric_table[rows] = 0.0
         self.demand[rows] = 0.0
+        self.arrivals[rows] = 0.0
         self.t[rows] = 0
 
     def _grow_links(self, E_new: int) -> None:
@@ -552,6 +555,7 @@ class BatchedSimulator:
             )
         events = BatchEvents.zeros(self.t)
         self._pf = None
+        self.arrivals.zero_()  # this step's arrivals: those of the slot that begins
         self._preposition(acts, events)
         self._serve(events)
         self._fail_overdue(events)
@@ -759,7 +763,9 @@ class BatchedSimulator:
         ids, arrive = self._requests_at(self.next_request, t, live)
         if bool(arrive.any()):
             k = arrive.sum(dim=1)
-            space = (self.cfg.queue_capacity - self.queue_len).clamp(min=0)
+            # a request in flight keeps its place: it returns to the queue if its swap fails
+            in_flight = self.metrics["requests_in_flight"].to(torch.int64)
+            space = (self.cfg.queue_capacity - in_flight - self.queue_len).clamp(min=0)
             admit = arrive & (torch.arange(K, device=self.device) < space[:, None])
             over = arrive & ~admit
             if bool(over.any()):
@@ -795,9 +801,15 @@ class BatchedSimulator:
         return ids, at
 
     def _count_demand(self, ids: Tensor, mask: Tensor, step: float) -> None:
-        """Add ``step`` to the demand window of each masked request's node pair."""
+        """Add ``step`` to the demand window of each masked request's node pair.
+
+        An arrival (``step > 0``) counts in this slot's arrivals too.
+        """
         pair = torch.where(mask, _row_take(self.work["pair"], ids), self.num_pairs)
-        self.demand.scatter_add_(1, pair, mask.to(torch.float32) * step)
+        values = mask.to(torch.float32) * step
+        self.demand.scatter_add_(1, pair, values)
+        if step > 0:
+            self.arrivals.scatter_add_(1, pair, values)
 
     # ------------------------------------------------------------------ phase 4
     def _preposition(self, actions: Tensor, events: BatchEvents) -> None:
@@ -1794,7 +1806,8 @@ class BatchedSimulator:
             "prepositioned_fidelity": best[: B * P].view(B, P).to(torch.float32),
             "prepositioned_in_flight": prep_in_flight,
             "requests_in_flight": req_in_flight,
-            "demand": self.demand[:, :P].contiguous(),
+            "demand": self.demand[:, :P].clamp(max=DEMAND_OBS_MAX),
+            "arrivals": self.arrivals[:, :P].clamp(max=DEMAND_OBS_MAX),
             "queue": queue.view(B, Q * 6),
             "queue_mask": mask,
             "time_of_day": self._time_of_day.index_select(0, t % cfg.slots_per_day),

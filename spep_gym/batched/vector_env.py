@@ -59,6 +59,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
             environment's own streams, drawn on the host: equal to ``SpepEnv`` step for step) or a
             :class:`~spep_gym.batched.draws.Draws`.
         render_mode: only None (the batched core does not render).
+        max_episode_steps: None or ``episode_slots`` (``make_vec`` passes a spec's limit).
         **fields: any field of ``SpepConfig``, over ``config`` or ``preset``.
 
     ``info`` holds fixed-shape arrays, one entry per network: ``slot`` and ``next_slot`` (the slot
@@ -84,6 +85,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         draws: str | Draws = "counter",
         render_mode: str | None = None,
+        max_episode_steps: int | None = None,
         **fields: Any,
     ) -> None:
         if render_mode is not None:
@@ -108,6 +110,11 @@ class SpepVectorEnv(gym.vector.VectorEnv):
                 f"autoreset_mode={autoreset_mode!r} is invalid: allowed "
                 f"{[m.value for m in AutoresetMode]}"
             ) from err
+        if max_episode_steps is not None and max_episode_steps != cfg.episode_slots:
+            raise ValueError(
+                f"max_episode_steps={max_episode_steps!r} is invalid: an episode is "
+                f"episode_slots={cfg.episode_slots} steps (set episode_slots instead)"
+            )
         self.config = cfg
         self.sim = BatchedSimulator(cfg, num_envs, device=device, draws=draws)
         self.device = self.sim.device
@@ -178,10 +185,21 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         if not self._started:
             raise RuntimeError("call reset() before step()")
         acts = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
-        acts = acts.to(device=self.device, dtype=torch.int64)
         expected = (self.num_envs, self.config.action_len)
-        if tuple(acts.shape) != expected:
-            raise ValueError(f"actions of shape {tuple(acts.shape)}: expected {expected}")
+        P = self.num_pairs
+        if (
+            tuple(acts.shape) != expected
+            or acts.is_floating_point()
+            or acts.is_complex()
+            or acts.dtype == torch.bool
+            or (acts.numel() and (int(acts.min()) < 0 or int(acts.max()) > P))
+        ):
+            raise ValueError(
+                f"actions (shape {tuple(acts.shape)}, dtype {acts.dtype}) are invalid: allowed "
+                f"integers of shape {expected} with values in 0..{P} (the action space; {P} "
+                "means none)"
+            )
+        acts = acts.to(device=self.device, dtype=torch.int64)
         mode = self.autoreset_mode
         flagged = self._autoreset.copy()
         B = self.num_envs
