@@ -12,12 +12,20 @@ from spep_gym.simulator import Simulator
 __all__ = ["Simulator", "SpepConfig", "SpepEnv", "__version__"]
 __version__ = "0.1.0"
 
+# The vector entry point (the batched core, torch) is a string: it loads only when make_vec uses it.
+VECTOR_ENTRY_POINT = "spep_gym.batched.vector_env:SpepVectorEnv"
 if "Spep-v0" not in registry:
-    register(id="Spep-v0", entry_point="spep_gym.env:SpepEnv", disable_env_checker=False)
+    register(
+        id="Spep-v0",
+        entry_point="spep_gym.env:SpepEnv",
+        vector_entry_point=VECTOR_ENTRY_POINT,
+        disable_env_checker=False,
+    )
 if "Spep-physical-v0" not in registry:
     register(
         id="Spep-physical-v0",
         entry_point="spep_gym.env:SpepEnv",
+        vector_entry_point=VECTOR_ENTRY_POINT,
         disable_env_checker=False,
         kwargs={"preset": "physical"},
     )

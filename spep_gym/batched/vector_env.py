@@ -1,0 +1,323 @@
+"""``SpepVectorEnv``: ``Spep-v0`` as a Gymnasium vector environment over the batched simulator.
+
+``gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="vector_entry_point", device="cpu")``
+makes one (``Spep-physical-v0`` likewise). Its sub-environments are ``SpepEnv``'s: the same spaces,
+the same observations and rewards, the same episode seeds; with ``draws="scalar"`` it equals
+``gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="sync")`` step for step (tests hold the
+two equal), and with the default counter-based draws it runs the same model on its own streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+from spep_gym.batched.draws import Draws
+from spep_gym.batched.simulator import EVENTS, BatchedSimulator, BatchEvents, same_config
+from spep_gym.config import SpepConfig
+from spep_gym.env import SpepEnv
+
+#: The per-step counts of ``info`` (int64 arrays of shape (B,)), named as in ``SpepEnv``'s info.
+INFO_COUNTS = {
+    "arrived": "arrived",
+    "served": "served",
+    "failed": "failed",
+    "placed": "placed",
+    "prepositions_used": "served_prepositioned",
+    "prepositions_expired": "prepositions_expired",
+    "pairs_generated": "pairs_generated",
+    "pairs_consumed": "pairs_consumed",
+    "pairs_expired": "pairs_expired",
+    "pairs_replaced": "pairs_replaced",
+    "swap_failures": "swap_failures",
+    "queue_overflow": "queue_overflow",
+}
+_ECOL = {name: i for i, name in enumerate(EVENTS)}
+
+
+class SpepVectorEnv(gym.vector.VectorEnv):
+    """B copies of ``Spep-v0`` stepped at once by :class:`~spep_gym.batched.BatchedSimulator`.
+
+    Args:
+        num_envs: the batch size B.
+        config: a ``SpepConfig``, a dict of its fields, or a sequence of either, one per network
+            (they must all be equal: a batch runs one config).
+        preset: ``"paper"`` or ``"physical"`` (as ``SpepEnv``'s argument).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        torch_obs: return observations, rewards, flags, masks and info as torch tensors on the
+            device (no host copy) instead of numpy arrays.
+        autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default), ``SAME_STEP`` or ``DISABLED``.
+        draws: ``"counter"`` (on-device counter-based streams), ``"scalar"`` (the scalar
+            environment's own streams, drawn on the host: equal to ``SpepEnv`` step for step) or a
+            :class:`~spep_gym.batched.draws.Draws`.
+        render_mode: only None (the batched core does not render).
+        max_episode_steps: None or ``episode_slots`` (``make_vec`` passes a spec's limit).
+        **fields: any field of ``SpepConfig``, over ``config`` or ``preset``.
+
+    ``info`` holds fixed-shape arrays, one entry per network: ``slot`` and ``next_slot`` (the slot
+    whose phases 4-6 ran, and the slot now beginning), the step's counts (:data:`INFO_COUNTS`),
+    ``rewards`` (``served`` and ``failed`` terms), ``metrics`` (every key of
+    ``Metrics.summary()``, NaN where a rate is undefined) and ``action_mask``; at an episode's end
+    ``episode_metrics`` with its mask ``_episode_metrics`` (Gymnasium's convention), and with
+    ``SAME_STEP`` autoreset ``final_obs`` / ``final_info`` with their masks.
+    """
+
+    metadata: dict[str, Any] = {  # noqa: RUF012
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": [],
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: SpepConfig | Mapping[str, Any] | Sequence[Any] | None = None,
+        preset: str | None = None,
+        device: str | torch.device = "cpu",
+        torch_obs: bool = False,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        draws: str | Draws = "counter",
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        **fields: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(
+                f"render_mode={render_mode!r} is invalid: the vector env renders nothing (None)"
+            )
+        if isinstance(config, Sequence) and not isinstance(config, str | Mapping):
+            configs = [SpepEnv(c, preset=preset, **fields).config for c in config]
+            if len(configs) != num_envs:
+                raise ValueError(
+                    f"{len(configs)} configs for num_envs={num_envs}: give one per network"
+                )
+            cfg = same_config(configs)
+            single = SpepEnv(cfg)
+        else:
+            single = SpepEnv(config, preset=preset, **fields)  # type: ignore[arg-type]
+            cfg = single.config
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError as err:
+            raise ValueError(
+                f"autoreset_mode={autoreset_mode!r} is invalid: allowed "
+                f"{[m.value for m in AutoresetMode]}"
+            ) from err
+        if max_episode_steps is not None and max_episode_steps != cfg.episode_slots:
+            raise ValueError(
+                f"max_episode_steps={max_episode_steps!r} is invalid: an episode is "
+                f"episode_slots={cfg.episode_slots} steps (set episode_slots instead)"
+            )
+        self.config = cfg
+        self.sim = BatchedSimulator(cfg, num_envs, device=device, draws=draws)
+        self.device = self.sim.device
+        self.num_envs = num_envs
+        self.torch_obs = bool(torch_obs)
+        self.num_pairs = self.sim.num_pairs
+        self.single_observation_space = single.observation_space
+        self.single_action_space = single.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.render_mode = None
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Reset every network (or those of ``options["reset_mask"]``); Gymnasium's ``reset``.
+
+        ``seed``: None (each network draws its episode seed from its own generator), an int
+        (network i gets ``seed + i``) or one seed (or None) per network, as ``SyncVectorEnv``.
+        """
+        B = self.num_envs
+        if seed is None or isinstance(seed, int | np.integer):
+            seeds: list[int | None] = (
+                [None] * B if seed is None else [int(seed) + i for i in range(B)]
+            )
+        else:
+            seeds = list(seed)
+            if len(seeds) != B:
+                raise ValueError(
+                    f"{len(seeds)} seeds for num_envs={B}: give one per network (or an int)"
+                )
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(
+                int(seed) if isinstance(seed, int | np.integer) else None
+            )
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            rows = np.arange(B)
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (B,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({B},) with a True, "
+                    f"got {mask!r}"
+                )
+            if not self._started:
+                raise RuntimeError("call reset() without reset_mask first")
+            rows = np.flatnonzero(mask)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}: allowed 'reset_mask'")
+        events = self._reset_rows(rows, [seeds[i] for i in rows])
+        self._autoreset[rows] = False
+        info = self._info(events, None)
+        return self._obs(), info
+
+    def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
+        """Run one slot in every network; Gymnasium's ``step`` with ``autoreset_mode``."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        acts = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
+        expected = (self.num_envs, self.config.action_len)
+        P = self.num_pairs
+        if (
+            tuple(acts.shape) != expected
+            or acts.is_floating_point()
+            or acts.is_complex()
+            or acts.dtype == torch.bool
+            or (acts.numel() and (int(acts.min()) < 0 or int(acts.max()) > P))
+        ):
+            raise ValueError(
+                f"actions (shape {tuple(acts.shape)}, dtype {acts.dtype}) are invalid: allowed "
+                f"integers of shape {expected} with values in 0..{P} (the action space; {P} "
+                "means none)"
+            )
+        acts = acts.to(device=self.device, dtype=torch.int64)
+        mode = self.autoreset_mode
+        flagged = self._autoreset.copy()
+        B = self.num_envs
+        if mode == AutoresetMode.DISABLED and bool(self.sim.done.any()):
+            raise RuntimeError(
+                "an episode is over and autoreset_mode is DISABLED: reset those networks "
+                "(reset(options={'reset_mask': truncated}))"
+            )
+        if flagged.all():
+            events = self._reset_rows(np.arange(B), [None] * B)
+            rewards = torch.zeros(B, dtype=torch.float64, device=self.device)
+            truncated = torch.zeros(B, dtype=torch.bool, device=self.device)
+            self._autoreset[:] = False
+            info = self._info(events, None)
+            return self._obs(), *self._out(rewards, truncated), info
+        events = self.sim.step(acts, strict=False)
+        cfg = self.config
+        served = cfg.reward_served * events.served_weight
+        failed = cfg.reward_failed * events.failed_weight
+        rewards = served - failed
+        truncated = self.sim.done.clone()
+        if flagged.any():  # NEXT_STEP: the networks whose episode ended last step start anew
+            rows = np.flatnonzero(flagged)
+            events, (served, failed) = self._merged(events, rows, (served, failed))
+            keep = torch.as_tensor(~flagged, device=self.device)
+            rewards = torch.where(keep, rewards, 0.0)
+            truncated &= keep
+        ended = truncated.cpu().numpy()
+        if mode == AutoresetMode.SAME_STEP and ended.any():
+            # the step's results go to final_obs / final_info, the new episodes' to obs / info
+            final_obs = self._obs()
+            final_info = self._info(events, (served, failed), episode_end=ended)
+            events, (served, failed) = self._merged(events, np.flatnonzero(ended), (served, failed))
+            info = self._info(events, (served, failed))
+            mask = self._array(torch.as_tensor(ended, device=self.device))
+            info["final_obs"], info["_final_obs"] = final_obs, mask
+            info["final_info"], info["_final_info"] = final_info, mask
+            return self._obs(), *self._out(rewards, truncated), info
+        info = self._info(events, (served, failed), episode_end=ended)
+        if mode == AutoresetMode.NEXT_STEP:
+            self._autoreset = ended
+        return self._obs(), *self._out(rewards, truncated), info
+
+    def _merged(
+        self, events: BatchEvents, rows: np.ndarray, terms: tuple[Tensor, Tensor]
+    ) -> tuple[BatchEvents, tuple[Tensor, Tensor]]:
+        """Reset networks ``rows``: their events become the reset's, their reward terms 0."""
+        reset = self._reset_rows(rows, [None] * len(rows))
+        fresh = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        fresh[torch.as_tensor(rows, device=self.device)] = True
+        events.table = torch.where(fresh[:, None], reset.table, events.table)
+        events.slot = torch.where(fresh, reset.slot, events.slot)
+        served, failed = terms
+        return events, (torch.where(fresh, 0.0, served), torch.where(fresh, 0.0, failed))
+
+    def action_masks(self) -> Any:
+        """(B, action_len * (P + 1)) bool: per network and action entry, the pairs placeable now."""
+        return self._array(self.sim.action_masks())
+
+    def render(self) -> None:
+        """The batched core renders nothing."""
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None]) -> BatchEvents:
+        """New episodes in networks ``rows``; a None seed is drawn from the network's generator."""
+        episode_seeds = []
+        for b, seed in zip(rows.tolist(), seeds, strict=True):
+            if seed is not None:
+                self._rngs[b] = seeding.np_random(int(seed))[0]
+                episode_seeds.append(int(seed))
+                continue
+            rng = self._rngs[b]
+            if rng is None:
+                rng = self._rngs[b] = seeding.np_random()[0]
+            episode_seeds.append(int(rng.integers(2**63 - 1)))
+        self.episode_seeds = getattr(self, "episode_seeds", np.zeros(self.num_envs, dtype=np.int64))
+        self.episode_seeds[rows] = episode_seeds
+        full = len(rows) == self.num_envs
+        events = self.sim.reset(episode_seeds, rows=None if full else rows.tolist())
+        self._started = True
+        return events
+
+    def _obs(self) -> dict[str, Any]:
+        obs = self.sim.observation()
+        if self.torch_obs:
+            return obs
+        return {k: v.cpu().numpy() for k, v in obs.items()}
+
+    def _array(self, x: Tensor) -> Any:
+        return x if self.torch_obs else x.cpu().numpy()
+
+    def _out(self, rewards: Tensor, truncated: Tensor) -> tuple[Any, Any, Any]:
+        terminated = torch.zeros_like(truncated)
+        return self._array(rewards), self._array(terminated), self._array(truncated)
+
+    def _info(
+        self,
+        events: BatchEvents,
+        rewards: tuple[Tensor, Tensor] | None,
+        episode_end: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Fixed-shape info arrays (see the class docstring)."""
+        info: dict[str, Any] = {}
+        sim = self.sim
+        info["slot"] = self._array(events.slot)
+        info["next_slot"] = self._array(sim.t.clone())
+        table = events.table.to(torch.int64)
+        for key, name in INFO_COUNTS.items():
+            info[key] = self._array(table[:, _ECOL[name]])
+        if rewards is None:
+            zero = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+            rewards = (zero, zero)
+        info["rewards"] = {"served": self._array(rewards[0]), "failed": self._array(-rewards[1])}
+        metrics = {k: self._array(v) for k, v in sim.summary().items()}
+        info["metrics"] = metrics
+        info["action_mask"] = self.action_masks()
+        if episode_end is not None and episode_end.any():
+            info["episode_metrics"] = metrics
+            info["_episode_metrics"] = self._array(torch.as_tensor(episode_end, device=self.device))
+        return info
