@@ -854,18 +854,8 @@ class BatchedSimulator:
 
         Returns (X, H) links and the hops (0: no path).
         """
-        tab = self.tables
         if self.cfg.preposition_path == "static":
-            B, P = self.num_envs, self.num_pairs
-            H = tab.H
-            h = torch.arange(H, device=self.device)
-            flat = self._paths_flat.reshape(-1).index_select(
-                0, ((h[:, None] * B + b) * P + a).reshape(-1)
-            )
-            flat = flat.view(H, -1).t()
-            ok = _take(self.usable, flat).all(dim=1)
-            path = flat - b[:, None] * (tab.E + 1)
-            return path, torch.where(ok, _pick(tab.static_hops, b, a), 0)
+            return self._static_route(b, a)
         nodes = self._pair_nodes.index_select(0, a)
         return self._bfs_route(b, nodes[:, 0], nodes[:, 1])
 
@@ -1504,20 +1494,24 @@ class BatchedSimulator:
         self.queue_len = keep.sum(dim=1)
 
     # ------------------------------------------------------------------ routing
+    def _static_route(self, b: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """The static path (X, H) of pair a in network b, and its hops where every link is usable."""
+        tab = self.tables
+        B, P, H = self.num_envs, self.num_pairs, tab.H
+        h = torch.arange(H, device=self.device)
+        flat = self._paths_flat.reshape(-1).index_select(
+            0, ((h[:, None] * B + b) * P + a).reshape(-1)
+        )
+        flat = flat.view(H, -1).t()
+        ok = _take(self.usable, flat).all(dim=1)
+        path = flat - b[:, None] * (tab.E + 1)
+        return path, torch.where(ok, _pick(tab.static_hops, b, a), 0)
+
     def _route(self, b: Tensor, s: Tensor, d: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """The routing strategy's path (X, width) for requests (b, s -> d, pair a); hops (0: none)."""
         routing = self.cfg.routing
         if routing == "reactive":
-            tab = self.tables
-            B, P, H = self.num_envs, self.num_pairs, tab.H
-            h = torch.arange(H, device=self.device)
-            flat = self._paths_flat.reshape(-1).index_select(
-                0, ((h[:, None] * B + b) * P + a).reshape(-1)
-            )
-            flat = flat.view(H, -1).t()
-            ok = _take(self.usable, flat).all(dim=1)
-            path = flat - b[:, None] * (tab.E + 1)
-            return path, torch.where(ok, _pick(tab.static_hops, b, a), 0)
+            return self._static_route(b, a)
         if routing == "shortest":
             return self._bfs_route(b, s, d)
         if self._latency:
