@@ -3,6 +3,7 @@ the scalar env with the same draws, trains, checkpoints, resumes and evaluates o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,16 @@ from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_suppo
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor, VecNormalize
 
+import agents
+from agents import rl, run_episode
+from agents.cli import main
 from agents.rl.batched_vec import BatchedVecEnv
+from agents.rl.config import HYPERPARAMETERS, default_hyperparameters
 from agents.rl.envs import make_env
 from spep_gym.config import SpepConfig
+
+TINY = ["--set", "num_nodes=6", "--set", "er_p=0.5", "--set", "episode_slots=20"]
+TINY_CONFIG = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 20}
 
 
 def masked_random_actions(
@@ -118,3 +126,102 @@ def test_adapter_attributes_methods_and_their_refusals() -> None:
     bat.set_options({"x": 1})
     with pytest.raises(ValueError, match="reset options"):
         bat.reset()
+
+
+def test_batched_defaults_keep_the_scalar_updates_per_environment_step() -> None:
+    assert default_hyperparameters("ppo", "scalar", 256) == HYPERPARAMETERS["ppo"]
+    for n_envs in (4, 64, 256):
+        hp = default_hyperparameters("maskable_ppo", "batched", n_envs)
+        assert hp["n_steps"] * n_envs == 1024
+        assert {k: v for k, v in hp.items() if k != "n_steps"} == {
+            k: v for k, v in HYPERPARAMETERS["maskable_ppo"].items() if k != "n_steps"
+        }
+        dqn = default_hyperparameters("dqn", "batched", n_envs)
+        assert dqn["train_freq"] * n_envs / dqn["gradient_steps"] == 16
+    assert default_hyperparameters("ppo", "batched", 2048)["n_steps"] == 1
+
+
+def train_cli(out: Path, algo: str, timesteps: int, *extra: str) -> int:
+    args = ["train", "--algo", algo, "--timesteps", str(timesteps), "--out", str(out)]
+    args += ["--engine", "batched", "--n-envs", "16", "--seed", "3", "--checkpoint-freq", "256"]
+    if algo == "dqn":
+        args += ["--hyper", "learning_starts=64", "--hyper", "buffer_size=1000"]
+    else:
+        args += ["--hyper", "n_epochs=1"]
+    return main([*args, *TINY, *extra])
+
+
+@pytest.mark.parametrize("algo", rl.ALGOS)
+def test_cli_trains_on_the_batched_engine_and_the_model_evaluates_on_spep_env(
+    tmp_path: Path, algo: str
+) -> None:
+    assert train_cli(tmp_path, algo, 512) == 0
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["engine"] == "batched" and meta["n_envs"] == 16
+    assert meta["timesteps"] >= 512
+    if algo != "dqn":
+        assert meta["hyperparameters"]["n_steps"] == 64  # 1024 // 16
+    assert rl.latest_checkpoint(tmp_path) is not None
+    monitor = (tmp_path / "monitor" / "batched.monitor.csv").read_text().splitlines()
+    assert monitor[1] == "r,l,t,success_rate"
+    assert len(monitor) - 2 == 16 * (meta["timesteps"] // 16 // 20)  # 16 networks, 20 slots each
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    config = SpepConfig.from_dict({**meta["config"], "episode_slots": 30})
+    row = run_episode(agents.make("sb3", path=tmp_path), seed=5, config=config)
+    assert row["agent"] == "sb3" and row["slots"] == 30
+    again = run_episode(agents.make("sb3", path=tmp_path), seed=5, config=config)
+    assert again["success_rate"] == row["success_rate"]
+
+
+def test_maskable_ppo_on_the_batched_engine_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    assert train_cli(tmp_path, "maskable_ppo", 512) == 0
+    before = rl.latest_checkpoint(tmp_path)
+    assert before is not None and before[1] == 1024  # rollouts of 64 x 16 steps
+    assert train_cli(tmp_path, "maskable_ppo", 2048, "--resume") == 0
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["resumed_from"] == 1024 and meta["timesteps"] == 2048
+    assert rl.latest_checkpoint(tmp_path) == (
+        tmp_path / "checkpoints" / "rl_model_2048_steps.zip",
+        2048,
+    )
+    assert (tmp_path / "monitor" / "resumed_1024" / "batched.monitor.csv").is_file()
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == ["maskable_ppo_1"]
+    agents.make("sb3", path=tmp_path / "checkpoints" / "rl_model_2048_steps.zip")
+
+
+def test_resume_refuses_another_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_cli(tmp_path, "ppo", 256) == 0
+    args = ["train", "--algo", "ppo", "--timesteps", "2048", "--out", str(tmp_path), "--resume"]
+    args += ["--hyper", "n_epochs=1", *TINY]
+    assert main(args) == 2  # --engine scalar (the default) against the run's batched
+    assert "engine: 'batched' vs 'scalar'" in capsys.readouterr().err
+    # and a run trained before --engine existed counts as scalar
+    meta = json.loads((tmp_path / "train.json").read_text())
+    del meta["engine"]
+    (tmp_path / "train.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="engine: 'scalar' vs 'batched'"):
+        rl.train("ppo", tmp_path, 2048, resume=True, engine="batched")
+
+
+def test_bad_engine_combinations_are_one_line_errors_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("slot,source,destination,F_req,deadline,priority\n0,0,1,0.7,5,1\n")
+    out = tmp_path / "run"
+    cases = {
+        "--subproc is invalid with --engine batched": ["--subproc"],
+        "--engine batched: config field 'trace'": ["--set", f"trace={trace}"],
+    }
+    for message, extra in cases.items():
+        args = ["train", "--engine", "batched", "--timesteps", "64", "--out", str(out), *extra]
+        assert main([*args, *TINY]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and err.startswith("spep: error: "), err
+        assert not out.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--engine", "gpu", "--out", str(out)])
+    assert exit_info.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"engine='gpu' is invalid: allowed one of \('scalar'"):
+        rl.train("ppo", out, 64, config=TINY_CONFIG, engine="gpu")
+    assert not out.exists()
