@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonito
 import agents
 from agents import rl, run_episode
 from agents.cli import main
+from agents.rl import training
 from agents.rl.batched_vec import BatchedVecEnv
 from agents.rl.config import HYPERPARAMETERS, default_hyperparameters
 from agents.rl.envs import make_env
@@ -187,6 +189,31 @@ def test_maskable_ppo_on_the_batched_engine_resumes_from_its_checkpoint(tmp_path
     assert (tmp_path / "monitor" / "resumed_1024" / "batched.monitor.csv").is_file()
     assert [p.name for p in (tmp_path / "tb").iterdir()] == ["maskable_ppo_1"]
     agents.make("sb3", path=tmp_path / "checkpoints" / "rl_model_2048_steps.zip")
+
+
+def test_a_resumed_run_starts_its_environments_from_new_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Episode seeds ``seed + i`` at the start, ``seed + timesteps + i`` at a resumption."""
+    seen: list[list[int]] = []
+    original = training.make_vec
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        vec = original(*args, **kwargs)
+        reset = vec.reset
+
+        def first_reset() -> Any:
+            obs = reset()
+            seen.append(vec.get_attr("episode_seed"))
+            return obs
+
+        vec.reset = first_reset
+        return vec
+
+    monkeypatch.setattr(training, "make_vec", recording)
+    assert train_cli(tmp_path, "ppo", 512) == 0
+    assert train_cli(tmp_path, "ppo", 2048, "--resume") == 0
+    assert seen == [[3 + i for i in range(16)], [3 + 1024 + i for i in range(16)]]
 
 
 def test_resume_refuses_another_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

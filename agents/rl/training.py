@@ -204,6 +204,7 @@ def train(
         verbose=verbose,
         **hp,
     )
+    vec.seed(env_seed)  # the algorithm seeded the envs with ``seed`` (SB3's set_random_seed)
     done = 0
     if start_ckpt is not None:
         path, _ = start_ckpt
