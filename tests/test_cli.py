@@ -31,7 +31,7 @@ OPTIONS = {
         "--params", "--ray-address", "--seed", "--set", "--slots", "--topologies", "--trials",
     ],
     "train": [
-        "--algo", "--checkpoint-freq", "--device", "--hyper", "--n-envs", "--out", "--plot",
+        "--algo", "--checkpoint-freq", "--device", "--engine", "--hyper", "--n-envs", "--out", "--plot",
         "--policy", "--preposition-bonus", "--resume", "--seed", "--set", "--subproc",
         "--timesteps", "--topology", "--torch-threads", "--verbose",
     ],

@@ -484,6 +484,7 @@ def _bad_argv(tmp: Path) -> list[tuple[list[str], str]]:
         ([*tr, "--hyper", "gamma=nan"], "--hyper gamma='nan' is invalid: allowed a finite number"),
         ([*tr, "--hyper", "gamma=1.5"], "--hyper gamma=1.5 is invalid: allowed a finite number in"),
         ([*tr, "--hyper", "seed=3"], "set by spep train itself"),
+        ([*tr, "--engine", "batched", "--subproc"], "--subproc is invalid with --engine batched"),
         ([*tr[:-1], str(tmp / "afile")], "is a file: allowed a folder"),
     ]
 

@@ -6,6 +6,8 @@
 
 - :mod:`agents.rl.config`: the algorithms, their SB3 classes, default hyperparameters and config;
 - :mod:`agents.rl.envs`: the training environments (the wrappers are in :mod:`spep_gym.wrappers`);
+- :mod:`agents.rl.batched_vec`: the batched core as an SB3 ``VecEnv`` (``--engine batched``; imports
+  torch and stable-baselines3);
 - :mod:`agents.rl.policies`: the pair-equivariant policy networks (imports torch);
 - :mod:`agents.rl.training`: the training loop; :mod:`agents.rl.checkpoints`: checkpoints, resume
   and observation statistics; :mod:`agents.rl.curves`: training curves;

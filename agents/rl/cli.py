@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import add_common, parse_literals, parse_overrides
-from agents.rl.config import ALGOS, POLICIES, PREPOSITION_BONUS, TRAIN_DEFAULTS
+from agents.rl.config import (
+    ALGOS,
+    DEFAULT_N_ENVS,
+    ENGINES,
+    POLICIES,
+    PREPOSITION_BONUS,
+    TRAIN_DEFAULTS,
+)
 
 
 def add_cli(subparsers: Any) -> None:
@@ -26,7 +33,21 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--timesteps", type=int, default=100_000, help="total environment steps")
     p.add_argument("--seed", type=int, default=0, help="environment i starts from seed + i")
     p.add_argument("--out", required=True, help="run folder (model, checkpoints, logs)")
-    p.add_argument("--n-envs", type=int, default=4)
+    p.add_argument(
+        "--n-envs",
+        type=int,
+        default=None,
+        help="environments stepped together (default: "
+        + ", ".join(f"{n} with --engine {e}" for e, n in DEFAULT_N_ENVS.items())
+        + "; the batched engine takes hundreds)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="scalar",
+        help="scalar: a DummyVecEnv of SpepEnv (default); batched: the batched core, one process "
+        "stepping every network (a model that evaluates on SpepEnv all the same)",
+    )
     p.add_argument(
         "--policy",
         choices=POLICIES,
@@ -90,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         policy=args.policy,
         preposition_bonus=args.preposition_bonus,
+        engine=args.engine,
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "

@@ -54,6 +54,15 @@ HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     },
 }
 HYPERPARAMETERS["maskable_ppo"] = HYPERPARAMETERS["ppo"]
+#: The engines ``spep train`` steps: "scalar", a DummyVecEnv (or SubprocVecEnv) of ``SpepEnv``;
+#: "batched", :class:`agents.rl.batched_vec.BatchedVecEnv` over the batched core.
+ENGINES = ("scalar", "batched")
+#: ``n_envs`` when none is given: the batched engine pays off only with many networks a step.
+DEFAULT_N_ENVS = {"scalar": 4, "batched": 64}
+#: Environment steps per update of the scalar engine's defaults (PPO: ``n_steps`` 256 x 4 envs;
+#: DQN: one gradient step per ``train_freq`` 4 x 4 envs), which the batched engine keeps.
+SCALAR_ROLLOUT_STEPS = 1024
+SCALAR_STEPS_PER_GRADIENT = 16
 #: Training reward shaping (spep_gym.wrappers.PrepositionBonus): reward per pre-positioned pair used.
 PREPOSITION_BONUS = 1.0
 
@@ -107,6 +116,25 @@ def config_to_json(cfg: SpepConfig) -> dict[str, Any]:
 def config_from_json(values: Mapping[str, Any]) -> SpepConfig:
     """The config of :func:`config_to_json`'s values."""
     return SpepConfig.from_dict(dict(values))
+
+
+def default_hyperparameters(algo: str, engine: str, n_envs: int) -> dict[str, Any]:
+    """``algo``'s defaults for ``engine`` with ``n_envs`` environments.
+
+    The scalar engine takes :data:`HYPERPARAMETERS` as they are. The batched engine keeps their
+    updates per environment step at any ``n_envs``: PPO's rollout ``n_steps * n_envs`` stays
+    :data:`SCALAR_ROLLOUT_STEPS` (``n_steps = 1024 // n_envs``, at least 1), and DQN, whose
+    ``train_freq`` counts vector steps of ``n_envs`` transitions, takes ``gradient_steps`` so that
+    one gradient step follows every :data:`SCALAR_STEPS_PER_GRADIENT` transitions.
+    """
+    hp = dict(HYPERPARAMETERS[algo])
+    if engine != "batched":
+        return hp
+    if algo == "dqn":
+        hp["gradient_steps"] = max(hp["train_freq"] * n_envs // SCALAR_STEPS_PER_GRADIENT, 1)
+    else:
+        hp["n_steps"] = max(SCALAR_ROLLOUT_STEPS // n_envs, 1)
+    return hp
 
 
 def gamma(algo: str) -> float:
@@ -279,7 +307,7 @@ def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None
 
 #: The settings of a run that a checkpoint must share to be resumed (train.json's).
 RUN_IDENTITY = (
-    "algo", "config", "policy", "policy_kwargs", "preposition_bonus", "hyperparameters",
+    "algo", "config", "policy", "policy_kwargs", "preposition_bonus", "hyperparameters", "engine",
 )  # fmt: skip
 
 

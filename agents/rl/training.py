@@ -11,7 +11,7 @@ A run writes into its folder ``DIR``::
     DIR/tb/                   TensorBoard logs
 
 A new run needs an empty (or missing) folder; ``resume`` continues the run in ``DIR`` only with the
-same algorithm, config, policy, bonus and given hyperparameters as ``DIR/train.json``, and only from a
+same algorithm, engine, config, policy, bonus and given hyperparameters as ``DIR/train.json``, and only from a
 checkpoint that run saved (``rl_model_meta_<N>_steps.json`` beside it); anything else is refused with
 the settings that differ. Every setting is checked before the folder is written.
 
@@ -39,7 +39,8 @@ from agents.rl.checkpoints import (
     success_callback,
 )
 from agents.rl.config import (
-    HYPERPARAMETERS,
+    DEFAULT_N_ENVS,
+    ENGINES,
     POLICIES,
     POLICY_KWARGS,
     PREPOSITION_BONUS,
@@ -49,12 +50,13 @@ from agents.rl.config import (
     check_policy_fits,
     config_from_json,
     config_to_json,
+    default_hyperparameters,
     differences,
     policy_class,
     read_meta,
     run_identity,
 )
-from agents.rl.envs import make_env, make_vec
+from agents.rl.envs import check_engine, make_env, make_vec
 from spep_gym.config import SpepConfig
 
 
@@ -64,7 +66,7 @@ def train(
     timesteps: int,
     config: SpepConfig | Mapping[str, Any] | None = None,
     seed: int = 0,
-    n_envs: int = 4,
+    n_envs: int | None = None,
     resume: bool = False,
     device: str = "cpu",
     hyperparameters: Mapping[str, Any] | None = None,
@@ -73,6 +75,7 @@ def train(
     verbose: int = 0,
     policy: str = "pair",
     preposition_bonus: float = PREPOSITION_BONUS,
+    engine: str = "scalar",
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -80,8 +83,14 @@ def train(
     run needs ``out`` empty or missing. With ``resume``, training continues from the latest
     checkpoint in ``out`` (its timesteps counter included) with the settings of
     ``out/train.json`` (its seed and ``n_envs`` too); ``algo``, ``policy``,
-    ``preposition_bonus``, ``config`` (unless None) and the given ``hyperparameters`` must be
-    the run's.
+    ``preposition_bonus``, ``engine``, ``config`` (unless None) and the given ``hyperparameters``
+    must be the run's.
+
+    ``engine`` "scalar" steps a DummyVecEnv (``subproc``: SubprocVecEnv) of ``SpepEnv``; "batched"
+    steps the batched core (:class:`agents.rl.batched_vec.BatchedVecEnv`, on the policy's device)
+    with the hyperparameters of :func:`agents.rl.config.default_hyperparameters`. ``n_envs``
+    defaults to :data:`agents.rl.config.DEFAULT_N_ENVS` of the engine. The model is the same
+    either way: it evaluates on ``SpepEnv``.
 
     Raises:
         ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
@@ -92,6 +101,10 @@ def train(
     from agents.study.store import check_output_folder
 
     cls = algorithm_class(algo)
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is invalid: allowed one of {ENGINES}")
+    if n_envs is None:
+        n_envs = DEFAULT_N_ENVS[engine]
     for name, value, low in (
         ("timesteps", timesteps, 1),
         ("n_envs", n_envs, 1),
@@ -113,10 +126,12 @@ def train(
         asked: dict[str, Any] = {
             "algo": algo, "policy": policy, "preposition_bonus": preposition_bonus,
             "hyperparameters": {**meta.get("hyperparameters", {}), **dict(hyperparameters or {})},
+            "engine": engine,
         }  # fmt: skip
         if config is not None:
             asked["config"] = config_to_json(_config(config))
         stored = {k: meta.get(k) for k in asked}
+        stored["engine"] = meta.get("engine", "scalar")  # runs before --engine were scalar
         diff = differences(json.loads(json.dumps(stored)), json.loads(json.dumps(asked)))
         if diff:
             raise ValueError(
@@ -127,6 +142,7 @@ def train(
         check_checkpoint(start_ckpt[0], meta)
         cfg = config_from_json(meta["config"])
         seed, n_envs = meta["seed"], meta["n_envs"]
+        check_engine(engine, cfg, subproc)
         hp = meta["hyperparameters"]
         check_hyperparameters(algo, hp)
         check_policy_fits(
@@ -144,7 +160,8 @@ def train(
                 "allowed an empty or new folder, or --resume to continue the run in it"
             )
         cfg = _config(config)
-        hp = {**HYPERPARAMETERS[algo], **dict(hyperparameters or {})}
+        check_engine(engine, cfg, subproc)
+        hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
         check_policy_fits(algo, policy, POLICY_KWARGS[policy], make_env(cfg, algo), "policy")
         meta = {
@@ -152,6 +169,7 @@ def train(
             "config": config_to_json(cfg),
             "seed": seed,
             "n_envs": n_envs,
+            "engine": engine,
             "hyperparameters": hp,
             "policy": policy,
             "preposition_bonus": preposition_bonus,
@@ -173,6 +191,8 @@ def train(
         subproc,
         norm_obs=meta["policy"] == "mlp",
         preposition_bonus=meta.get("preposition_bonus", 0.0),
+        engine=engine,
+        env_device=_env_device(device),
     )
     model = cls(
         policy_class(algo, meta["policy"]),
@@ -184,6 +204,7 @@ def train(
         verbose=verbose,
         **hp,
     )
+    vec.seed(env_seed)  # the algorithm seeded the envs with ``seed`` (SB3's set_random_seed)
     done = 0
     if start_ckpt is not None:
         path, _ = start_ckpt
@@ -221,6 +242,15 @@ def train(
     }
     (out / "model.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _env_device(device: str) -> str:
+    """Where the batched core runs: on the policy's device (``auto``: CUDA when there is one)."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return "cuda" if device == "cuda" or torch.cuda.is_available() else "cpu"
 
 
 def _config(config: SpepConfig | Mapping[str, Any] | None) -> SpepConfig:
