@@ -88,8 +88,9 @@ DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
 #: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
 DEFAULT_RUNS = 20
 #: Slots per run. The paper's 2000 would take about four times as long as 500, far over the goal of
-#: 20 minutes on a 2-core machine (the batched core does not run agents yet), so the default map
-#: cuts the slots, not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
+#: 20 minutes on a 2-core machine with the scalar engine (``--engine batched`` runs a cell's 20
+#: runs as one batch, which on a CPU gains little at that size), so the default map cuts the slots,
+#: not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
 #: ``--slots 2000`` restores the paper's length.
 DEFAULT_SLOTS = 500
 #: Table metrics: (metric, label, format of a mean, format of a difference).
