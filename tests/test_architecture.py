@@ -81,6 +81,7 @@ def test_heavy_libraries_are_not_imported_at_module_level(path: str):
         "agents/predictors/arima.py",
         "agents/rl/policies.py",
         "agents/rl/batched_vec.py",
+        "agents/batched.py",  # the batched agents: imported only by the batched engine
     }
     # the batched core is torch through and through; nothing imports it but make_vec's entry point
     if path in lazy_modules or path.startswith("spep_gym/batched/"):

@@ -11,20 +11,20 @@ from agents.cli import build_parser, main, parse_literals, parse_names, parse_ov
 #: The options of each sub-command (the public command line: removing one breaks users' scripts).
 OPTIONS = {
     "evaluate": [
-        "--agent", "--jobs", "--no-progress", "--out", "--param", "--runs", "--seed", "--set",
-        "--slots", "--topology",
+        "--agent", "--draws", "--engine", "--jobs", "--no-progress", "--out", "--param", "--runs",
+        "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",
     ],
     "reproduce": [
-        "--agents", "--backend", "--jobs", "--no-figures", "--no-progress", "--no-sensitivity",
-        "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set", "--slots",
-        "--topologies",
+        "--agents", "--backend", "--draws", "--engine", "--jobs", "--no-figures", "--no-progress",
+        "--no-sensitivity", "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set",
+        "--slots", "--topologies",
     ],
     "regimes": [
-        "--agents", "--backend", "--jobs", "--no-figures", "--no-progress", "--only", "--out",
-        "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
+        "--agents", "--backend", "--draws", "--engine", "--jobs", "--no-figures", "--no-progress",
+        "--only", "--out", "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
     ],
     "calibrate": [
         "--backend", "--batch", "--check-runs", "--fit-runs", "--jobs", "--no-progress", "--out",

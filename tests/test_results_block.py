@@ -98,7 +98,9 @@ def test_the_sensitivity_table_of_the_docs_is_the_reports():
     def cells(line: str) -> list[str]:
         return [c.strip().replace("**", "").replace("−", "-") for c in line.strip("|").split("|")]
 
-    reported = {cells(line)[0]: cells(line) for line in report.splitlines() if line.startswith("| ")}
+    reported = {
+        cells(line)[0]: cells(line) for line in report.splitlines() if line.startswith("| ")
+    }
     for line in rows[1:]:
         ours = cells(line)
         theirs = reported[ours[0]]

@@ -62,8 +62,30 @@ def add_evaluate(subparsers: Any) -> None:
         help="agent keyword argument (repeatable), e.g. --param threshold=0.1",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_engine_options(p)
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--draws`` (:mod:`agents.study.engine`)."""
+    from agents.study.engine import DRAWS, ENGINES
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="scalar",
+        help="scalar: one environment per run (default); batched: the runs of each agent and "
+        "config stepped as one batch of networks (noop, the baselines, random, spep-frequency, "
+        "spep-oracle)",
+    )
+    parser.add_argument(
+        "--draws",
+        choices=DRAWS,
+        default=None,
+        help="the batched engine's random draws: counter (default: its own streams, within noise "
+        "of the scalar runs) or scalar (the scalar streams: the scalar runs exactly, slower)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser, runs: int) -> None:
@@ -101,6 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from agents.base import check_inputs, make
+    from agents.study.engine import check_engine
     from agents.study.evaluate import agent_config, evaluate, summary_table, write_frame
 
     _check_run_options(args)
@@ -113,8 +136,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             agents_.append(make(name, **params))
         except TypeError as err:
             raise ValueError(f"agent {name!r}: bad --param: {err}") from None
+    draws = check_engine(args.engine, args.draws, option="--")
     for a in agents_:  # every config and input-file problem shows before the first run
         check_inputs(agent_config(a, fields))
+        if args.engine == "batched":
+            from agents.batched import batched_agent
+
+            batched_agent(a)  # no batched form: one line before any run
     frames: list[pd.DataFrame] = []
 
     def save(current: pd.DataFrame) -> None:  # keep finished runs of every agent so far
@@ -125,7 +153,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         frames.append(
             evaluate(
                 a, runs=args.runs, seed=args.seed, jobs=args.jobs,
-                progress=not args.no_progress, callback=save, **fields,
+                progress=not args.no_progress, callback=save, engine=args.engine, draws=draws,
+                **fields,
             )
         )  # fmt: skip
     df = pd.concat(frames, ignore_index=True)
@@ -217,6 +246,7 @@ def add_reproduce(subparsers: Any) -> None:
     )
     p.add_argument("--no-figures", action="store_true", help="write no figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_options(p)
     add_common(p)
     p.set_defaults(func=cmd_reproduce)
 
@@ -240,6 +270,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         sensitivity=args.sensitivity is not False,
         figures=not args.no_figures,
         progress=not args.no_progress,
+        engine=args.engine,
+        draws=args.draws,
     )
     return reproduce(opts)
 
@@ -303,6 +335,7 @@ def add_regimes(subparsers: Any) -> None:
     )
     p.add_argument("--no-figures", action="store_true", help="draw no heatmaps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_options(p)
     add_common(p)
     p.set_defaults(func=cmd_regimes)
 
@@ -338,6 +371,8 @@ def cmd_regimes(args: argparse.Namespace) -> int:
         only=parse_only(args.only),
         figures=not args.no_figures,
         progress=not args.no_progress,
+        engine=args.engine,
+        draws=args.draws,
     )
     return regimes.run_regimes(opts)
 

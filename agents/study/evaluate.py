@@ -1,8 +1,8 @@
 """Running agents on episodes: one run (``run_episode``) is the unit every experiment is made of.
 
-``evaluate`` runs many of them (in worker processes, through :mod:`agents.study.backends`) into a
-DataFrame of one row per run. Both are re-exported as ``agents.run_episode`` and
-``agents.evaluate``.
+``evaluate`` runs many of them (in worker processes, through :mod:`agents.study.backends`, or as
+one batch with the batched engine, :mod:`agents.study.engine`) into a DataFrame of one row per run.
+Both are re-exported as ``agents.run_episode`` and ``agents.evaluate``.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def evaluate(
     config: Mapping[str, Any] | SpepConfig | None = None,
     out: str | None = None,
     callback: Callable[[pd.DataFrame], None] | None = None,
+    engine: str = "scalar",
+    draws: str | None = None,
+    device: str = "cpu",
     **fields: Any,
 ) -> pd.DataFrame:
     """Evaluate ``agent`` over ``runs`` episodes; run ``i`` uses seed ``seed + i``.
@@ -106,12 +109,19 @@ def evaluate(
         runs: number of episodes.
         seed: seed of the first run.
         jobs: worker processes (:func:`agents.study.backends.run_processes`: one BLAS / OpenMP
-            thread each); None: ``os.cpu_count()``; 1: in this process.
+            thread each); None: ``os.cpu_count()``; 1: in this process. The batched engine runs
+            its one batch in this process.
         progress: show a tqdm progress bar.
         config: a base config (or mapping of fields) under ``fields``.
         out: a CSV path rewritten (atomically) after every finished run, so an interrupted
             evaluation keeps what finished (checked writable before the first run).
         callback: called with the rows so far (a DataFrame) after every finished run.
+        engine: ``"scalar"`` (one ``SpepEnv`` per run) or ``"batched"``: the runs stepped together
+            as one batch of networks, network i from seed ``seed + i``
+            (:func:`agents.study.engine.run_batch`; the agents of :data:`agents.batched.BATCHED_AGENTS`).
+        draws: the batched engine's random draws: ``"counter"`` (default; its own streams, within
+            noise of the scalar runs) or ``"scalar"`` (the scalar streams: the scalar rows exactly).
+        device: the batched engine's torch device (``"cpu"``, ``"cuda"``).
         **fields: any config field, e.g. ``topology="small_world"``, ``episode_slots=500`` or a
             ``networkx`` graph as ``topology``.
 
@@ -120,7 +130,8 @@ def evaluate(
         :meth:`spep_gym.metrics.Metrics.summary` and ``wall_time_s``.
 
     Raises:
-        ValueError: a bad argument, config field or ``out``, before any run starts.
+        ValueError: a bad argument, config field, ``out``, engine or draws, or an agent without a
+            batched form for the batched engine, before any run starts.
         agents.study.backends.RunFailed: a run raised (a bug: its traceback is in the message).
     """
     import pandas as pd
@@ -132,12 +143,19 @@ def evaluate(
             raise ValueError(f"{name} = {value!r} is invalid: allowed an integer >= {low}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed = {seed!r} is invalid: allowed an integer >= 0")
+    from agents.study.engine import check_engine
+
+    draws = check_engine(engine, draws)
     if out is not None:
         from agents.study.store import check_output_file
 
         check_output_file(Path(out), "out =")
     if isinstance(agent, str):
         agent = make(agent)
+    if engine == "batched":
+        from agents.batched import batched_agent
+
+        batched_agent(agent)  # an agent without a batched form fails here, before any run
     # validates before any process starts
     if isinstance(config, SpepConfig):
         cfg = agent_config(agent, fields, base=config)
@@ -170,9 +188,22 @@ def evaluate(
                 callback(df)
 
     try:
-        backends.run(
-            functools.partial(_run, agent, cfg), seeds, finished, backends.raise_run_failed, jobs
-        )
+        if engine == "batched":
+            from agents.study.engine import run_batch
+
+            assert draws is not None
+            for run_seed, row in zip(
+                seeds, run_batch(agent, seeds, cfg, draws, device), strict=True
+            ):
+                finished(run_seed, row)
+        else:
+            backends.run(
+                functools.partial(_run, agent, cfg),
+                seeds,
+                finished,
+                backends.raise_run_failed,
+                jobs,
+            )
     finally:
         if bar is not None:
             bar.close()

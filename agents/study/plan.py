@@ -9,7 +9,9 @@ only when all of it matches:
   (:func:`code_hash`), so that an edit of the simulator or of an agent makes old runs stale;
 - the agent's parameters (:meth:`agents.base.Agent.params` of the agent made by name);
 - the config (slots and overrides) and the *content* of the input files it names (a ``trace``:
-  :func:`input_hashes`), so that an edited trace is run again.
+  :func:`input_hashes`), so that an edited trace is run again;
+- the engine and its draws (:mod:`agents.study.engine`): a batched run's file name holds them too
+  (through its config hash), so that scalar and batched run files never mix.
 
 :func:`plan` lists the tasks of the main study and the sensitivity study, :func:`schedule` the
 unique runs in the order they start, and :func:`validate` checks a plan before any run starts.
@@ -135,6 +137,8 @@ class Task:
     overrides: tuple[tuple[str, Any], ...] = ()  # sorted (field, value), topology/slots excluded
     study: str = MAIN
     variant: str = ""  # the sensitivity variant's label
+    engine: str = "scalar"  # agents.study.engine.ENGINES
+    draws: str | None = None  # the batched engine's draws (None for the scalar engine)
 
     def config(self) -> dict[str, Any]:
         """The run's config fields: the overrides, its topology and its slots."""
@@ -142,16 +146,23 @@ class Task:
 
     @property
     def config_hash(self) -> str:
-        """Hash of slots and overrides: a run file is reused only for the same config."""
-        text = json.dumps({"slots": self.slots, "overrides": self.overrides}, default=repr)
+        """Hash of slots and overrides (and of a batched run's engine and draws).
+
+        A run file is reused only for the same config; a scalar run's hash is that of its slots and
+        overrides alone, as before there were engines.
+        """
+        parts: dict[str, Any] = {"slots": self.slots, "overrides": self.overrides}
+        if self.engine != "scalar":
+            parts.update(engine=self.engine, draws=self.draws)
+        text = json.dumps(parts, default=repr)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     @property
     def key(self) -> dict[str, Any]:
         """What decides the run's result: a file counts as done only with the same key.
 
-        See the module docstring: format version, code hash, agent parameters, config and the
-        content of input files.
+        See the module docstring: format version, code hash, agent parameters, config, the
+        content of input files, engine and draws.
         """
         return {
             "version": RUN_FILE_VERSION,
@@ -163,6 +174,8 @@ class Task:
             "slots": self.slots,
             "overrides": dict(self.overrides),
             "inputs": input_hashes(self.overrides),
+            "engine": self.engine,
+            "draws": self.draws,
             "config_hash": self.config_hash,
         }
 
@@ -186,24 +199,31 @@ def plan(
     overrides: dict[str, Any],
     main: bool = True,
     sensitivity: bool = True,
+    engine: str = "scalar",
+    draws: str | None = None,
 ) -> list[Task]:
     """All tasks of an experiment: the main study, then the sensitivity study.
 
     Run ``i`` uses seed ``seed + i`` for every agent (common random numbers). The sensitivity's
     preset variant on Erdős–Rényi has the same keys as the main study's runs there, so
-    :func:`schedule` runs them once.
+    :func:`schedule` runs them once. Every task runs on ``engine`` (with ``draws``).
     """
     tasks: list[Task] = []
     overrides = {k: _freeze(v) for k, v in overrides.items()}
     base = tuple(sorted(overrides.items()))
     seeds = range(seed, seed + runs)
     if main:
-        tasks += [Task(t, a, s, slots, base) for t in topologies for a in agents for s in seeds]
+        tasks += [
+            Task(t, a, s, slots, base, engine=engine, draws=draws)
+            for t in topologies
+            for a in agents
+            for s in seeds
+        ]
     if sensitivity:
         for label, factors in SENSITIVITY_VARIANTS:
             fields = tuple(sorted({**overrides, **factors}.items()))
             tasks += [
-                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label)
+                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label, engine, draws)
                 for a in SENSITIVITY_AGENTS
                 for s in seeds
             ]
@@ -222,6 +242,19 @@ def schedule(tasks: Iterable[Task]) -> list[Task]:
     unique = dict.fromkeys(dataclasses.replace(t, study=MAIN, variant="") for t in tasks)
     rank = {a: i for i, a in enumerate(SLOW_AGENTS)}
     return sorted(unique, key=lambda t: rank.get(t.agent, len(rank)))
+
+
+def batches(tasks: Iterable[Task]) -> list[tuple[Task, ...]]:
+    """The units that execute: a scalar task alone, batched tasks grouped by everything but seed.
+
+    The batched engine steps the runs of one (topology, agent, slots, config, draws) together, one
+    network per seed; the groups keep the order of their first task, the tasks their order.
+    """
+    groups: dict[Any, list[Task]] = {}
+    for task in tasks:
+        key: Any = task if task.engine == "scalar" else dataclasses.replace(task, seed=0)
+        groups.setdefault(key, []).append(task)
+    return [tuple(group) for group in groups.values()]
 
 
 def validate(

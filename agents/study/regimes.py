@@ -88,8 +88,9 @@ DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
 #: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
 DEFAULT_RUNS = 20
 #: Slots per run. The paper's 2000 would take about four times as long as 500, far over the goal of
-#: 20 minutes on a 2-core machine (the batched core does not run agents yet), so the default map
-#: cuts the slots, not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
+#: 20 minutes on a 2-core machine with the scalar engine (``--engine batched`` runs a cell's 20
+#: runs as one batch, which on a CPU gains little at that size), so the default map cuts the slots,
+#: not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
 #: ``--slots 2000`` restores the paper's length.
 DEFAULT_SLOTS = 500
 #: Table metrics: (metric, label, format of a mean, format of a difference).
@@ -156,11 +157,14 @@ def plan_grid(
     seed: int,
     overrides: Mapping[str, Any],
     only: Mapping[str, Sequence[str]] | None = None,
+    engine: str = "scalar",
+    draws: str | None = None,
 ) -> list[Task]:
     """The tasks of the map: regimes x topologies x agents x seeds (run i: seed ``seed + i``).
 
-    A task's key holds its config (``overrides`` and the regime's fields), so its run file is
-    reused only for the same config; the regime's label rides in ``variant``.
+    A task's key holds its config (``overrides`` and the regime's fields) and its ``engine`` and
+    ``draws``, so its run file is reused only for the same config and engine; the regime's label
+    rides in ``variant``.
     """
     tasks = []
     seeds = range(seed, seed + runs)
@@ -168,7 +172,7 @@ def plan_grid(
         fields = tuple(sorted({**overrides, **regime_fields(regime)}.items()))
         label = regime_label(regime)
         tasks += [
-            Task(t, a, s, slots, fields, study=REGIMES, variant=label)
+            Task(t, a, s, slots, fields, REGIMES, label, engine, draws)
             for t in topologies
             for a in agents
             for s in seeds
@@ -193,11 +197,18 @@ class Options:
     only: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     figures: bool = True
     progress: bool = True
+    engine: str = "scalar"  # agents.study.engine.ENGINES
+    draws: str | None = None  # the batched engine's draws; None: counter (batched), none (scalar)
 
 
 def check(opts: Options) -> list[dict[str, str]]:
-    """Fail before any run starts (bad numbers, agents, topologies, fields, factors); the regimes."""
+    """Fail before any run starts (bad numbers, agents, topologies, fields, factors, engine).
+
+    Returns:
+        The regimes of the map.
+    """
     from agents.study import backends
+    from agents.study.engine import check_engine
 
     for name, value, low in (
         ("runs", opts.runs, 1),
@@ -219,6 +230,7 @@ def check(opts: Options) -> list[dict[str, str]]:
         raise ValueError(f"--agents {','.join(opts.agents)}: name each agent once")
     grid = regimes(opts.only)
     validate(opts.agents, opts.topologies, opts.slots, opts.overrides)
+    check_engine(opts.engine, opts.draws, opts.agents, option="--")
     if not any(a in stats.NON_PREDICTIVE for a in opts.agents) or not any(
         a not in stats.NON_PREDICTIVE for a in opts.agents
     ):
@@ -247,6 +259,8 @@ def run_regimes(opts: Options) -> int:
     from agents.study.store import check_output_folder, folder_lock
 
     grid = check(opts)
+    if opts.engine == "batched" and opts.draws is None:
+        opts = dataclasses.replace(opts, draws="counter")
     out = Path(opts.out)
     check_output_folder(out)
     try:
@@ -263,7 +277,8 @@ def run_regimes(opts: Options) -> int:
 def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
     """:func:`run_regimes` once the options are checked and ``out`` is locked."""
     from agents.interrupts import interrupt_name, interrupt_status
-    from agents.study.reproduce import execute
+    from agents.study.plan import batches
+    from agents.study.reproduce import engine_note, execute
     from agents.study.store import load_runs, remove_temp_files, write_csv
 
     start = time.perf_counter()
@@ -271,8 +286,9 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
     runs_dir.mkdir(exist_ok=True)
     remove_temp_files(runs_dir)
     tasks = plan_grid(
-        opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides, opts.only
-    )
+        opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides, opts.only,
+        opts.engine, opts.draws,
+    )  # fmt: skip
     unique = schedule(tasks)
     done = load_runs(runs_dir, unique)
     todo = [t for t in unique if t not in done]
@@ -281,7 +297,8 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
     print(
         f"spep regimes: {cells} cells x {len(opts.agents)} agents x {opts.runs} runs x "
         f"{opts.slots} slots = {len(unique)} runs ({len(done)} already done in {runs_dir}), "
-        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
+        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)"
+        f"{engine_note(opts.engine, opts.draws, len(batches(todo)))}",
         file=sys.stderr,
     )
     interrupted: KeyboardInterrupt | None = None
@@ -319,6 +336,8 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
         "overrides": {k: repr(v) for k, v in opts.overrides.items()},
         "backend": opts.backend,
         "jobs": jobs,
+        "engine": opts.engine,
+        "draws": opts.draws,
         "cpu_count": os.cpu_count(),
         "runs_total": len(unique),
         "runs_executed": len(todo),
@@ -357,10 +376,11 @@ def command_line(opts: Options) -> str:
     for name in ("agents", "topologies"):
         if getattr(opts, name) != getattr(default, name):
             words.append(f"--{name} {','.join(getattr(opts, name))}")
-    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs"):
+    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"):
         value = getattr(opts, name)
         if value != getattr(default, name):
             words.append(f"--{name.replace('_', '-')} {value}")
+    words += [f"--draws {opts.draws}"] if opts.draws is not None else []
     words += [f"--only {k}={','.join(v)}" for k, v in opts.only.items()]
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     words += ["--no-figures"] if not opts.figures else []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.study import stats
+from agents.study.engine import engine_text
 from agents.study.regimes import (
     DEFAULT_SLOTS,
     FACTOR_NAMES,
@@ -222,7 +223,8 @@ def write_summary(out: Path, meta: Mapping[str, Any]) -> Path:
         f"({', '.join(meta.get('agents', []))}) × {meta.get('runs', '?')} runs × "
         f"{meta.get('slots', '?')} slots; {meta.get('runs_total', '?')} runs "
         f"({meta.get('runs_executed', '?')} executed by this invocation) on "
-        f"{meta.get('jobs', '?')} {meta.get('backend', 'local')} worker(s), wall time "
+        f"{meta.get('jobs', '?')} {meta.get('backend', 'local')} worker(s) ({engine_text(meta)}), "
+        "wall time "
         f"{wall / 60:.1f} min (runs {meta.get('runs_wall_time_s', math.nan) / 60:.1f} min; the "
         f"runs' own times sum to {meta.get('run_time_sum_s', math.nan) / 60:.1f} min).",
         "",

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.study.engine import engine_text
 from agents.study.paper import paper_comparison
 from agents.study.tables import (
     ALPHA,
@@ -51,7 +52,8 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
         "",
         f"- Wall time of this invocation: **{meta.get('wall_time_s', math.nan):.1f} s** "
         f"({meta.get('runs_executed', '?')} of {meta.get('runs_total', '?')} runs executed, the rest "
-        f"reused from `runs/`; {meta.get('backend', 'local')} backend, {meta.get('jobs', '?')} worker(s)). "
+        f"reused from `runs/`; {meta.get('backend', 'local')} backend, {meta.get('jobs', '?')} worker(s), "
+        f"{engine_text(meta)}). "
         f"Sum of the runs' own wall times: {meta.get('run_time_sum_s', math.nan):.1f} s.",
         f"- {meta.get('runs', '?')} runs × {meta.get('slots', '?')} slots per topology and agent; run i "
         f"uses seed {meta.get('seed', 0)} + i for every agent (common random numbers).",

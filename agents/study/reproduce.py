@@ -1,8 +1,10 @@
 """``spep reproduce``: the paper's experiment (SPEC section 7), resumable and parallel.
 
 An experiment is a list of :class:`Task` (topology, agent, seed, slots, config overrides); each runs
-one :func:`agents.run_episode` and is written at once, atomically, to
-``DIR/runs/<topology>__<agent>__<seed>__<hash>.json`` (``hash``: slots and config overrides). Running
+one :func:`agents.run_episode` (with ``--engine batched`` the runs of one agent and config run as
+one batch, :func:`agents.study.engine.run_batch`) and is written at once, atomically, to
+``DIR/runs/<topology>__<agent>__<seed>__<hash>.json`` (``hash``: slots and config overrides, and a
+batched run's engine and draws; a batch's files are written when the batch finishes). Running
 the same command again skips the runs already on disk whose key matches (code, agent parameters,
 config, input files' content: see :mod:`agents.study.plan`); a run file that does not match, or
 fails the checks of :func:`agents.study.store.check_payload`, is reported and run again. An
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from agents.study import backends
+from agents.study.engine import check_engine
 from agents.study.evaluate import COLUMNS
 from agents.study.plan import (
     MAIN,
@@ -52,6 +55,7 @@ from agents.study.plan import (
     SENSITIVITY_VARIANTS,
     STUDY_AGENTS,
     Task,
+    batches,
     json_key,
     plan,
     schedule,
@@ -79,9 +83,32 @@ def run_task(task: Task) -> dict[str, Any]:
     """
     import agents  # noqa: F401  (registers the agents in a fresh worker process)
     from agents.study.evaluate import run_episode
+
+    return _payload(task, run_episode(task.agent, task.seed, task.config(), return_records=True))
+
+
+def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """Run a unit of :func:`agents.study.plan.batches`; return the payloads of its run files.
+
+    A scalar task runs alone (:func:`run_task`); batched tasks (one agent and config, one seed
+    each) run as one batch (:func:`agents.study.engine.run_batch`), network i from the i-th seed.
+    """
+    first = tasks[0]
+    if first.engine == "scalar":
+        return [run_task(task) for task in tasks]
+    import agents  # noqa: F401  (registers the agents in a fresh worker process)
+    from agents.study.engine import run_batch
+
+    assert first.draws is not None
+    seeds = [task.seed for task in tasks]
+    rows = run_batch(first.agent, seeds, first.config(), first.draws, return_records=True)
+    return [_payload(task, row) for task, row in zip(tasks, rows, strict=True)]
+
+
+def _payload(task: Task, row: dict[str, Any]) -> dict[str, Any]:
+    """The run file of ``task`` from its result row (with its ``records``, which it drops)."""
     from spep_gym.metrics import SERVED
 
-    row = run_episode(task.agent, task.seed, task.config(), return_records=True)
     records = row.pop("records")
     served = records["status"] == SERVED
     latency = records["end_slot"][served] - records["arrival"][served]
@@ -106,7 +133,9 @@ def execute(
 ) -> tuple[dict[Task, dict[str, Any]], dict[Task, str]]:
     """Run ``tasks``, writing each run file as soon as it finishes; return (payloads, errors).
 
-    A ``KeyboardInterrupt`` propagates after the finished runs are on disk.
+    Scalar tasks run one by one, batched tasks as the batches of :func:`agents.study.plan.batches`
+    (each written as its run files when the batch finishes). A ``KeyboardInterrupt`` propagates
+    after the finished runs are on disk.
     """
     from tqdm import tqdm
 
@@ -130,12 +159,19 @@ def execute(
         bar.set_postfix({a: f"{np.mean(v):.3f}" for a, v in sorted(rates.items())}, refresh=False)
         bar.update()
 
-    def on_error(task: Task, error: str) -> None:
-        errors[task] = error
-        bar.write(f"run {task.filename} failed:\n{error}", file=sys.stderr)
+    def on_batch(batch: tuple[Task, ...], payloads: list[dict[str, Any]]) -> None:
+        for task, payload in zip(batch, payloads, strict=True):
+            on_done(task, payload)
+
+    def on_error(batch: tuple[Task, ...], error: str) -> None:
+        errors.update(dict.fromkeys(batch, error))
+        what = f"run {batch[0].filename}" if len(batch) == 1 else f"batch of {len(batch)} runs "
+        if len(batch) > 1:
+            what += f"({batch[0].filename} ...)"
+        bar.write(f"{what} failed:\n{error}", file=sys.stderr)
 
     try:
-        backends.run(run_task, tasks, on_done, on_error, jobs, backend, address)
+        backends.run(run_tasks, batches(tasks), on_batch, on_error, jobs, backend, address)
     finally:
         bar.close()
     return results, errors
@@ -159,6 +195,8 @@ class Options:
     sensitivity: bool = True
     figures: bool = True
     progress: bool = True
+    engine: str = "scalar"  # agents.study.engine.ENGINES
+    draws: str | None = None  # the batched engine's draws; None: counter (batched), none (scalar)
 
 
 #: How many rejected run files are named one by one (the rest are counted).
@@ -204,6 +242,9 @@ def reproduce(opts: Options) -> int:
     check_agents = list(opts.agents if opts.main else ())
     if opts.sensitivity:
         check_agents += [a for a in SENSITIVITY_AGENTS if a not in check_agents]
+    opts = dataclasses.replace(
+        opts, draws=check_engine(opts.engine, opts.draws, check_agents, option="--")
+    )
     topologies = list(opts.topologies if opts.main else ())
     if opts.sensitivity and SENSITIVITY_TOPOLOGY not in topologies:
         topologies.append(SENSITIVITY_TOPOLOGY)
@@ -237,7 +278,7 @@ def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
     remove_temp_files(runs_dir)
     tasks = plan(
         opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides,
-        main=opts.main, sensitivity=opts.sensitivity,
+        main=opts.main, sensitivity=opts.sensitivity, engine=opts.engine, draws=opts.draws,
     )  # fmt: skip
     unique = schedule(tasks)
     done, rejected = scan_runs(runs_dir, unique)
@@ -246,7 +287,8 @@ def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
     jobs = opts.jobs or os.cpu_count() or 1
     print(
         f"spep reproduce: {len(unique)} runs ({len(done)} already done in {runs_dir}), "
-        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)",
+        f"{len(todo)} to run on {jobs} {'Ray' if opts.backend == 'ray' else 'local'} worker(s)"
+        f"{engine_note(opts.engine, opts.draws, len(batches(todo)))}",
         file=sys.stderr,
     )
     interrupted: KeyboardInterrupt | None = None
@@ -294,6 +336,8 @@ def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
         "agent_config": _agent_configs(check_agents),
         "backend": opts.backend,
         "jobs": jobs,
+        "engine": opts.engine,
+        "draws": opts.draws,
         "runs_total": len(unique),
         "runs_executed": len(todo),
         "wall_time_s": math.nan,  # set below, once the figures are drawn
@@ -340,10 +384,11 @@ def command_line(opts: Options) -> str:
     for name in ("agents", "topologies"):
         if getattr(opts, name) != getattr(default, name):
             words.append(f"--{name} {','.join(getattr(opts, name))}")
-    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs"):
+    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"):
         value = getattr(opts, name)
         if value != getattr(default, name):
             words.append(f"--{name.replace('_', '-')} {value}")
+    words += [f"--draws {opts.draws}"] if opts.draws is not None else []
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     if not opts.main:
         words.append("--sensitivity")
@@ -351,6 +396,13 @@ def command_line(opts: Options) -> str:
         words.append("--no-sensitivity")
     words += ["--no-figures"] if not opts.figures else []
     return " ".join(words)
+
+
+def engine_note(engine: str, draws: str | None, units: int) -> str:
+    """``", batched engine (counter draws): 3 batches"`` for the progress line; "" for scalar."""
+    if engine == "scalar":
+        return ""
+    return f", {engine} engine ({draws} draws): {units} batch(es)"
 
 
 def _agent_configs(names: Iterable[str]) -> dict[str, dict[str, Any]]:

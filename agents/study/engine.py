@@ -1,0 +1,167 @@
+"""The engines that run episodes: one ``SpepEnv`` per run, or the runs of one agent as one batch.
+
+``scalar`` (the default) runs every episode on its own :class:`spep_gym.SpepEnv`
+(:func:`agents.study.evaluate.run_episode`). ``batched`` steps the runs of one agent and config
+together, network i of the batch from the i-th seed, on a
+:class:`spep_gym.batched.BatchedSimulator` driven by the agent's batched form
+(:mod:`agents.batched`), and returns one result row per network with the columns of a scalar row.
+Its random draws are ``counter`` (counter-based streams: within noise of the scalar runs, fast) or
+``scalar`` (the scalar environment's own streams: the same rows as the scalar engine, exactly).
+torch loads only when a batch runs (or its agents are checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from agents.base import Agent, agent_config, make
+from spep_gym.config import SpepConfig
+
+__all__ = ["DRAWS", "ENGINES", "check_engine", "engine_text", "run_batch"]
+
+#: The engines: ``scalar`` (one ``SpepEnv`` per run) and ``batched`` (the runs as one batch).
+ENGINES = ("scalar", "batched")
+#: The random draws of the batched engine: ``counter`` (its own streams), ``scalar`` (exact).
+DRAWS = ("counter", "scalar")
+
+
+def check_engine(
+    engine: str, draws: str | None, agents: Iterable[str] = (), option: str = ""
+) -> str | None:
+    """Fail before any run: an unknown engine or draws, or an agent without a batched form.
+
+    Args:
+        engine: one of :data:`ENGINES`.
+        draws: one of :data:`DRAWS`, or None (``counter`` for the batched engine); only the
+            batched engine has draws.
+        agents: registered agent names the engine is to run.
+        option: ``"--"`` to name the options as the command line spells them.
+
+    Returns:
+        The draws the engine runs with: None for ``scalar``, ``draws`` or ``"counter"`` else.
+
+    Raises:
+        ValueError: one line naming the option, the value and what is allowed.
+    """
+    name = f"{option}engine" if option else "engine ="
+    if engine not in ENGINES:
+        raise ValueError(f"{name} {engine!r} is invalid: allowed {', '.join(map(repr, ENGINES))}")
+    what = f"{option}draws" if option else "draws ="
+    if engine == "scalar":
+        if draws is not None:
+            raise ValueError(
+                f"{what} {draws!r} is invalid with engine 'scalar': the draws are a setting of "
+                "engine 'batched' (the scalar engine draws from its own streams)"
+            )
+        return None
+    draws = "counter" if draws is None else draws
+    if draws not in DRAWS:
+        raise ValueError(f"{what} {draws!r} is invalid: allowed {', '.join(map(repr, DRAWS))}")
+    try:
+        from agents.batched import check_batched
+    except ImportError as err:  # pragma: no cover  (torch is a dependency of the dev install)
+        raise ValueError(
+            f"engine 'batched' needs torch ({err}): install spep-gym[batched]"
+        ) from None
+    check_batched(agents)
+    return draws
+
+
+def engine_text(meta: Mapping[str, Any]) -> str:
+    """How a study's runs ran, for its report: ``"batched engine, counter draws (...)"``.
+
+    ``meta`` is the study's ``meta.json`` (``engine`` and ``draws``; a study written before there
+    were engines ran on the scalar engine).
+    """
+    engine = meta.get("engine", "scalar")
+    if engine == "scalar":
+        return "scalar engine"
+    draws = meta.get("draws")
+    same = {
+        "scalar": "the scalar engine's streams: its runs exactly",
+        "counter": "counter-based streams: within noise of the scalar engine",
+    }
+    return f"{engine} engine, {draws} draws ({same.get(str(draws), 'unknown draws')})"
+
+
+@contextlib.contextmanager
+def torch_threads() -> Iterator[None]:
+    """Run torch on one CPU thread while the block runs, unless ``OMP_NUM_THREADS`` chooses.
+
+    The batch's tensors are small: more threads only fight for the cores (on a busy 2-core machine
+    two threads ran ten times slower than one).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_batch(
+    agent: Agent | str,
+    seeds: Sequence[int],
+    config: Mapping[str, Any] | SpepConfig | None = None,
+    draws: str = "counter",
+    device: str = "cpu",
+    return_records: bool = False,
+) -> list[dict[str, Any]]:
+    """Run one episode per seed, all as one batch; return one result row per seed, in order.
+
+    Each row has the columns of :func:`agents.study.evaluate.run_episode`'s (its metrics from
+    :meth:`~spep_gym.batched.BatchedSimulator.summary`, None where a rate is undefined, as the
+    scalar row has it); ``wall_time_s`` is the batch's wall time divided among its runs. With
+    ``return_records`` each row holds its network's per-request records under ``"records"``.
+
+    Raises:
+        ValueError: the agent has no batched form, a bad config, draws or device.
+    """
+    from agents.batched import batched_agent
+    from agents.study.evaluate import COLUMNS
+    from spep_gym.batched import BatchedSimulator
+    from spep_gym.metrics import Metrics
+
+    if isinstance(agent, str):
+        agent = make(agent)
+    cfg = agent_config(agent, config)
+    policy = batched_agent(agent)
+    if draws not in DRAWS:
+        raise ValueError(f"draws = {draws!r} is invalid: allowed {', '.join(map(repr, DRAWS))}")
+    seeds = [int(s) for s in seeds]
+    with torch_threads():
+        start = time.perf_counter()
+        sim = BatchedSimulator(cfg, len(seeds), device=device, draws=draws)
+        sim.reset(seeds)
+        policy.reset(seeds, env=sim)
+        while not bool(sim.done.all()):
+            action = policy.act(sim.observation(), {"next_slot": sim.t})
+            sim.step(action)
+        summary = {k: v.cpu().tolist() for k, v in sim.summary().items()}
+        wall = (time.perf_counter() - start) / len(seeds)
+    order = [k for k in COLUMNS if k in summary]
+    order += [k for k in Metrics().summary() if k not in order]
+    rows = []
+    for b, seed in enumerate(seeds):
+        row: dict[str, Any] = {
+            "agent": agent.name,
+            "topology": cfg.topology_name,
+            "seed": seed,
+            "slots": cfg.episode_slots,
+        }
+        for key in order:
+            value = summary[key][b]  # an int counter, a float sum, a rate (NaN: undefined)
+            row[key] = None if isinstance(value, float) and math.isnan(value) else value
+        row["wall_time_s"] = wall
+        if return_records:
+            row["records"] = sim.request_records(b)
+        rows.append(row)
+    return rows
