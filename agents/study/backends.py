@@ -61,6 +61,14 @@ START_METHOD = "spawn"
 #: Thread-count variables of the BLAS / OpenMP libraries, read once when a process loads them.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 BACKENDS = ("local", "ray")
+
+
+def check_backend(backend: str) -> None:
+    """``--backend`` is one of :data:`BACKENDS`, or a ValueError naming it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend = {backend!r} is invalid: allowed 'local' or 'ray'")
+
+
 #: Seconds between a worker's checks that its parent is alive.
 PARENT_POLL_S = 0.5
 #: ``prctl`` option that sends a signal to a process when its parent dies (Linux).

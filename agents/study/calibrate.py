@@ -39,7 +39,7 @@ import numpy as np
 
 from agents.study import stats
 from agents.study.paper import PAPER_SUCCESS
-from agents.study.plan import MAIN, Task, schedule, validate
+from agents.study.plan import MAIN, Task, check_numbers, option_words, schedule, validate
 from agents.study.tables import fmt, fmt_p, markdown_table, metric_cell
 from spep_gym.config import DEFAULTS, TOPOLOGIES
 
@@ -154,19 +154,18 @@ def check_options(opts: Options) -> None:
     """Fail before any run starts: bad numbers, parameters, topologies or fields."""
     from agents.study import backends
 
-    for name, value, low in (
-        ("trials", opts.trials, 1),
-        ("fit-runs", opts.fit_runs, 1),
-        ("check-runs", opts.check_runs, 1),
-        ("slots", opts.slots, 1),
-        ("seed", opts.seed, 0),
-        ("batch", opts.batch, 1),
-        ("jobs", opts.jobs, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"--{name} = {value!r} is invalid: allowed integers >= {low}")
-    if opts.backend not in backends.BACKENDS:
-        raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    check_numbers(
+        (
+            ("trials", opts.trials, 1),
+            ("fit-runs", opts.fit_runs, 1),
+            ("check-runs", opts.check_runs, 1),
+            ("slots", opts.slots, 1),
+            ("seed", opts.seed, 0),
+            ("batch", opts.batch, 1),
+            ("jobs", opts.jobs, 0),
+        )
+    )
+    backends.check_backend(opts.backend)
     unknown = [p for p in opts.params if p not in PARAMETERS]
     if unknown or not opts.params:
         raise ValueError(
@@ -253,19 +252,10 @@ def calibrate(opts: Options) -> int:
         ValueError: a bad option (before anything is written), an output folder that cannot be
             written, or one in use by another command (:class:`agents.study.store.FolderInUse`).
     """
-    from agents.study.store import check_output_folder, folder_lock
+    from agents.study.store import locked_output
 
     check_options(opts)
-    out = Path(opts.out)
-    check_output_folder(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(
-            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
-            "you can write to"
-        ) from None
-    with folder_lock(out, "spep calibrate"):
+    with locked_output(Path(opts.out), "spep calibrate") as out:
         return _calibrate(opts, out)
 
 
@@ -383,17 +373,26 @@ def _calibrate(opts: Options, out: Path) -> int:
 def command_line(opts: Options) -> str:
     """The ``spep calibrate`` command that does what ``opts`` asks (defaults left out)."""
     default = Options()
-    words = ["spep calibrate"]
-    for name in ("params", "topologies"):
-        if getattr(opts, name) != getattr(default, name):
-            words.append(f"--{name} {','.join(getattr(opts, name))}")
-    for name in (
-        "trials", "fit_runs", "check_runs", "slots", "seed", "batch", "out", "backend",
-        "ray_address", "jobs",
-    ):  # fmt: skip
-        value = getattr(opts, name)
-        if value != getattr(default, name):
-            words.append(f"--{name.replace('_', '-')} {value}")
+    words = [
+        "spep calibrate",
+        *option_words(
+            opts,
+            default,
+            ("params", "topologies"),
+            (
+                "trials",
+                "fit_runs",
+                "check_runs",
+                "slots",
+                "seed",
+                "batch",
+                "out",
+                "backend",
+                "ray_address",
+                "jobs",
+            ),
+        ),
+    ]
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     return " ".join(words)
 

@@ -185,6 +185,29 @@ class Task:
         return f"{self.topology}__{self.agent}__{self.seed}__{self.config_hash}.json"
 
 
+def check_numbers(options: Iterable[tuple[str, Any, int]]) -> None:
+    """Each ``(option, value, low)`` an integer (not a bool) ``>= low``, or a ValueError naming it."""
+    for name, value, low in options:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{name} = {value!r} is invalid: allowed an integer >= {low}")
+
+
+def option_words(opts: Any, default: Any, lists: Sequence[str], values: Sequence[str]) -> list[str]:
+    """The command-line words of the options of ``opts`` that differ from ``default``.
+
+    ``lists`` are comma lists (``--agents a,b``), ``values`` single values; ``_`` becomes ``-``.
+    """
+    words = []
+    for name in lists:
+        if getattr(opts, name) != getattr(default, name):
+            words.append(f"--{name.replace('_', '-')} {','.join(getattr(opts, name))}")
+    for name in values:
+        value = getattr(opts, name)
+        if value != getattr(default, name):
+            words.append(f"--{name.replace('_', '-')} {value}")
+    return words
+
+
 def json_key(key: dict[str, Any]) -> str:
     """A run key as canonical JSON text (sorted keys; values JSON has no form for by ``repr``)."""
     return json.dumps(key, sort_keys=True, default=repr)

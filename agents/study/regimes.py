@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.study import stats
-from agents.study.plan import MAIN, Task, schedule, validate
+from agents.study.plan import MAIN, Task, check_numbers, option_words, schedule, validate
 from spep_gym.config import PHYSICAL, TOPOLOGIES
 
 if TYPE_CHECKING:
@@ -210,16 +210,15 @@ def check(opts: Options) -> list[dict[str, str]]:
     from agents.study import backends
     from agents.study.engine import check_engine
 
-    for name, value, low in (
-        ("runs", opts.runs, 1),
-        ("slots", opts.slots, 1),
-        ("seed", opts.seed, 0),
-        ("jobs", opts.jobs, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"--{name} = {value!r} is invalid: allowed integers >= {low}")
-    if opts.backend not in backends.BACKENDS:
-        raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    check_numbers(
+        (
+            ("runs", opts.runs, 1),
+            ("slots", opts.slots, 1),
+            ("seed", opts.seed, 0),
+            ("jobs", opts.jobs, 0),
+        )
+    )
+    backends.check_backend(opts.backend)
     clash = sorted(FACTOR_FIELDS & set(opts.overrides))
     if clash:
         raise ValueError(
@@ -256,21 +255,12 @@ def run_regimes(opts: Options) -> int:
         ValueError: a bad option (before anything is written), an output folder that cannot be
             written, or one in use by another command (:class:`agents.study.store.FolderInUse`).
     """
-    from agents.study.store import check_output_folder, folder_lock
+    from agents.study.store import locked_output
 
     grid = check(opts)
     if opts.engine == "batched" and opts.draws is None:
         opts = dataclasses.replace(opts, draws="counter")
-    out = Path(opts.out)
-    check_output_folder(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(
-            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
-            "you can write to"
-        ) from None
-    with folder_lock(out, "spep regimes"):
+    with locked_output(Path(opts.out), "spep regimes") as out:
         return _run_regimes(opts, out, grid)
 
 
@@ -372,14 +362,15 @@ def grid_rows(tasks: Iterable[Task], payloads: Mapping[Task, dict[str, Any]]) ->
 def command_line(opts: Options) -> str:
     """The ``spep regimes`` command that does what ``opts`` asks (defaults left out)."""
     default = Options()
-    words = ["spep regimes"]
-    for name in ("agents", "topologies"):
-        if getattr(opts, name) != getattr(default, name):
-            words.append(f"--{name} {','.join(getattr(opts, name))}")
-    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"):
-        value = getattr(opts, name)
-        if value != getattr(default, name):
-            words.append(f"--{name.replace('_', '-')} {value}")
+    words = [
+        "spep regimes",
+        *option_words(
+            opts,
+            default,
+            ("agents", "topologies"),
+            ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"),
+        ),
+    ]
     words += [f"--draws {opts.draws}"] if opts.draws is not None else []
     words += [f"--only {k}={','.join(v)}" for k, v in opts.only.items()]
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]

@@ -56,15 +56,16 @@ from agents.study.plan import (
     STUDY_AGENTS,
     Task,
     batches,
+    check_numbers,
     json_key,
+    option_words,
     plan,
     schedule,
     validate,
 )
 from agents.study.store import (
     RUN_FILE_VERSION,
-    check_output_folder,
-    folder_lock,
+    locked_output,
     remove_temp_files,
     result_rows,
     scan_runs,
@@ -209,16 +210,15 @@ def check_options(opts: Options) -> None:
     Raises:
         ValueError: naming the option, the bad value and what is allowed.
     """
-    for name, value, low in (
-        ("runs", opts.runs, 1),
-        ("slots", opts.slots, 1),
-        ("seed", opts.seed, 0),
-        ("jobs", opts.jobs, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"--{name} = {value!r} is invalid: allowed an integer >= {low}")
-    if opts.backend not in backends.BACKENDS:
-        raise ValueError(f"--backend = {opts.backend!r} is invalid: allowed 'local' or 'ray'")
+    check_numbers(
+        (
+            ("runs", opts.runs, 1),
+            ("slots", opts.slots, 1),
+            ("seed", opts.seed, 0),
+            ("jobs", opts.jobs, 0),
+        )
+    )
+    backends.check_backend(opts.backend)
     for name in ("agents", "topologies"):
         if opts.main and not getattr(opts, name):
             raise ValueError(
@@ -257,16 +257,7 @@ def reproduce(opts: Options) -> int:
                 opts.slots,
                 {**opts.overrides, **factors},
             )
-    out = Path(opts.out)
-    check_output_folder(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(
-            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
-            "you can write to"
-        ) from None
-    with folder_lock(out, "spep reproduce"):
+    with locked_output(Path(opts.out), "spep reproduce") as out:
         return _reproduce(opts, out, check_agents)
 
 
@@ -380,14 +371,15 @@ def report_rejected(rejected: Sequence[tuple[Path, str]]) -> None:
 def command_line(opts: Options) -> str:
     """The ``spep reproduce`` command that does what ``opts`` asks (defaults left out)."""
     default = Options()
-    words = ["spep reproduce"]
-    for name in ("agents", "topologies"):
-        if getattr(opts, name) != getattr(default, name):
-            words.append(f"--{name} {','.join(getattr(opts, name))}")
-    for name in ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"):
-        value = getattr(opts, name)
-        if value != getattr(default, name):
-            words.append(f"--{name.replace('_', '-')} {value}")
+    words = [
+        "spep reproduce",
+        *option_words(
+            opts,
+            default,
+            ("agents", "topologies"),
+            ("runs", "slots", "seed", "out", "backend", "ray_address", "jobs", "engine"),
+        ),
+    ]
     words += [f"--draws {opts.draws}"] if opts.draws is not None else []
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     if not opts.main:

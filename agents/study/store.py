@@ -312,6 +312,26 @@ def check_output_file(path: Path, option: str = "--out") -> None:
 
 
 @contextlib.contextmanager
+def locked_output(out: Path, what: str) -> Iterator[Path]:
+    """Check ``out`` (``--out``), make it and hold its :func:`folder_lock` while the block runs.
+
+    Raises:
+        ValueError: a folder that cannot be written or made, or one in use (:class:`FolderInUse`).
+    """
+    out = Path(out)
+    check_output_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
+            "you can write to"
+        ) from None
+    with folder_lock(out, what):
+        yield out
+
+
+@contextlib.contextmanager
 def folder_lock(folder: Path, what: str, option: str = "--out") -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (its :data:`LOCK_NAME` file) while the block runs.
 
