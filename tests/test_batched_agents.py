@@ -217,6 +217,28 @@ def test_cli_evaluate_batched_with_scalar_draws_writes_the_scalar_rows(tmp_path)
     )
 
 
+def test_cli_evaluate_device_runs_on_the_cpu_and_refuses_what_it_cannot(tmp_path, capsys):
+    base = ["evaluate", "--agent", "shortest", "--runs", "2", "--slots", "30", "--no-progress"]
+    base += ["--set", "num_nodes=8"]
+    cpu, default = tmp_path / "cpu.csv", tmp_path / "default.csv"
+    assert main([*base, "--engine", "batched", "--device", "cpu", "--out", str(cpu)]) == 0
+    assert main([*base, "--engine", "batched", "--out", str(default)]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(cpu).drop(columns="wall_time_s"),
+        pd.read_csv(default).drop(columns="wall_time_s"),
+    )
+    capsys.readouterr()
+    out = tmp_path / "never.csv"
+    assert main([*base, "--device", "cpu", "--out", str(out)]) == 2
+    assert "only the batched engine runs on a device" in capsys.readouterr().err
+    assert main([*base, "--engine", "batched", "--device", "tpu", "--out", str(out)]) == 2
+    assert "allowed 'cpu', 'cuda' or 'cuda:N'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([*base, "--engine", "batched", "--device", "cuda", "--out", str(out)]) == 2
+        assert "CUDA is not available here" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_reproduce_batched_writes_run_files_and_resumes(tmp_path):
     out = tmp_path / "study"
     argv = [

@@ -11,8 +11,8 @@ from agents.cli import build_parser, main, parse_literals, parse_names, parse_ov
 #: The options of each sub-command (the public command line: removing one breaks users' scripts).
 OPTIONS = {
     "evaluate": [
-        "--agent", "--draws", "--engine", "--jobs", "--no-progress", "--out", "--param", "--runs",
-        "--seed", "--set", "--slots", "--topology",
+        "--agent", "--device", "--draws", "--engine", "--jobs", "--no-progress", "--out", "--param",
+        "--runs", "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",

@@ -63,6 +63,11 @@ def add_evaluate(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
+    p.add_argument(
+        "--device",
+        default=None,
+        help="the batched engine's torch device: cpu (default), cuda or cuda:N",
+    )
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -137,6 +142,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except TypeError as err:
             raise ValueError(f"agent {name!r}: bad --param: {err}") from None
     draws = check_engine(args.engine, args.draws, option="--")
+    device = "cpu"
+    if args.device is not None:
+        if args.engine != "batched":
+            raise ValueError(
+                f"--device {args.device}: only the batched engine runs on a device; add "
+                "--engine batched"
+            )
+        from spep_gym.batched.simulator import resolve_device
+
+        device = str(resolve_device(args.device))  # a device that does not exist: one line
     for a in agents_:  # every config and input-file problem shows before the first run
         check_inputs(agent_config(a, fields))
         if args.engine == "batched":
@@ -154,7 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             evaluate(
                 a, runs=args.runs, seed=args.seed, jobs=args.jobs,
                 progress=not args.no_progress, callback=save, engine=args.engine, draws=draws,
-                **fields,
+                device=device, **fields,
             )
         )  # fmt: skip
     df = pd.concat(frames, ignore_index=True)
