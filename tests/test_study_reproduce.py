@@ -211,13 +211,10 @@ def test_overrides_are_marked_in_the_report_and_change_the_run_key(tmp_path):
 
 
 def _cmd(out: Path, jobs: int) -> list[str]:
-    # 800-slot runs: the 48 runs take seconds, so the interrupt after the 4th lands among them even
-    # when a loaded machine leaves the test's polling loop unscheduled for a second (with 200-slot
-    # runs all 48 once finished before the signal on a busy CI machine)
     return [
         sys.executable, "-m", "agents.cli", "reproduce",
         "--agents", ",".join(BASELINES), "--topologies", "erdos_renyi,scale_free",
-        "--runs", "8", "--slots", "800", "--set", "num_nodes=10",
+        "--runs", "8", "--slots", "200", "--set", "num_nodes=10",
         "--out", str(out), "--jobs", str(jobs), "--no-sensitivity", "--no-figures",
         "--no-progress",
     ]  # fmt: skip
@@ -225,7 +222,14 @@ def _cmd(out: Path, jobs: int) -> list[str]:
 
 def _kill_when_runs_exist(cmd: list[str], runs_dir: Path, sig: int, count: int = 4):
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a test run started as a background job of a shell without job control inherits SIGINT
+        # ignored, and Python then keeps it ignored: give the command Ctrl-C's default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
