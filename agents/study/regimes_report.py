@@ -191,7 +191,8 @@ def offered_load(cfg_fields: Mapping[str, Any], seeds: Iterable[int]) -> float:
     return float(np.mean(values))
 
 
-def _significant(part: pd.DataFrame, sign: int) -> pd.DataFrame:
+def significant(part: pd.DataFrame, sign: int) -> pd.DataFrame:
+    """The rows whose Holm-corrected Wilcoxon p is below ALPHA, with a difference of ``sign``."""
     holm = part["wilcoxon_p_holm"].to_numpy(dtype=float)
     diff = part["difference"].to_numpy(dtype=float)
     keep = (holm < ALPHA) & (np.sign(diff) == sign)
@@ -254,10 +255,10 @@ def _agent_summary(success: pd.DataFrame, agent: str, n_cells: int) -> list[str]
     best = success[(success["agent"] == agent) & (success["control"] == "best")]
     rand = success[(success["agent"] == agent) & (success["control"] == "random")]
     key = ["cell", "topology"]
-    wins_best = _significant(best, 1)
-    wins_rand = _significant(rand, 1)
+    wins_best = significant(best, 1)
+    wins_rand = significant(rand, 1)
     both = wins_best.merge(wins_rand[key], on=key)
-    hurts = _significant(best, -1)
+    hurts = significant(best, -1)
     lines = [
         f"## {agent}: where pre-positioning pays",
         "",
@@ -306,7 +307,7 @@ def _beyond_flushing(success: pd.DataFrame, predictive: Sequence[str], n_cells: 
         part = success[(success["agent"] == agent) & (success["control"] == "random")]
         if part.empty:
             continue
-        up, down = len(_significant(part, 1)), len(_significant(part, -1))
+        up, down = len(significant(part, 1)), len(significant(part, -1))
         lines.append(
             f"- {agent} − random: above in **{up}**, below in **{down}**, no significant "
             f"difference in {len(part) - up - down} of {n_cells} cells; mean "
@@ -336,7 +337,7 @@ def _factor_table(success: pd.DataFrame) -> list[str]:
                     & (success["control"] == role)
                     & (success[factor] == level)
                 ]
-                up, down = len(_significant(part, 1)), len(_significant(part, -1))
+                up, down = len(significant(part, 1)), len(significant(part, -1))
                 cells.append(f"{_pp(part['difference'].mean())} (+{up} / −{down} of {len(part)})")
             rows.append(cells)
     header = [
