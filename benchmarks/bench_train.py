@@ -1,6 +1,7 @@
-"""Training throughput: ``spep train`` on the scalar engine against the batched engine, in one run.
+"""Training throughput: ``spep train`` on the scalar engine against the batched engines, in one run.
 
     python benchmarks/bench_train.py                       # MaskablePPO: scalar 4 envs, batched 64, 256
+    python benchmarks/bench_train.py --runs scalar:4,batched:256,torchrl:256  # and TorchRL's loop
     python benchmarks/bench_train.py --runs scalar:4,batched:1024 --timesteps 32768
     python benchmarks/bench_train.py --hyper n_epochs=1           # every run with one PPO epoch
     python benchmarks/bench_train.py --algo dqn --policy mlp --device cuda
@@ -14,7 +15,9 @@ the process's CPU time (wall time beside; the machine is shared) and the ratio t
 then where the CPU time went, per 1,000 env-steps: collecting rollouts (of which stepping the
 environments through VecMonitor and VecNormalize, the action masks, and the rest: the policy's
 forward passes, the rollout buffer, callbacks), the gradient updates (``train``) and the rest of
-``learn`` (the first reset, logging).
+``learn`` (the first reset, logging). For ``torchrl`` runs, collecting is everything of TorchRL's
+loop but the update (the reward scaling and GAE included), and "env" the env's steps with their
+masks.
 """
 
 from __future__ import annotations
@@ -68,11 +71,19 @@ def run(
     cls = algorithm_class(algo)
     seconds = dict.fromkeys(("learn", "collect", "env", "masks", "update"), 0.0)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(timed(cls, "learn", seconds, "learn"))
-        stack.enter_context(timed(cls, "collect_rollouts", seconds, "collect"))
-        stack.enter_context(timed(cls, "train", seconds, "update"))
-        stack.enter_context(timed(VecNormalize, "step_wait", seconds, "env"))
-        stack.enter_context(timed(ppo_mask, "get_action_masks", seconds, "masks"))
+        if engine == "torchrl":
+            from agents.rl import torchrl_ppo
+
+            # collect: everything of learn but the update (the env's steps and masks in "env")
+            stack.enter_context(timed(torchrl_ppo, "learn", seconds, "learn"))
+            stack.enter_context(timed(torchrl_ppo, "update", seconds, "update"))
+            stack.enter_context(timed(torchrl_ppo.SpepTorchEnv, "_step", seconds, "env"))
+        else:
+            stack.enter_context(timed(cls, "learn", seconds, "learn"))
+            stack.enter_context(timed(cls, "collect_rollouts", seconds, "collect"))
+            stack.enter_context(timed(cls, "train", seconds, "update"))
+            stack.enter_context(timed(VecNormalize, "step_wait", seconds, "env"))
+            stack.enter_context(timed(ppo_mask, "get_action_masks", seconds, "masks"))
         with tempfile.TemporaryDirectory() as out:
             meta = rl.train(
                 algo,
@@ -85,6 +96,8 @@ def run(
                 hyperparameters=hyper,
                 checkpoint_freq=10**9,
             )
+    if engine == "torchrl":
+        seconds["collect"] = seconds["learn"] - seconds["update"]
     return {**seconds, "meta": meta}
 
 
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for item in args.runs.split(","):
         engine, _, n = item.partition(":")
-        if engine not in ("scalar", "batched") or not n.isdigit() or int(n) < 1:
+        if engine not in rl.ENGINES or not n.isdigit() or int(n) < 1:
             parser.error(f"--runs {item!r} is invalid: allowed ENGINE:N_ENVS, e.g. batched:256")
         runs.append((engine, int(n)))
 
@@ -130,17 +143,18 @@ def main(argv: list[str] | None = None) -> None:
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     start = time.perf_counter()
-    results = [
-        run(args.algo, args.policy, engine, n, args.timesteps, args.device, hyper)
-        for engine, n in runs
-    ]
     head = f"{'engine':>8} {'n_envs':>6} {'n_steps':>7} {'steps/s cpu':>12} {'(wall)':>9}"
     print(
         f"\n{head} {'x first':>8}   CPU ms per 1k steps: total = collect (env masks rest)"
-        " + update + other"
+        " + update + other",
+        flush=True,
     )
     base = None
-    for (engine, n), res in zip(runs, results, strict=True):
+    for (
+        engine,
+        n,
+    ) in runs:  # each line as its run ends: a run cut off by a timeout loses only itself
+        res = run(args.algo, args.policy, engine, n, args.timesteps, args.device, hyper)
         meta = res["meta"]
         steps = meta["timesteps"]
         rate = steps / res["learn"]
@@ -153,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{engine:>8} {n:>6} {n_steps!s:>7} {rate:>12,.0f} {wall:>9} {rate / base:>8.1f}   "
             f"{per['learn']:>29.0f} = {per['collect']:>7.0f} ({per['env']:>3.0f} {per['masks']:>5.0f}"
-            f" {rest:>4.0f}) + {per['update']:>6.0f} + {other:>5.0f}"
+            f" {rest:>4.0f}) + {per['update']:>6.0f} + {other:>5.0f}",
+            flush=True,
         )
     total = time.perf_counter() - start
     print(f"\nratio: env-steps/s by CPU time over the first run's; total {total:.0f} s")

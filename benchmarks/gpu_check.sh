@@ -2,19 +2,28 @@
 # The GPU check of issue 13, one script that finishes in under 5 minutes on one GPU:
 #   1. the batched vector env's env-steps/s at B = 1024 .. 65,536 against SpepEnv (bench_batched.py;
 #      no new size once ENV_BUDGET seconds are spent),
-#   2. MaskablePPO training env-steps/s on the batched core with the policy on the GPU, against
-#      today's scalar spep train (bench_train.py), cut off after TRAIN_TIMEOUT seconds.
+#   2. MaskablePPO training env-steps/s on the batched core with the policy on the GPU (SB3's loop,
+#      --engine batched, and TorchRL's, --engine torchrl), against today's scalar spep train
+#      (bench_train.py, the default hyperparameters), cut off after TRAIN_TIMEOUT seconds,
+#   3. TorchRL's loop at GPU scale: SCALE_ENVS networks and GPU-sized minibatches (SCALE_HYPER:
+#      other learning dynamics than the defaults, so its steps/s is not a like-for-like ratio).
 # Usage: bash benchmarks/gpu_check.sh            (DEVICE=cuda; prints, and copies into $OUT if set)
-#        DEVICE=cpu SIZES=1,64 TRAIN_RUNS=scalar:2,batched:8 TIMESTEPS=512 bash benchmarks/gpu_check.sh
+#        DEVICE=cpu SIZES=1,64 TRAIN_RUNS=scalar:2,batched:8,torchrl:8 TIMESTEPS=512 \
+#          SCALE_ENVS=64 SCALE_TIMESTEPS=2048 SCALE_HYPER="n_steps=16 batch_size=512 n_epochs=1" \
+#          bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DEVICE=${DEVICE:-cuda}
 SIZES=${SIZES:-1024,8192,65536}
-ENV_BUDGET=${ENV_BUDGET:-120}
-TRAIN_RUNS=${TRAIN_RUNS:-scalar:4,batched:1024,batched:4096}
-TIMESTEPS=${TIMESTEPS:-65536}
-TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-150}
+ENV_BUDGET=${ENV_BUDGET:-90}
+TRAIN_RUNS=${TRAIN_RUNS:-scalar:4,batched:4096,torchrl:4096}
+TIMESTEPS=${TIMESTEPS:-32768}
+TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-110}
+SCALE_ENVS=${SCALE_ENVS:-16384}
+SCALE_TIMESTEPS=${SCALE_TIMESTEPS:-524288}
+SCALE_HYPER=${SCALE_HYPER:-n_steps=16 batch_size=65536 n_epochs=4}
+SCALE_TIMEOUT=${SCALE_TIMEOUT:-70}
 LOG=${OUT:-.}/gpu_check.txt
 {
   date -u +"%Y-%m-%d %H:%M UTC"
@@ -26,4 +35,8 @@ LOG=${OUT:-.}/gpu_check.txt
   echo "== 2. training (device $DEVICE, runs $TRAIN_RUNS, $TIMESTEPS env-steps each)"
   timeout "$TRAIN_TIMEOUT" "$PY" benchmarks/bench_train.py --device "$DEVICE" --runs "$TRAIN_RUNS" --timesteps "$TIMESTEPS"
   echo "rc=$? (124: cut off after ${TRAIN_TIMEOUT} s; the runs printed before it count)"
+  echo "== 3. TorchRL at scale (device $DEVICE, $SCALE_ENVS networks, --hyper $SCALE_HYPER)"
+  hyper=(); for h in $SCALE_HYPER; do hyper+=(--hyper "$h"); done
+  timeout "$SCALE_TIMEOUT" "$PY" benchmarks/bench_train.py --device "$DEVICE" --runs "torchrl:$SCALE_ENVS" --timesteps "$SCALE_TIMESTEPS" "${hyper[@]}"
+  echo "rc=$? (124: cut off after ${SCALE_TIMEOUT} s)"
 } 2>&1 | tee "$LOG"

@@ -22,7 +22,10 @@ CORE = {
         "simulator",
     )
 }  # fmt: skip
-HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "statsmodels", "matplotlib", "ray")
+HEAVY = (
+    "torch", "stable_baselines3", "sb3_contrib", "statsmodels", "matplotlib", "ray", "torchrl",
+    "tensordict",
+)  # fmt: skip
 
 
 def imports(path: str, top_level_only: bool = False) -> set[str]:
@@ -81,6 +84,7 @@ def test_heavy_libraries_are_not_imported_at_module_level(path: str):
         "agents/predictors/arima.py",
         "agents/rl/policies.py",
         "agents/rl/batched_vec.py",
+        "agents/rl/torchrl_ppo.py",  # loaded by spep train --engine torchrl only
         "agents/batched.py",  # the batched agents: imported only by the batched engine
     }
     # the batched core is torch through and through; nothing imports it but make_vec's entry point

@@ -8,6 +8,8 @@
 - :mod:`agents.rl.envs`: the training environments (the wrappers are in :mod:`spep_gym.wrappers`);
 - :mod:`agents.rl.batched_vec`: the batched core as an SB3 ``VecEnv`` (``--engine batched``; imports
   torch and stable-baselines3);
+- :mod:`agents.rl.torchrl_ppo`: the batched core as a TorchRL env and TorchRL's PPO on one device
+  (``--engine torchrl``; imports torch, TorchRL and stable-baselines3);
 - :mod:`agents.rl.policies`: the pair-equivariant policy networks (imports torch);
 - :mod:`agents.rl.training`: the training loop; :mod:`agents.rl.checkpoints`: checkpoints, resume
   and observation statistics; :mod:`agents.rl.curves`: training curves;
@@ -18,13 +20,14 @@ Importing this package loads neither torch nor stable-baselines3; they load when
 
 from agents.rl.checkpoints import latest_checkpoint, load_obs_stats, normalize_obs, save_obs_stats
 from agents.rl.comparison import compare
-from agents.rl.config import ALGOS, HYPERPARAMETERS, POLICIES, TRAIN_DEFAULTS
+from agents.rl.config import ALGOS, ENGINES, HYPERPARAMETERS, POLICIES, TRAIN_DEFAULTS
 from agents.rl.curves import plot_training_curve
 from agents.rl.envs import make_env, make_vec
 from agents.rl.training import train
 
 __all__ = [
     "ALGOS",
+    "ENGINES",
     "HYPERPARAMETERS",
     "POLICIES",
     "TRAIN_DEFAULTS",

@@ -46,7 +46,8 @@ def add_cli(subparsers: Any) -> None:
         choices=ENGINES,
         default="scalar",
         help="scalar: a DummyVecEnv of SpepEnv (default); batched: the batched core, one process "
-        "stepping every network (a model that evaluates on SpepEnv all the same)",
+        "stepping every network; torchrl: the batched core and the policy on --device, trained "
+        "by TorchRL (maskable_ppo, pair policy). Every engine's model evaluates on SpepEnv",
     )
     p.add_argument(
         "--policy",
@@ -56,7 +57,12 @@ def add_cli(subparsers: Any) -> None:
     )
     p.add_argument("--subproc", action="store_true", help="SubprocVecEnv instead of DummyVecEnv")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where the policy trains (and, with --engine batched or torchrl, the batched core runs)",
+    )
     p.add_argument("--checkpoint-freq", type=int, default=10_000, help="timesteps between saves")
     p.add_argument(
         "--hyper",

@@ -55,10 +55,13 @@ HYPERPARAMETERS: dict[str, dict[str, Any]] = {
 }
 HYPERPARAMETERS["maskable_ppo"] = HYPERPARAMETERS["ppo"]
 #: The engines ``spep train`` steps: "scalar", a DummyVecEnv (or SubprocVecEnv) of ``SpepEnv``;
-#: "batched", :class:`agents.rl.batched_vec.BatchedVecEnv` over the batched core.
-ENGINES = ("scalar", "batched")
-#: ``n_envs`` when none is given: the batched engine pays off only with many networks a step.
-DEFAULT_N_ENVS = {"scalar": 4, "batched": 64}
+#: "batched", :class:`agents.rl.batched_vec.BatchedVecEnv` over the batched core; "torchrl", the
+#: batched core and the policy on one device, trained by TorchRL (:mod:`agents.rl.torchrl_ppo`).
+ENGINES = ("scalar", "batched", "torchrl")
+#: The engines that step the batched core (and take its configs only).
+BATCHED_ENGINES = ("batched", "torchrl")
+#: ``n_envs`` when none is given: the batched core pays off only with many networks a step.
+DEFAULT_N_ENVS = {"scalar": 4, "batched": 64, "torchrl": 64}
 #: Environment steps per update of the scalar engine's defaults (PPO: ``n_steps`` 256 x 4 envs;
 #: DQN: one gradient step per ``train_freq`` 4 x 4 envs), which the batched engine keeps.
 SCALAR_ROLLOUT_STEPS = 1024
@@ -121,14 +124,14 @@ def config_from_json(values: Mapping[str, Any]) -> SpepConfig:
 def default_hyperparameters(algo: str, engine: str, n_envs: int) -> dict[str, Any]:
     """``algo``'s defaults for ``engine`` with ``n_envs`` environments.
 
-    The scalar engine takes :data:`HYPERPARAMETERS` as they are. The batched engine keeps their
+    The scalar engine takes :data:`HYPERPARAMETERS` as they are. The batched engines keep their
     updates per environment step at any ``n_envs``: PPO's rollout ``n_steps * n_envs`` stays
     :data:`SCALAR_ROLLOUT_STEPS` (``n_steps = 1024 // n_envs``, at least 1), and DQN, whose
     ``train_freq`` counts vector steps of ``n_envs`` transitions, takes ``gradient_steps`` so that
     one gradient step follows every :data:`SCALAR_STEPS_PER_GRADIENT` transitions.
     """
     hp = dict(HYPERPARAMETERS[algo])
-    if engine != "batched":
+    if engine not in BATCHED_ENGINES:
         return hp
     if algo == "dqn":
         hp["gradient_steps"] = max(hp["train_freq"] * n_envs // SCALAR_STEPS_PER_GRADIENT, 1)

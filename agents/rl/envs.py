@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.rl.config import ENGINES, gamma
+from agents.rl.config import BATCHED_ENGINES, ENGINES, gamma
 from spep_gym.config import SpepConfig
 
 
@@ -77,16 +77,16 @@ def check_engine(engine: str, cfg: SpepConfig, subproc: bool = False) -> None:
     """Refuse an engine, or a setting the engine does not take, before any work.
 
     Raises:
-        ValueError: an unknown ``engine``; with "batched", ``subproc`` or a config the batched core
-            does not run (``trace``), each one line naming the setting.
+        ValueError: an unknown ``engine``; with "batched" or "torchrl", ``subproc`` or a config the
+            batched core does not run (``trace``), each one line naming the setting.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is invalid: allowed one of {ENGINES}")
-    if engine != "batched":
+    if engine not in BATCHED_ENGINES:
         return
     if subproc:
         raise ValueError(
-            "--subproc is invalid with --engine batched (one process steps every network): "
+            f"--subproc is invalid with --engine {engine} (one process steps every network): "
             "allowed with --engine scalar"
         )
     from spep_gym.batched.simulator import check_supported
@@ -94,4 +94,4 @@ def check_engine(engine: str, cfg: SpepConfig, subproc: bool = False) -> None:
     try:
         check_supported(cfg)
     except ValueError as err:
-        raise ValueError(f"--engine batched: {err}") from None
+        raise ValueError(f"--engine {engine}: {err}") from None

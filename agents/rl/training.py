@@ -30,6 +30,7 @@ from typing import Any
 
 from agents.rl.checkpoints import (
     checkpoint_callback,
+    checkpoint_meta_path,
     latest_checkpoint,
     load_obs_stats,
     obs_stats_path,
@@ -88,7 +89,9 @@ def train(
 
     ``engine`` "scalar" steps a DummyVecEnv (``subproc``: SubprocVecEnv) of ``SpepEnv``; "batched"
     steps the batched core (:class:`agents.rl.batched_vec.BatchedVecEnv`, on the policy's device)
-    with the hyperparameters of :func:`agents.rl.config.default_hyperparameters`. ``n_envs``
+    with the hyperparameters of :func:`agents.rl.config.default_hyperparameters`; "torchrl"
+    (MaskablePPO and the pair policy only) keeps the batched core and the policy on ``device`` and
+    trains with TorchRL (:mod:`agents.rl.torchrl_ppo`), with the same hyperparameters. ``n_envs``
     defaults to :data:`agents.rl.config.DEFAULT_N_ENVS` of the engine. The model is the same
     either way: it evaluates on ``SpepEnv``.
 
@@ -100,7 +103,7 @@ def train(
     from agents.learned import check_checkpoint
     from agents.study.store import check_output_folder
 
-    cls = algorithm_class(algo)
+    algorithm_class(algo)  # refuses an unknown algorithm
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is invalid: allowed one of {ENGINES}")
     if n_envs is None:
@@ -116,6 +119,12 @@ def train(
         raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device={device!r} is invalid: allowed cpu, cuda or auto")
+    torch_device = None
+    if engine == "torchrl":
+        from agents.rl.torchrl_ppo import check_torchrl, resolve_device
+
+        check_torchrl(algo, policy, hyperparameters or {})
+        torch_device = resolve_device(device)  # a GPU that is not here: refused now
     out = Path(out)
     check_output_folder(out)
     start_ckpt = latest_checkpoint(out) if resume and out.is_dir() else None
@@ -182,6 +191,44 @@ def train(
     monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
     # a resumed run starts its environments from new seeds rather than replaying the first episodes
     env_seed = seed + (start_ckpt[1] if start_ckpt else 0)
+    if engine == "torchrl":
+        model, done, wall = _learn_torchrl(
+            meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, torch_device, checkpoint_freq
+        )
+    else:
+        model, done, wall = _learn_sb3(
+            meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, device, checkpoint_freq,
+            subproc, verbose, resume,
+        )  # fmt: skip
+    steps = int(model.num_timesteps) - done
+    meta = {
+        **meta,
+        "timesteps": int(model.num_timesteps),
+        "resumed_from": done if resume else None,
+        "wall_time_s": round(wall, 2),
+        "steps_per_s": round(steps / wall, 1) if wall > 0 and steps > 0 else None,
+        "device": str(model.device),
+    }
+    (out / "model.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _learn_sb3(
+    meta: dict[str, Any],
+    cfg: SpepConfig,
+    out: Path,
+    timesteps: int,
+    env_seed: int,
+    start_ckpt: tuple[Path, int] | None,
+    monitor: Path,
+    device: str,
+    checkpoint_freq: int,
+    subproc: bool,
+    verbose: int,
+    resume: bool,
+) -> tuple[Any, int, float]:
+    """SB3's ``learn`` on the scalar or batched engine; the model, the steps resumed from, the time."""
+    algo, engine, n_envs, hp = meta["algo"], meta["engine"], meta["n_envs"], meta["hyperparameters"]
     vec = make_vec(
         cfg,
         algo,
@@ -194,10 +241,10 @@ def train(
         engine=engine,
         env_device=_env_device(device),
     )
-    model = cls(
+    model = algorithm_class(algo)(
         policy_class(algo, meta["policy"]),
         vec,
-        seed=seed,
+        seed=meta["seed"],
         device=device,
         tensorboard_log=str(out / "tb"),
         policy_kwargs=dict(meta["policy_kwargs"]),
@@ -231,17 +278,80 @@ def train(
     vec.close()
     model.save(out / "model.zip")
     save_obs_stats(vec, out / "obs_stats.npz")
-    steps = int(model.num_timesteps) - done
-    meta = {
-        **meta,
-        "timesteps": int(model.num_timesteps),
-        "resumed_from": done if resume else None,
-        "wall_time_s": round(wall, 2),
-        "steps_per_s": round(steps / wall, 1) if wall > 0 and steps > 0 else None,
-        "device": str(model.device),
-    }
-    (out / "model.json").write_text(json.dumps(meta, indent=2))
-    return meta
+    return model, done, wall
+
+
+def _learn_torchrl(
+    meta: dict[str, Any],
+    cfg: SpepConfig,
+    out: Path,
+    timesteps: int,
+    env_seed: int,
+    start_ckpt: tuple[Path, int] | None,
+    monitor: Path,
+    device: Any,
+    checkpoint_freq: int,
+) -> tuple[Any, int, float]:
+    """TorchRL's loop (:mod:`agents.rl.torchrl_ppo`) on an SB3 model's policy; as :func:`_learn_sb3`.
+
+    The SB3 model is built over one ``SpepEnv`` for its spaces only; its checkpoints and final
+    model are SB3 zips with the observation statistics and run settings beside, as SB3's.
+    """
+    import warnings
+
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.rl import torchrl_ppo
+
+    algo, hp = meta["algo"], meta["hyperparameters"]
+    spaces = DummyVecEnv([lambda: make_env(cfg, algo, meta.get("preposition_bonus", 0.0))])
+    with warnings.catch_warnings():  # SB3 warns that 1 env x n_steps is smaller than a minibatch
+        warnings.simplefilter("ignore", UserWarning)
+        model = algorithm_class(algo)(
+            policy_class(algo, meta["policy"]),
+            spaces,
+            seed=meta["seed"],
+            device=str(device),
+            policy_kwargs=dict(meta["policy_kwargs"]),
+            **hp,
+        )
+    done, stats = 0, None
+    if start_ckpt is not None:
+        path, _ = start_ckpt
+        model.set_parameters(str(path), device=str(device))  # torch.load(weights_only=True) inside
+        done = model.num_timesteps = saved_num_timesteps(path)
+        stats = load_obs_stats(obs_stats_path(path))
+    identity = run_identity(meta)
+
+    def save(steps: int, scale: Any) -> None:
+        ckpt = out / "checkpoints" / f"rl_model_{steps}_steps.zip"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(obs_stats_path(ckpt), **scale.arrays())
+        checkpoint_meta_path(ckpt).write_text(json.dumps(identity, indent=1))
+        model.save(ckpt)  # last: a checkpoint counts once its zip is there
+
+    start = time.perf_counter()
+    scale = torchrl_ppo.learn(
+        model,
+        cfg,
+        meta["n_envs"],
+        env_seed,
+        timesteps,
+        done,
+        hp,
+        device,
+        meta.get("preposition_bonus", 0.0),
+        save,
+        checkpoint_freq,
+        monitor / "torchrl.monitor.csv",
+        stats,
+    )
+    wall = time.perf_counter() - start
+    spaces.close()
+    model.save(out / "model.zip")
+    np.savez(out / "obs_stats.npz", **scale.arrays())
+    return model, done, wall
 
 
 def _env_device(device: str) -> str:
