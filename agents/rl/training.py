@@ -252,12 +252,9 @@ def _learn_sb3(
         **hp,
     )
     vec.seed(env_seed)  # the algorithm seeded the envs with ``seed`` (SB3's set_random_seed)
-    done = 0
-    if start_ckpt is not None:
-        path, _ = start_ckpt
-        model.set_parameters(str(path), device=device)  # torch.load(weights_only=True) inside
-        done = model.num_timesteps = saved_num_timesteps(path)
-        restore_obs_stats(vec, load_obs_stats(obs_stats_path(path)))
+    done, stats = _restore(model, start_ckpt, device)
+    if stats is not None:
+        restore_obs_stats(vec, stats)
     from stable_baselines3.common.callbacks import CallbackList
 
     callbacks = CallbackList(
@@ -316,12 +313,7 @@ def _learn_torchrl(
             policy_kwargs=dict(meta["policy_kwargs"]),
             **hp,
         )
-    done, stats = 0, None
-    if start_ckpt is not None:
-        path, _ = start_ckpt
-        model.set_parameters(str(path), device=str(device))  # torch.load(weights_only=True) inside
-        done = model.num_timesteps = saved_num_timesteps(path)
-        stats = load_obs_stats(obs_stats_path(path))
+    done, stats = _restore(model, start_ckpt, str(device))
     identity = run_identity(meta)
 
     def save(steps: int, scale: Any) -> None:
@@ -352,6 +344,18 @@ def _learn_torchrl(
     model.save(out / "model.zip")
     np.savez(out / "obs_stats.npz", **scale.arrays())
     return model, done, wall
+
+
+def _restore(
+    model: Any, start_ckpt: tuple[Path, int] | None, device: str
+) -> tuple[int, dict[str, Any] | None]:
+    """Load a checkpoint into ``model``: the steps it had done and its statistics (none: 0, None)."""
+    if start_ckpt is None:
+        return 0, None
+    path, _ = start_ckpt
+    model.set_parameters(str(path), device=device)  # torch.load(weights_only=True) inside
+    model.num_timesteps = saved_num_timesteps(path)
+    return model.num_timesteps, load_obs_stats(obs_stats_path(path))
 
 
 def _env_device(device: str) -> str:
