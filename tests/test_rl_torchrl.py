@@ -306,3 +306,12 @@ def test_the_engine_module_loads_only_when_asked_for() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
     assert torchrl_ppo.TORCHRL_ALGOS == ("maskable_ppo",)
+
+
+def test_devices_auto_and_missing() -> None:
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert torchrl_ppo.resolve_device("auto").type == want
+    assert torchrl_ppo.resolve_device("cpu") == torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ValueError, match=f"cuda:{count}"):  # one past the last device
+        torchrl_ppo.resolve_device(f"cuda:{count}")
