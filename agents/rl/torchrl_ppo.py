@@ -153,7 +153,7 @@ class SpepTorchEnv(EnvBase):
             shape=(B,),
         )
         self.action_spec = MultiCategorical(
-            nvec=torch.full((k,), P + 1), shape=(B, k), dtype=torch.int64, device=dev
+            nvec=torch.full((k,), P + 1, device=dev), shape=(B, k), dtype=torch.int64, device=dev
         )
         self.reward_spec = Unbounded(shape=(B, 1), dtype=torch.float32, device=dev)
         flag = Categorical(2, shape=(B, 1), dtype=torch.bool, device=dev)
