@@ -315,3 +315,65 @@ def test_devices_auto_and_missing() -> None:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     with pytest.raises(ValueError, match=f"cuda:{count}"):  # one past the last device
         torchrl_ppo.resolve_device(f"cuda:{count}")
+
+
+def test_the_minibatch_loss_is_maskable_ppos() -> None:
+    """ClipPPOLoss as the engine builds it gives SB3 MaskablePPO's loss and gradients on a batch.
+
+    SB3's ``MaskablePPO.train`` per minibatch: the advantages normalised, the clipped surrogate,
+    ``vf_coef`` times the MSE of the returns and values, ``ent_coef`` times minus the entropy.
+    """
+    import torch.nn.functional as F
+
+    cfg = SpepConfig.tiny(episode_slots=8, action_len=2)
+    env = SpepTorchEnv(cfg, 4)
+    env.set_seed(2)
+    torch.manual_seed(0)
+    model = tiny_model(cfg)
+    policy = model.policy  # type: ignore[attr-defined]
+    operator = actor_critic(policy, env)
+    with torch.no_grad():
+        batch = env.rollout(6, operator)
+        operator.get_value_operator()(batch["next"])
+        GAE(gamma=0.95, lmbda=0.9, value_network=None)(batch)
+    batch = batch.reshape(-1)
+    with torch.no_grad():  # move the weights off the rollout's, so that the ratios are not all 1
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    clip, vf_coef, ent_coef = 0.2, 0.5, 0.01
+    loss = ClipPPOLoss(
+        operator.get_policy_operator(),
+        operator.get_value_head(),
+        clip_epsilon=clip,
+        entropy_bonus=True,
+        entropy_coeff=ent_coef,
+        critic_coeff=vf_coef,
+        loss_critic_type="l2",
+        normalize_advantage=True,
+        functional=False,
+    )
+    policy.zero_grad()
+    terms = loss(batch.clone())
+    ours = sum(v for k, v in terms.items() if k.startswith("loss_"))
+    ours.backward()
+    ours_grads = [p.grad.clone() for p in policy.parameters()]
+
+    policy.zero_grad()
+    obs = {k: batch[k] for k in env.obs_keys}
+    masks = batch["action_mask"].reshape(len(batch), -1)
+    values, log_prob, entropy = policy.evaluate_actions(obs, batch["action"], action_masks=masks)
+    adv = batch["advantage"].squeeze(-1)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    ratio = torch.exp(log_prob - batch["action_log_prob"])
+    surrogate = torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip))
+    returns = batch["value_target"].squeeze(-1)
+    sb3 = (
+        -surrogate.mean()
+        + ent_coef * -entropy.mean()
+        + vf_coef * F.mse_loss(returns, values.flatten())
+    )
+    sb3.backward()
+    assert 0.0 < float(terms["clip_fraction"]) < 1.0  # some ratios were clipped, others not
+    torch.testing.assert_close(ours.detach(), sb3.detach(), rtol=1e-5, atol=1e-6)
+    for a, (name, p) in zip(ours_grads, policy.named_parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-6, msg=name)
