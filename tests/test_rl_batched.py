@@ -175,11 +175,15 @@ def test_cli_trains_on_the_batched_engine_and_the_model_evaluates_on_spep_env(
     assert again["success_rate"] == row["success_rate"]
 
 
-def test_maskable_ppo_on_the_batched_engine_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+def test_maskable_ppo_on_the_batched_engine_resumes_from_its_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert train_cli(tmp_path, "maskable_ppo", 512) == 0
+    assert "1024/1024" in capsys.readouterr().err  # the whole last rollout: the total grows
     before = rl.latest_checkpoint(tmp_path)
     assert before is not None and before[1] == 1024  # rollouts of 64 x 16 steps
     assert train_cli(tmp_path, "maskable_ppo", 2048, "--resume") == 0
+    assert "2048/2048" in capsys.readouterr().err  # from the checkpoint's 1024 on
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["resumed_from"] == 1024 and meta["timesteps"] == 2048
     assert rl.latest_checkpoint(tmp_path) == (

@@ -212,8 +212,11 @@ def test_return_scale_keeps_vec_normalizes_statistics() -> None:
     assert other.ret_rms.var == scale.ret_rms.var and other.ret_rms.count == scale.ret_rms.count
 
 
-def test_cli_trains_resumes_and_the_model_evaluates_on_spep_env(tmp_path: Path) -> None:
+def test_cli_trains_resumes_and_the_model_evaluates_on_spep_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert train_cli(tmp_path, 320) == 0
+    assert "320/320" in capsys.readouterr().err  # the progress bar, at its end
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["engine"] == "torchrl" and meta["n_envs"] == 8 and meta["timesteps"] == 320
     assert meta["device"] == "cpu"
@@ -241,7 +244,8 @@ def test_cli_trains_resumes_and_the_model_evaluates_on_spep_env(tmp_path: Path) 
     again = run_episode(agents.make("sb3", path=tmp_path), seed=5, config=config)
     assert again["success_rate"] == row["success_rate"]
     # resume: from the 320-step checkpoint to 480, with its own Monitor file
-    assert train_cli(tmp_path, 480, "--resume") == 0
+    assert train_cli(tmp_path, 480, "--resume", "--no-progress") == 0
+    assert "480/480" not in capsys.readouterr().err
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["resumed_from"] == 320 and meta["timesteps"] == 480
     assert (tmp_path / "monitor" / "resumed_320" / "torchrl.monitor.csv").is_file()

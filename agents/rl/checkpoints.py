@@ -150,3 +150,27 @@ def success_callback() -> Any:
             return True
 
     return SuccessRate()
+
+
+def advance(bar: Any, steps: int) -> None:
+    """Move the tqdm ``bar`` on by ``steps``; its total grows where training runs past it.
+
+    (PPO trains whole rollouts, so the last one may end past ``--timesteps``.)
+    """
+    if bar.total is not None and bar.n + steps > bar.total:
+        bar.total = bar.n + steps
+    bar.update(steps)
+
+
+def progress_callback(bar: Any) -> Any:
+    """A callback that moves the tqdm ``bar`` on by the environment steps of each vector step."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Progress(BaseCallback):
+        """Moves a progress bar on by ``n_envs`` steps a vector step."""
+
+        def _on_step(self) -> bool:
+            advance(bar, self.training_env.num_envs)
+            return True
+
+    return Progress()

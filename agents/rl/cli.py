@@ -81,6 +81,7 @@ def add_cli(subparsers: Any) -> None:
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument("--plot", action="store_true", help="write DIR/training_curve.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", type=int, default=0)
     add_common(p)
     p.set_defaults(func=cmd_train)
@@ -118,6 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         policy=args.policy,
         preposition_bonus=args.preposition_bonus,
         engine=args.engine,
+        progress=not args.no_progress,
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "

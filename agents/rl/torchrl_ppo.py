@@ -49,6 +49,7 @@ from torchrl.modules import ActorValueOperator, MaskedCategorical, Probabilistic
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
+from agents.rl.checkpoints import advance
 from spep_gym.batched.simulator import BatchedSimulator
 from spep_gym.config import SpepConfig
 
@@ -349,12 +350,14 @@ def learn(
     checkpoint_freq: int,
     monitor_csv: Path,
     stats: Mapping[str, np.ndarray] | None = None,
+    bar: Any = None,
 ) -> ReturnScale:
     """Train ``model``'s policy with TorchRL from ``done`` to ``timesteps`` environment steps.
 
     Every ``checkpoint_freq`` steps (at the end of a rollout) ``save(steps, scale)`` writes a
     checkpoint. Each finished episode is appended to ``monitor_csv`` in SB3's Monitor format.
-    ``stats`` are the reward statistics to resume from. Returns the reward scaling (its statistics).
+    ``stats`` are the reward statistics to resume from; ``bar`` (a tqdm bar, or None) moves on by
+    each rollout's steps. Returns the reward scaling (its statistics).
     """
     hp = dict(hyperparameters)
     n_steps, batch_size = int(hp["n_steps"]), int(hp["batch_size"])
@@ -421,6 +424,8 @@ def learn(
             update(loss, buffer, optimizer, int(hp["n_epochs"]), minibatches, max_grad_norm)
             steps += frames
             model.num_timesteps = steps
+            if bar is not None:
+                advance(bar, frames)
             monitor.write(env.finished)
             env.finished.clear()
             if steps >= next_save:

@@ -34,6 +34,7 @@ from agents.rl.checkpoints import (
     latest_checkpoint,
     load_obs_stats,
     obs_stats_path,
+    progress_callback,
     restore_obs_stats,
     save_obs_stats,
     saved_num_timesteps,
@@ -77,6 +78,7 @@ def train(
     policy: str = "pair",
     preposition_bonus: float = PREPOSITION_BONUS,
     engine: str = "scalar",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -93,7 +95,7 @@ def train(
     (MaskablePPO and the pair policy only) keeps the batched core and the policy on ``device`` and
     trains with TorchRL (:mod:`agents.rl.torchrl_ppo`), with the same hyperparameters. ``n_envs``
     defaults to :data:`agents.rl.config.DEFAULT_N_ENVS` of the engine. The model is the same
-    either way: it evaluates on ``SpepEnv``.
+    either way: it evaluates on ``SpepEnv``. ``progress`` shows a tqdm bar of the steps done.
 
     Raises:
         ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
@@ -191,15 +193,21 @@ def train(
     monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
     # a resumed run starts its environments from new seeds rather than replaying the first episodes
     env_seed = seed + (start_ckpt[1] if start_ckpt else 0)
-    if engine == "torchrl":
-        model, done, wall = _learn_torchrl(
-            meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, torch_device, checkpoint_freq
-        )
-    else:
-        model, done, wall = _learn_sb3(
-            meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, device, checkpoint_freq,
-            subproc, verbose, resume,
-        )  # fmt: skip
+    bar = _progress_bar(timesteps, start_ckpt[1] if start_ckpt else 0, algo, engine, progress)
+    try:
+        if engine == "torchrl":
+            model, done, wall = _learn_torchrl(
+                meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, torch_device,
+                checkpoint_freq, bar,
+            )  # fmt: skip
+        else:
+            model, done, wall = _learn_sb3(
+                meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, device, checkpoint_freq,
+                subproc, verbose, resume, bar,
+            )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     steps = int(model.num_timesteps) - done
     meta = {
         **meta,
@@ -226,6 +234,7 @@ def _learn_sb3(
     subproc: bool,
     verbose: int,
     resume: bool,
+    bar: Any,
 ) -> tuple[Any, int, float]:
     """SB3's ``learn`` on the scalar or batched engine; the model, the steps resumed from, the time."""
     algo, engine, n_envs, hp = meta["algo"], meta["engine"], meta["n_envs"], meta["hyperparameters"]
@@ -261,6 +270,7 @@ def _learn_sb3(
         [
             checkpoint_callback(max(checkpoint_freq // n_envs, 1), out, run_identity(meta)),
             success_callback(),
+            *([progress_callback(bar)] if bar is not None else []),
         ]
     )
     start = time.perf_counter()
@@ -288,6 +298,7 @@ def _learn_torchrl(
     monitor: Path,
     device: Any,
     checkpoint_freq: int,
+    bar: Any,
 ) -> tuple[Any, int, float]:
     """TorchRL's loop (:mod:`agents.rl.torchrl_ppo`) on an SB3 model's policy; as :func:`_learn_sb3`.
 
@@ -338,12 +349,22 @@ def _learn_torchrl(
         checkpoint_freq,
         monitor / "torchrl.monitor.csv",
         stats,
+        bar,
     )
     wall = time.perf_counter() - start
     spaces.close()
     model.save(out / "model.zip")
     np.savez(out / "obs_stats.npz", **scale.arrays())
     return model, done, wall
+
+
+def _progress_bar(total: int, done: int, algo: str, engine: str, enabled: bool) -> Any:
+    """A tqdm bar of the environment steps on stderr (None when not ``enabled``)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=min(done, total), unit="step", desc=f"{algo} ({engine})")
 
 
 def _restore(
