@@ -31,9 +31,9 @@ OPTIONS = {
         "--params", "--ray-address", "--seed", "--set", "--slots", "--topologies", "--trials",
     ],
     "train": [
-        "--algo", "--checkpoint-freq", "--device", "--engine", "--hyper", "--n-envs", "--out", "--plot",
-        "--policy", "--preposition-bonus", "--resume", "--seed", "--set", "--subproc",
-        "--timesteps", "--topology", "--torch-threads", "--verbose",
+        "--algo", "--checkpoint-freq", "--device", "--engine", "--hyper", "--n-envs", "--no-progress",
+        "--out", "--plot", "--policy", "--preposition-bonus", "--resume", "--seed", "--set",
+        "--subproc", "--timesteps", "--topology", "--torch-threads", "--verbose",
     ],
 }  # fmt: skip
 
