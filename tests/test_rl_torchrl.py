@@ -179,7 +179,7 @@ def test_the_losses_critic_head_gives_the_full_critics_loss_and_gradients() -> N
         torch.testing.assert_close(a, b)
 
 
-def test_return_scale_keeps_vec_normalizes_statistics() -> None:
+def test_return_scale_keeps_vec_normalizes_statistics(tmp_path: Path) -> None:
     """One update per rollout gives the statistics VecNormalize's per-step updates give."""
     gen = np.random.default_rng(0)
     B, T, gamma = 3, 7, 0.9
@@ -207,8 +207,9 @@ def test_return_scale_keeps_vec_normalizes_statistics() -> None:
         assert scale.ret_rms.count == pytest.approx(ref.count)
         want = np.clip(rewards / np.sqrt(ref.var + 1e-8), -10, 10)
         np.testing.assert_allclose(batch["next", "reward"].squeeze(-1).numpy(), want, rtol=1e-6)
+    rl.save_obs_stats(scale, tmp_path / "stats.npz")  # as VecNormalize's, and back
     other = ReturnScale(B, gamma)
-    other.restore(scale.arrays())
+    rl.checkpoints.restore_obs_stats(other, rl.load_obs_stats(tmp_path / "stats.npz"))
     assert other.ret_rms.var == scale.ret_rms.var and other.ret_rms.count == scale.ret_rms.count
 
 

@@ -19,7 +19,6 @@ the other engines. What differs from SB3's MaskablePPO (documented in ``docs/tra
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.monitor import ResultsWriter
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
@@ -49,7 +49,7 @@ from torchrl.modules import ActorValueOperator, MaskedCategorical, Probabilistic
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-from agents.rl.checkpoints import advance
+from agents.rl.checkpoints import advance, restore_obs_stats
 from spep_gym.batched.simulator import BatchedSimulator
 from spep_gym.config import SpepConfig
 
@@ -292,10 +292,16 @@ def actor_critic(policy: Any, env: SpepTorchEnv) -> ActorValueOperator:
 class ReturnScale:
     """VecNormalize's reward scaling, over whole rollouts: r / sqrt(var(discounted return) + eps).
 
-    Uses stable-baselines3's ``RunningMeanStd`` (the statistics VecNormalize keeps, saved and
-    restored as its ``ret_*`` arrays); the discounted return carries over from one rollout to the
-    next and restarts where an episode ends.
+    Uses stable-baselines3's ``RunningMeanStd`` and has VecNormalize's attributes for it
+    (``ret_rms``, ``clip_obs``, ``epsilon``, ``norm_obs`` False), so that
+    :func:`agents.rl.checkpoints.save_obs_stats` and ``restore_obs_stats`` save and restore it as
+    they do VecNormalize. The discounted return carries over from one rollout to the next and
+    restarts where an episode ends.
     """
+
+    norm_obs = False  # observations as they are (the pair policy scales its inputs)
+    clip_obs = 10.0  # VecNormalize's default, saved beside the statistics
+    epsilon = EPSILON
 
     def __init__(self, num_envs: int, gamma: float) -> None:
         from stable_baselines3.common.running_mean_std import RunningMeanStd
@@ -318,22 +324,6 @@ class ReturnScale:
         scale = math.sqrt(float(self.ret_rms.var) + EPSILON)
         batch["next", "reward"] = (reward / scale).clamp(-CLIP_REWARD, CLIP_REWARD)
 
-    def arrays(self) -> dict[str, Any]:
-        """The statistics as :func:`agents.rl.checkpoints.save_obs_stats` writes them."""
-        return {
-            "clip_obs": np.float64(10.0),
-            "epsilon": np.float64(EPSILON),
-            "ret_mean": np.asarray(self.ret_rms.mean),
-            "ret_var": np.asarray(self.ret_rms.var),
-            "ret_count": np.float64(self.ret_rms.count),
-        }
-
-    def restore(self, stats: Mapping[str, np.ndarray]) -> None:
-        """Statistics from :meth:`arrays` (a checkpoint's, on ``--resume``)."""
-        self.ret_rms.mean = np.asarray(stats["ret_mean"]).copy()
-        self.ret_rms.var = np.asarray(stats["ret_var"]).copy()
-        self.ret_rms.count = float(stats["ret_count"])
-
 
 # ---------------------------------------------------------------------- the loop
 def learn(
@@ -343,7 +333,6 @@ def learn(
     env_seed: int,
     timesteps: int,
     done: int,
-    hyperparameters: Mapping[str, Any],
     device: torch.device,
     preposition_bonus: float,
     save: Callable[[int, ReturnScale], None],
@@ -354,15 +343,16 @@ def learn(
 ) -> ReturnScale:
     """Train ``model``'s policy with TorchRL from ``done`` to ``timesteps`` environment steps.
 
+    The hyperparameters are the SB3 model's own (``n_steps``, ``batch_size``, ``n_epochs``,
+    ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``, ``vf_coef``, ``max_grad_norm``,
+    ``normalize_advantage``; the learning rate is its optimizer's).
+
     Every ``checkpoint_freq`` steps (at the end of a rollout) ``save(steps, scale)`` writes a
     checkpoint. Each finished episode is appended to ``monitor_csv`` in SB3's Monitor format.
     ``stats`` are the reward statistics to resume from; ``bar`` (a tqdm bar, or None) moves on by
     each rollout's steps. Returns the reward scaling (its statistics).
     """
-    hp = dict(hyperparameters)
-    n_steps, batch_size = int(hp["n_steps"]), int(hp["batch_size"])
-    frames = n_envs * n_steps
-    gamma = float(hp["gamma"])
+    frames, batch_size = n_envs * model.n_steps, model.batch_size
     policy = model.policy
     policy.to(device)
     env = SpepTorchEnv(cfg, n_envs, device=device, preposition_bonus=preposition_bonus)
@@ -374,27 +364,24 @@ def learn(
     # SB3's rollouts), once over the rollout's next observations (``critic``), and once a
     # minibatch: GAE takes both values from the batch, and the loss's critic is the value head
     # alone, over the features the actor's pass has just written into the minibatch.
-    advantage = GAE(gamma=gamma, lmbda=float(hp["gae_lambda"]), value_network=None)
+    advantage = GAE(gamma=model.gamma, lmbda=model.gae_lambda, value_network=None)
     value_head = operator.get_value_head()
-    ent_coef = float(hp.get("ent_coef", 0.0))
+    ent_coef = float(model.ent_coef)
     loss = ClipPPOLoss(
         actor,
         value_head,
-        clip_epsilon=float(hp.get("clip_range", 0.2)),
+        clip_epsilon=float(model.clip_range(1.0)),  # SB3 keeps it as a (constant) schedule
         entropy_bonus=ent_coef > 0,
         entropy_coeff=ent_coef if ent_coef > 0 else None,
-        critic_coeff=float(hp.get("vf_coef", 0.5)),
+        critic_coeff=float(model.vf_coef),
         loss_critic_type="l2",
-        normalize_advantage=bool(hp.get("normalize_advantage", True)),
+        normalize_advantage=bool(model.normalize_advantage),
         functional=False,  # no target networks in PPO: the modules as they are
     )
-    optimizer = policy.optimizer  # SB3's Adam over the same parameters: saved in the zip
-    for group in optimizer.param_groups:
-        group["lr"] = float(hp["learning_rate"])
-    max_grad_norm = float(hp.get("max_grad_norm", 0.5))
-    scale = ReturnScale(n_envs, gamma)
+    optimizer = policy.optimizer  # SB3's Adam (its learning rate) over the same parameters
+    scale = ReturnScale(n_envs, model.gamma)
     if stats is not None:
-        scale.restore(stats)
+        restore_obs_stats(scale, stats)
     buffer = ReplayBuffer(
         storage=LazyTensorStorage(frames, device=device),
         sampler=SamplerWithoutReplacement(),
@@ -410,7 +397,12 @@ def learn(
         device=device,
         auto_register_policy_transforms=False,  # the policy is stateless: no InitTracker
     )
-    monitor = _Monitor(monitor_csv)
+    # SB3's Monitor CSV (read by the training curves), rows appended as episodes end
+    start = time.time()
+    monitor = ResultsWriter(
+        str(monitor_csv), header={"t_start": start, "env_id": "SpepTorchEnv"},
+        extra_keys=("success_rate",),
+    )  # fmt: skip
     steps, next_save = done, (done // checkpoint_freq + 1) * checkpoint_freq
     try:
         for batch in collector:
@@ -421,12 +413,14 @@ def learn(
             buffer.empty()
             buffer.extend(batch.reshape(-1))
             minibatches = math.ceil(frames / batch_size)
-            update(loss, buffer, optimizer, int(hp["n_epochs"]), minibatches, max_grad_norm)
+            update(loss, buffer, optimizer, model.n_epochs, minibatches, model.max_grad_norm)
             steps += frames
             model.num_timesteps = steps
             if bar is not None:
                 advance(bar, frames)
-            monitor.write(env.finished)
+            t = round(time.time() - start, 6)
+            for r, length, rate in env.finished:
+                monitor.write_row({"r": round(r, 6), "l": length, "t": t, "success_rate": rate})
             env.finished.clear()
             if steps >= next_save:
                 save(steps, scale)
@@ -458,24 +452,3 @@ def update(
             for group in optimizer.param_groups:
                 nn.utils.clip_grad_norm_(group["params"], max_grad_norm)
             optimizer.step()
-
-
-class _Monitor:
-    """SB3's Monitor CSV (``#{"t_start": ...}``, then ``r,l,t,success_rate``) for the curves."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.start = time.time()
-        self.file = path.open("w", encoding="utf-8")
-        header = {"t_start": self.start, "env_id": "SpepTorchEnv"}
-        self.file.write(f"#{json.dumps(header)}\nr,l,t,success_rate\n")
-        self.file.flush()
-
-    def write(self, episodes: list[tuple[float, int, float]]) -> None:
-        t = round(time.time() - self.start, 6)
-        for r, length, rate in episodes:
-            self.file.write(f"{r:.6g},{length},{t},{rate}\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()

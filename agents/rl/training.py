@@ -307,7 +307,6 @@ def _learn_torchrl(
     """
     import warnings
 
-    import numpy as np
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.rl import torchrl_ppo
@@ -330,7 +329,7 @@ def _learn_torchrl(
     def save(steps: int, scale: Any) -> None:
         ckpt = out / "checkpoints" / f"rl_model_{steps}_steps.zip"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(obs_stats_path(ckpt), **scale.arrays())
+        save_obs_stats(scale, obs_stats_path(ckpt))
         checkpoint_meta_path(ckpt).write_text(json.dumps(identity, indent=1))
         model.save(ckpt)  # last: a checkpoint counts once its zip is there
 
@@ -342,7 +341,6 @@ def _learn_torchrl(
         env_seed,
         timesteps,
         done,
-        hp,
         device,
         meta.get("preposition_bonus", 0.0),
         save,
@@ -354,7 +352,7 @@ def _learn_torchrl(
     wall = time.perf_counter() - start
     spaces.close()
     model.save(out / "model.zip")
-    np.savez(out / "obs_stats.npz", **scale.arrays())
+    save_obs_stats(scale, out / "obs_stats.npz")
     return model, done, wall
 
 
