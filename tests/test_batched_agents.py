@@ -256,11 +256,63 @@ def test_cli_reproduce_batched_writes_run_files_and_resumes(tmp_path):
     assert "--engine batched --draws counter" in meta["command"]
     assert "batched engine, counter draws" in (out / "report.md").read_text()
     key = json.loads(runs[0].read_text())["key"]
-    assert (key["engine"], key["draws"]) == ("batched", "counter")
+    assert (key["engine"], key["draws"]) == ("batched", "counter") and "device" not in key
     before = {p.name: p.read_bytes() for p in runs}
     assert main(argv) == 0  # resumes: nothing runs again
     assert json.loads((out / "meta.json").read_text())["runs_executed"] == 0
     assert {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")} == before
+
+
+def test_reproduce_and_regimes_run_their_batches_on_the_device_asked(tmp_path, monkeypatch, capsys):
+    from agents.study import engine
+
+    seen: list[str] = []
+    run = engine.run_batch
+
+    def on_cpu(*args, **kwargs):  # records the device the batch was sent to, then runs on the CPU
+        device = kwargs.pop("device", args[4] if len(args) > 4 else "cpu")
+        seen.append(device)
+        return run(*args[:4], device="cpu", **kwargs)
+
+    monkeypatch.setattr(engine, "run_batch", on_cpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    study = tmp_path / "study"
+    argv = [
+        "reproduce", "--engine", "batched", "--agents", "shortest", "--topologies", "erdos_renyi",
+        "--runs", "2", "--slots", "30", "--no-sensitivity", "--no-figures", "--jobs", "1",
+        "--no-progress", "--out", str(study), "--device", "cuda:0",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    meta = json.loads((study / "meta.json").read_text())
+    assert meta["device"] == "cuda:0" and "--device cuda:0" in meta["command"]
+    assert "batched engine on cuda:0, counter draws" in (study / "report.md").read_text()
+    key = json.loads(next((study / "runs").glob("*.json")).read_text())["key"]
+    assert key["device"] == "cuda:0"  # a resume on another device runs again
+    only = {
+        "link_layer": ("replace_oldest",), "physics": ("paper",), "end_memory": ("equal",),
+        "latency": ("0",), "load": ("paper",),
+    }  # fmt: skip
+    opts = regimes.Options(
+        runs=2, slots=30, topologies=("erdos_renyi",), jobs=1, progress=False, figures=False,
+        only=only, out=tmp_path / "map", engine="batched", device="cuda",
+    )  # fmt: skip
+    assert regimes.run_regimes(opts) == 0
+    meta = json.loads((tmp_path / "map" / "meta.json").read_text())
+    assert meta["device"] == "cuda" and "--device cuda" in meta["command"]
+    assert seen == ["cuda:0"] + ["cuda"] * 4  # one batch per agent and cell
+    monkeypatch.undo()
+    capsys.readouterr()
+    bad = [a for a in argv if a not in ("--engine", "batched", "--device", "cuda:0")]
+    out = tmp_path / "never"
+    assert main([*bad[:-1], str(out), "--device", "cuda"]) == 2
+    assert "--device 'cuda': only the batched engine runs on a device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([*argv[:-1], "cuda"]) == 2
+        assert "CUDA is not available here" in capsys.readouterr().err
+        with pytest.raises(ValueError, match="CUDA is not available here"):
+            regimes.run_regimes(regimes.Options(**{**vars(opts), "out": out}))
+    assert not out.exists()
 
 
 def test_scalar_and_batched_run_files_never_mix(tmp_path):

@@ -18,13 +18,13 @@ OPTIONS = {
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",
     ],
     "reproduce": [
-        "--agents", "--backend", "--draws", "--engine", "--jobs", "--no-figures", "--no-progress",
-        "--no-sensitivity", "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--jobs", "--no-figures",
+        "--no-progress", "--no-sensitivity", "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set",
         "--slots", "--topologies",
     ],
     "regimes": [
-        "--agents", "--backend", "--draws", "--engine", "--jobs", "--no-figures", "--no-progress",
-        "--only", "--out", "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--jobs", "--no-figures",
+        "--no-progress", "--only", "--out", "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
     ],
     "calibrate": [
         "--backend", "--batch", "--check-runs", "--fit-runs", "--jobs", "--no-progress", "--out",

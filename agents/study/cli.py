@@ -63,17 +63,12 @@ def add_evaluate(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
-    p.add_argument(
-        "--device",
-        default=None,
-        help="the batched engine's torch device: cpu (default), cuda or cuda:N",
-    )
     add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and ``--draws`` (:mod:`agents.study.engine`)."""
+    """``--engine``, ``--draws`` and ``--device`` (:mod:`agents.study.engine`)."""
     from agents.study.engine import DRAWS, ENGINES
 
     parser.add_argument(
@@ -90,6 +85,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the batched engine's random draws: counter (default: its own streams, within noise "
         "of the scalar runs) or scalar (the scalar streams: the scalar runs exactly, slower)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="the batched engine's torch device: cpu (default), cuda or cuda:N",
     )
 
 
@@ -128,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from agents.base import check_inputs, make
-    from agents.study.engine import check_engine
+    from agents.study.engine import check_device, check_engine
     from agents.study.evaluate import agent_config, evaluate, summary_table, write_frame
 
     _check_run_options(args)
@@ -142,16 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except TypeError as err:
             raise ValueError(f"agent {name!r}: bad --param: {err}") from None
     draws = check_engine(args.engine, args.draws, option="--")
-    device = "cpu"
-    if args.device is not None:
-        if args.engine != "batched":
-            raise ValueError(
-                f"--device {args.device}: only the batched engine runs on a device; add "
-                "--engine batched"
-            )
-        from spep_gym.batched.simulator import resolve_device
-
-        device = str(resolve_device(args.device))  # a device that does not exist: one line
+    device = check_device(args.engine, args.device, option="--")  # no such device: one line
     for a in agents_:  # every config and input-file problem shows before the first run
         check_inputs(agent_config(a, fields))
         if args.engine == "batched":
@@ -287,6 +278,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         engine=args.engine,
         draws=args.draws,
+        device=args.device,
     )
     return reproduce(opts)
 
@@ -388,6 +380,7 @@ def cmd_regimes(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         engine=args.engine,
         draws=args.draws,
+        device=args.device,
     )
     return regimes.run_regimes(opts)
 

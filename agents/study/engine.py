@@ -22,7 +22,7 @@ from typing import Any
 from agents.base import Agent, agent_config, make
 from spep_gym.config import SpepConfig
 
-__all__ = ["DRAWS", "ENGINES", "check_engine", "engine_text", "run_batch"]
+__all__ = ["DRAWS", "ENGINES", "check_device", "check_engine", "engine_text", "run_batch"]
 
 #: The engines: ``scalar`` (one ``SpepEnv`` per run) and ``batched`` (the runs as one batch).
 ENGINES = ("scalar", "batched")
@@ -72,11 +72,31 @@ def check_engine(
     return draws
 
 
+def check_device(engine: str, device: str | None, option: str = "") -> str:
+    """The torch device the batched engine runs on: ``"cpu"`` unless ``device`` names another.
+
+    The scalar engine has no device (it runs on the CPU), so any ``device`` with it, an unknown
+    device, or ``"cuda"`` where torch sees no GPU is a one-line ValueError, before any run.
+    Returns the device as torch spells it (``"cuda:0"`` stays ``"cuda:0"``, ``"cuda"`` stays
+    ``"cuda"``).
+    """
+    if device is None:
+        return "cpu"
+    if engine != "batched":
+        raise ValueError(
+            f"{option or ''}device {device!r}: only the batched engine runs on a device; "
+            f"add {option or ''}engine batched"
+        )
+    from spep_gym.batched.simulator import resolve_device
+
+    return str(resolve_device(device))
+
+
 def engine_text(meta: Mapping[str, Any]) -> str:
     """How a study's runs ran, for its report: ``"batched engine, counter draws (...)"``.
 
-    ``meta`` is the study's ``meta.json`` (``engine`` and ``draws``; a study written before there
-    were engines ran on the scalar engine).
+    ``meta`` is the study's ``meta.json`` (``engine``, ``draws`` and ``device``; a study written
+    before there were engines ran on the scalar engine, one before devices on the CPU).
     """
     engine = meta.get("engine", "scalar")
     if engine == "scalar":
@@ -86,7 +106,8 @@ def engine_text(meta: Mapping[str, Any]) -> str:
         "scalar": "the scalar engine's streams: its runs exactly",
         "counter": "counter-based streams: within noise of the scalar engine",
     }
-    return f"{engine} engine, {draws} draws ({same.get(str(draws), 'unknown draws')})"
+    where = f" on {meta['device']}" if meta.get("device", "cpu") != "cpu" else ""
+    return f"{engine} engine{where}, {draws} draws ({same.get(str(draws), 'unknown draws')})"
 
 
 @contextlib.contextmanager

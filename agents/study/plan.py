@@ -139,6 +139,7 @@ class Task:
     variant: str = ""  # the sensitivity variant's label
     engine: str = "scalar"  # agents.study.engine.ENGINES
     draws: str | None = None  # the batched engine's draws (None for the scalar engine)
+    device: str = "cpu"  # the batched engine's torch device
 
     def config(self) -> dict[str, Any]:
         """The run's config fields: the overrides, its topology and its slots."""
@@ -146,14 +147,17 @@ class Task:
 
     @property
     def config_hash(self) -> str:
-        """Hash of slots and overrides (and of a batched run's engine and draws).
+        """Hash of slots and overrides (and of a batched run's engine, draws and device).
 
         A run file is reused only for the same config; a scalar run's hash is that of its slots and
-        overrides alone, as before there were engines.
+        overrides alone, as before there were engines, and a run on the CPU has no device in it, as
+        before there were devices.
         """
         parts: dict[str, Any] = {"slots": self.slots, "overrides": self.overrides}
         if self.engine != "scalar":
             parts.update(engine=self.engine, draws=self.draws)
+        if self.device != "cpu":
+            parts.update(device=self.device)
         text = json.dumps(parts, default=repr)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -162,9 +166,9 @@ class Task:
         """What decides the run's result: a file counts as done only with the same key.
 
         See the module docstring: format version, code hash, agent parameters, config, the
-        content of input files, engine and draws.
+        content of input files, engine and draws (and the device, where it is not the CPU).
         """
-        return {
+        key = {
             "version": RUN_FILE_VERSION,
             "code": code_hash(),
             "topology": self.topology,
@@ -178,6 +182,9 @@ class Task:
             "draws": self.draws,
             "config_hash": self.config_hash,
         }
+        if self.device != "cpu":
+            key["device"] = self.device
+        return key
 
     @property
     def filename(self) -> str:
@@ -224,20 +231,22 @@ def plan(
     sensitivity: bool = True,
     engine: str = "scalar",
     draws: str | None = None,
+    device: str = "cpu",
 ) -> list[Task]:
     """All tasks of an experiment: the main study, then the sensitivity study.
 
     Run ``i`` uses seed ``seed + i`` for every agent (common random numbers). The sensitivity's
     preset variant on Erdős–Rényi has the same keys as the main study's runs there, so
-    :func:`schedule` runs them once. Every task runs on ``engine`` (with ``draws``).
+    :func:`schedule` runs them once. Every task runs on ``engine`` (with ``draws``, on ``device``).
     """
     tasks: list[Task] = []
     overrides = {k: _freeze(v) for k, v in overrides.items()}
     base = tuple(sorted(overrides.items()))
     seeds = range(seed, seed + runs)
+    runs_on = (engine, draws, device)
     if main:
         tasks += [
-            Task(t, a, s, slots, base, engine=engine, draws=draws)
+            Task(t, a, s, slots, base, engine=engine, draws=draws, device=device)
             for t in topologies
             for a in agents
             for s in seeds
@@ -246,7 +255,7 @@ def plan(
         for label, factors in SENSITIVITY_VARIANTS:
             fields = tuple(sorted({**overrides, **factors}.items()))
             tasks += [
-                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label, engine, draws)
+                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label, *runs_on)
                 for a in SENSITIVITY_AGENTS
                 for s in seeds
             ]

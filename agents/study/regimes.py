@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.study import stats
+from agents.study.engine import check_device
 from agents.study.plan import MAIN, Task, check_numbers, option_words, schedule, validate
 from spep_gym.config import PHYSICAL, TOPOLOGIES
 
@@ -159,11 +160,12 @@ def plan_grid(
     only: Mapping[str, Sequence[str]] | None = None,
     engine: str = "scalar",
     draws: str | None = None,
+    device: str = "cpu",
 ) -> list[Task]:
     """The tasks of the map: regimes x topologies x agents x seeds (run i: seed ``seed + i``).
 
-    A task's key holds its config (``overrides`` and the regime's fields) and its ``engine`` and
-    ``draws``, so its run file is reused only for the same config and engine; the regime's label
+    A task's key holds its config (``overrides`` and the regime's fields) and its ``engine``,
+    ``draws`` and ``device``, so its run file is reused only for the same config and engine; the regime's label
     rides in ``variant``.
     """
     tasks = []
@@ -172,7 +174,7 @@ def plan_grid(
         fields = tuple(sorted({**overrides, **regime_fields(regime)}.items()))
         label = regime_label(regime)
         tasks += [
-            Task(t, a, s, slots, fields, REGIMES, label, engine, draws)
+            Task(t, a, s, slots, fields, REGIMES, label, engine, draws, device)
             for t in topologies
             for a in agents
             for s in seeds
@@ -199,6 +201,7 @@ class Options:
     progress: bool = True
     engine: str = "scalar"  # agents.study.engine.ENGINES
     draws: str | None = None  # the batched engine's draws; None: counter (batched), none (scalar)
+    device: str | None = None  # the batched engine's torch device; None: cpu
 
 
 def check(opts: Options) -> list[dict[str, str]]:
@@ -230,6 +233,7 @@ def check(opts: Options) -> list[dict[str, str]]:
     grid = regimes(opts.only)
     validate(opts.agents, opts.topologies, opts.slots, opts.overrides)
     check_engine(opts.engine, opts.draws, opts.agents, option="--")
+    check_device(opts.engine, opts.device, option="--")
     if not any(a in stats.NON_PREDICTIVE for a in opts.agents) or not any(
         a not in stats.NON_PREDICTIVE for a in opts.agents
     ):
@@ -260,6 +264,7 @@ def run_regimes(opts: Options) -> int:
     grid = check(opts)
     if opts.engine == "batched" and opts.draws is None:
         opts = dataclasses.replace(opts, draws="counter")
+    opts = dataclasses.replace(opts, device=check_device(opts.engine, opts.device))
     with locked_output(Path(opts.out), "spep regimes") as out:
         return _run_regimes(opts, out, grid)
 
@@ -277,7 +282,7 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
     remove_temp_files(runs_dir)
     tasks = plan_grid(
         opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides, opts.only,
-        opts.engine, opts.draws,
+        opts.engine, opts.draws, opts.device or "cpu",
     )  # fmt: skip
     unique = schedule(tasks)
     done = load_runs(runs_dir, unique)
@@ -328,6 +333,7 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
         "jobs": jobs,
         "engine": opts.engine,
         "draws": opts.draws,
+        "device": opts.device,
         "cpu_count": os.cpu_count(),
         "runs_total": len(unique),
         "runs_executed": len(todo),
@@ -372,6 +378,7 @@ def command_line(opts: Options) -> str:
         ),
     ]
     words += [f"--draws {opts.draws}"] if opts.draws is not None else []
+    words += [f"--device {opts.device}"] if opts.device not in (None, "cpu") else []
     words += [f"--only {k}={','.join(v)}" for k, v in opts.only.items()]
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     words += ["--no-figures"] if not opts.figures else []

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from agents.study import backends
-from agents.study.engine import check_engine
+from agents.study.engine import check_device, check_engine
 from agents.study.evaluate import COLUMNS
 from agents.study.plan import (
     MAIN,
@@ -92,7 +92,8 @@ def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     """Run a unit of :func:`agents.study.plan.batches`; return the payloads of its run files.
 
     A scalar task runs alone (:func:`run_task`); batched tasks (one agent and config, one seed
-    each) run as one batch (:func:`agents.study.engine.run_batch`), network i from the i-th seed.
+    each) run as one batch (:func:`agents.study.engine.run_batch`) on their device, network i
+    from the i-th seed.
     """
     first = tasks[0]
     if first.engine == "scalar":
@@ -102,7 +103,9 @@ def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
 
     assert first.draws is not None
     seeds = [task.seed for task in tasks]
-    rows = run_batch(first.agent, seeds, first.config(), first.draws, return_records=True)
+    rows = run_batch(
+        first.agent, seeds, first.config(), first.draws, first.device, return_records=True
+    )
     return [_payload(task, row) for task, row in zip(tasks, rows, strict=True)]
 
 
@@ -198,6 +201,7 @@ class Options:
     progress: bool = True
     engine: str = "scalar"  # agents.study.engine.ENGINES
     draws: str | None = None  # the batched engine's draws; None: counter (batched), none (scalar)
+    device: str | None = None  # the batched engine's torch device; None: cpu
 
 
 #: How many rejected run files are named one by one (the rest are counted).
@@ -243,7 +247,9 @@ def reproduce(opts: Options) -> int:
     if opts.sensitivity:
         check_agents += [a for a in SENSITIVITY_AGENTS if a not in check_agents]
     opts = dataclasses.replace(
-        opts, draws=check_engine(opts.engine, opts.draws, check_agents, option="--")
+        opts,
+        draws=check_engine(opts.engine, opts.draws, check_agents, option="--"),
+        device=check_device(opts.engine, opts.device, option="--"),
     )
     topologies = list(opts.topologies if opts.main else ())
     if opts.sensitivity and SENSITIVITY_TOPOLOGY not in topologies:
@@ -270,6 +276,7 @@ def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
     tasks = plan(
         opts.agents, opts.topologies, opts.runs, opts.slots, opts.seed, opts.overrides,
         main=opts.main, sensitivity=opts.sensitivity, engine=opts.engine, draws=opts.draws,
+        device=opts.device or "cpu",
     )  # fmt: skip
     unique = schedule(tasks)
     done, rejected = scan_runs(runs_dir, unique)
@@ -329,6 +336,7 @@ def _reproduce(opts: Options, out: Path, check_agents: list[str]) -> int:
         "jobs": jobs,
         "engine": opts.engine,
         "draws": opts.draws,
+        "device": opts.device,
         "runs_total": len(unique),
         "runs_executed": len(todo),
         "wall_time_s": math.nan,  # set below, once the figures are drawn
@@ -381,6 +389,7 @@ def command_line(opts: Options) -> str:
         ),
     ]
     words += [f"--draws {opts.draws}"] if opts.draws is not None else []
+    words += [f"--device {opts.device}"] if opts.device not in (None, "cpu") else []
     words += [f"--set {k}={v!r}" for k, v in opts.overrides.items()]
     if not opts.main:
         words.append("--sensitivity")
