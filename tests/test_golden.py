@@ -6,17 +6,25 @@ file with ``make golden`` (``python tests/test_golden.py --update``) and say in 
 numbers moved. Metrics added after the file was written are not compared (every stored one is).
 
 The numpy-only agents must repeat bit for bit. The LSTM and ARIMA agents run torch and statsmodels
-fits whose last bits may differ between CPUs (kernel choice by instruction set), so their rates are
-held to ``LEARNED_TOLERANCE`` and their counts to a few requests. The LSTM's training amplifies its
-last bits far beyond that. On a machine with AVX-512 and AMX (2026-12-02), oneDNN's kernels put its
-latency 0.47 slots off the numbers this file was written with. So the tests (``tests/conftest.py``)
-and ``make golden`` pin oneDNN to AVX2 (``ONEDNN_MAX_CPU_ISA``), which every x86-64 CPU these
-tests run on has. That brought three of the four topologies back to the written numbers, bit for
-bit. The fourth (random_regular) still differs there: some other kernel (MKL's, torch's) differs
-by CPU, and neither ``MKL_CBWR`` nor ``ATEN_CPU_CAPABILITY`` brought it back. So a learned row may
-also match a **variant**, the rows of another CPU, stored under ``"variants"`` with that CPU's
-name (``python tests/test_golden.py --add-variant`` adds this machine's). A change of the model
-moves a row away from every variant, and the test still fails.
+fits whose last bits differ between CPUs (kernel choice by instruction set), and their online
+retraining amplifies those bits: on seed 0 of random_regular, `spep-lstm` placed 305 pairs on one
+CPU and 141 on another, from the same code. So a learned row is held to two checks:
+
+- **Strict**, within ``LEARNED_TOLERANCE`` on rates and ``LEARNED_COUNT_TOLERANCE`` on counts, of
+  the written rows or of this CPU's own rows, a **variant** stored under ``"variants"`` with the
+  CPU's name (``python tests/test_golden.py --add-variant`` adds this machine's). On a CPU that
+  has rows of its own a model change fails here.
+- **Wide**, on a CPU with no rows of its own: the row must keep the written row's shape, every
+  count within a factor ``WIDE_FACTOR`` (or ``WIDE_COUNT`` requests where that is more), every
+  rate within ``WIDE_RATE``, the workload (``arrived``) exact. These bands are wider than the
+  largest differences measured between the CPUs and oneDNN settings seen (2026-12-02, three CPUs
+  and two settings: counts and sums up to a factor 2.3, rates up to 0.09). A broken learned agent
+  (placing nothing, serving a quarter as many) fails it; a subtle change passes, with a warning
+  that names the CPU.
+
+The tests (``tests/conftest.py``) and ``make golden`` also pin oneDNN to AVX2 (``ONEDNN_MAX_CPU_ISA``,
+which every x86-64 CPU these tests run on has): on a machine with AVX-512 and AMX it brought three
+of the LSTM's four rows back to the written numbers, bit for bit.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +52,11 @@ LEARNED_AGENTS = ("spep-lstm", "spep-arima")
 SEED, SLOTS = 0, 2000
 LEARNED_TOLERANCE = 0.02  # absolute, on rates
 LEARNED_COUNT_TOLERANCE = 8  # requests or pairs, on counts
+WIDE_FACTOR = 3.0  # a CPU without rows of its own: counts and sums within this factor
+WIDE_COUNT = 16  # ... or within this many requests or pairs, where that is more
+WIDE_RATE = 0.2  # ... and rates (values in [0, 1]) within this, absolute
+#: Metrics that do not depend on the agent: exact on every CPU.
+WORKLOAD = ("arrived", "seed", "slots")
 
 
 def golden_row(agent: str, topology: str) -> dict[str, Any]:
@@ -57,10 +71,17 @@ def _load() -> dict[str, dict[str, Any]]:
     return json.loads(GOLDEN.read_text())["runs"]
 
 
-def _variants(key: str) -> list[tuple[str, dict[str, Any]]]:
-    """(CPU, row) of every variant stored for ``key``: the rows of a learned agent on other CPUs."""
+def _variants(key: str, cpu: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(CPU, row) of every variant stored for ``key`` (only ``cpu``'s, if given)."""
     variants = json.loads(GOLDEN.read_text()).get("variants", [])
-    return [(v["cpu"], v["runs"][key]) for v in variants if key in v["runs"]]
+    return [
+        (v["cpu"], v["runs"][key]) for v in variants if key in v["runs"] and cpu in (None, v["cpu"])
+    ]
+
+
+def _has_own_rows(cpu: str) -> bool:
+    """Whether the golden file stores a variant of ``cpu`` (for any key)."""
+    return any(v["cpu"] == cpu for v in json.loads(GOLDEN.read_text()).get("variants", []))
 
 
 def cpu_name() -> str:
@@ -99,6 +120,24 @@ def _learned_mismatch(expected: dict[str, Any], got: dict[str, Any]) -> str | No
     return None
 
 
+def _wide_mismatch(expected: dict[str, Any], got: dict[str, Any]) -> str | None:
+    """Why ``got`` does not keep the shape of ``expected`` (the wide bands; None: it does)."""
+    for k, want in expected.items():
+        have = got.get(k)
+        if isinstance(want, bool) or not isinstance(want, int | float) or k in WORKLOAD:
+            ok = have == want
+        elif have is None or (isinstance(have, float) and math.isnan(have)):
+            ok = False
+        elif k.endswith("_rate") or k in ("utilization", "avg_fidelity"):
+            ok = abs(have - want) <= WIDE_RATE
+        else:
+            low, high = sorted((want / WIDE_FACTOR, want * WIDE_FACTOR))
+            ok = low <= have <= high or abs(have - want) <= WIDE_COUNT
+        if not ok:
+            return f"{k}: {have!r} here, {want!r} stored"
+    return None
+
+
 def _key(agent: str, topology: str) -> str:
     return f"{topology}/{agent}"
 
@@ -116,16 +155,40 @@ def test_golden_metrics_exact(agent: str, topology: str) -> None:
 @pytest.mark.parametrize("topology", TOPOLOGIES)
 @pytest.mark.parametrize("agent", LEARNED_AGENTS)
 def test_golden_metrics_learned(agent: str, topology: str) -> None:
-    key = _key(agent, topology)
+    key, cpu = _key(agent, topology), cpu_name()
     got = json.loads(json.dumps(golden_row(agent, topology)))
     why = {"the written rows": _learned_mismatch(_load()[key], got)}
-    for cpu, row in _variants(key):
-        why[f"the variant of {cpu}"] = _learned_mismatch(row, got)
-    assert any(reason is None for reason in why.values()), (
-        f"{key} on {cpu_name()} matches no stored row: "
-        + "; ".join(f"{name}: {reason}" for name, reason in why.items())
-        + " (a model change: `make golden`; another CPU's kernels: --add-variant)"
+    for _, row in _variants(key, cpu):
+        why[f"this CPU's rows ({cpu})"] = _learned_mismatch(row, got)
+    if any(reason is None for reason in why.values()):
+        return
+    text = "; ".join(f"{name}: {reason}" for name, reason in why.items())
+    assert not _has_own_rows(cpu), (
+        f"{key} on {cpu} matches neither the written rows nor this CPU's: {text} (a deliberate "
+        "model change: `make golden`)"
     )
+    wide = _wide_mismatch(_load()[key], got)
+    assert wide is None, f"{key} on {cpu} is outside even the wide bands: {wide}"
+    warnings.warn(
+        f"{key} on {cpu}: held to the wide bands only ({text}); this CPU has no rows of its "
+        "own: `python tests/test_golden.py --add-variant` stores them",
+        stacklevel=1,
+    )
+
+
+def test_wide_bands_fail_a_broken_learned_agent() -> None:
+    written = _load()[_key("spep-lstm", "erdos_renyi")]
+    assert _wide_mismatch(written, dict(written)) is None
+    for k, value in (
+        ("prepositions_placed", 0),
+        ("served", written["served"] // 4),
+        ("arrived", 1),
+    ):
+        assert _wide_mismatch(written, {**written, k: value}) is not None, k
+    low = {**written, "success_rate": written["success_rate"] - 2 * WIDE_RATE}
+    assert _wide_mismatch(written, low) is not None
+    near = {**written, "prepositions_placed": written["prepositions_placed"] + 1}
+    assert _wide_mismatch(written, near) is None and _learned_mismatch(written, near) is None
 
 
 def test_golden_variants_hold_learned_rows_only() -> None:
@@ -168,13 +231,18 @@ def add_variant() -> None:
         for agent in LEARNED_AGENTS:
             key = _key(agent, topology)
             got = json.loads(json.dumps(golden_row(agent, topology)))
-            stored = [payload["runs"][key], *(row for _, row in _variants(key))]
+            stored = [payload["runs"][key], *(row for _, row in _variants(key, cpu_name()))]
             if all(_learned_mismatch(row, got) is not None for row in stored):
                 runs[key] = got
     if not runs:
         print(f"every learned row of {cpu_name()} matches a stored one: nothing to add")
         return
-    payload.setdefault("variants", []).append({"cpu": cpu_name(), "runs": runs})
+    variants = payload.setdefault("variants", [])
+    own = next((v for v in variants if v["cpu"] == cpu_name()), None)
+    if own is None:
+        variants.append({"cpu": cpu_name(), "runs": runs})
+    else:
+        own["runs"].update(runs)
     GOLDEN.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
     print(f"added the variant of {cpu_name()} to {GOLDEN}: {sorted(runs)}")
 
