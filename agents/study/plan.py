@@ -243,19 +243,16 @@ def plan(
     overrides = {k: _freeze(v) for k, v in overrides.items()}
     base = tuple(sorted(overrides.items()))
     seeds = range(seed, seed + runs)
-    runs_on = (engine, draws, device)
+    on: dict[str, Any] = {"engine": engine, "draws": draws, "device": device}
     if main:
         tasks += [
-            Task(t, a, s, slots, base, engine=engine, draws=draws, device=device)
-            for t in topologies
-            for a in agents
-            for s in seeds
+            Task(t, a, s, slots, base, **on) for t in topologies for a in agents for s in seeds
         ]
     if sensitivity:
         for label, factors in SENSITIVITY_VARIANTS:
             fields = tuple(sorted({**overrides, **factors}.items()))
             tasks += [
-                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label, *runs_on)
+                Task(SENSITIVITY_TOPOLOGY, a, s, slots, fields, SENSITIVITY, label, **on)
                 for a in SENSITIVITY_AGENTS
                 for s in seeds
             ]

@@ -165,8 +165,8 @@ def plan_grid(
     """The tasks of the map: regimes x topologies x agents x seeds (run i: seed ``seed + i``).
 
     A task's key holds its config (``overrides`` and the regime's fields) and its ``engine``,
-    ``draws`` and ``device``, so its run file is reused only for the same config and engine; the regime's label
-    rides in ``variant``.
+    ``draws`` and ``device``, so its run file is reused only for the same config and engine; the
+    regime's label rides in ``variant``.
     """
     tasks = []
     seeds = range(seed, seed + runs)
