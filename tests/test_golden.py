@@ -71,17 +71,10 @@ def _load() -> dict[str, dict[str, Any]]:
     return json.loads(GOLDEN.read_text())["runs"]
 
 
-def _variants(key: str, cpu: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(CPU, row) of every variant stored for ``key`` (only ``cpu``'s, if given)."""
+def _own_rows(cpu: str) -> dict[str, dict[str, Any]] | None:
+    """The learned rows stored as ``cpu``'s variant (None: that CPU has no rows of its own)."""
     variants = json.loads(GOLDEN.read_text()).get("variants", [])
-    return [
-        (v["cpu"], v["runs"][key]) for v in variants if key in v["runs"] and cpu in (None, v["cpu"])
-    ]
-
-
-def _has_own_rows(cpu: str) -> bool:
-    """Whether the golden file stores a variant of ``cpu`` (for any key)."""
-    return any(v["cpu"] == cpu for v in json.loads(GOLDEN.read_text()).get("variants", []))
+    return next((v["runs"] for v in variants if v["cpu"] == cpu), None)
 
 
 def cpu_name() -> str:
@@ -157,13 +150,14 @@ def test_golden_metrics_exact(agent: str, topology: str) -> None:
 def test_golden_metrics_learned(agent: str, topology: str) -> None:
     key, cpu = _key(agent, topology), cpu_name()
     got = json.loads(json.dumps(golden_row(agent, topology)))
+    own = _own_rows(cpu)
     why = {"the written rows": _learned_mismatch(_load()[key], got)}
-    for _, row in _variants(key, cpu):
-        why[f"this CPU's rows ({cpu})"] = _learned_mismatch(row, got)
+    if own is not None and key in own:
+        why[f"this CPU's rows ({cpu})"] = _learned_mismatch(own[key], got)
     if any(reason is None for reason in why.values()):
         return
     text = "; ".join(f"{name}: {reason}" for name, reason in why.items())
-    assert not _has_own_rows(cpu), (
+    assert own is None, (
         f"{key} on {cpu} matches neither the written rows nor this CPU's: {text} (a deliberate "
         "model change: `make golden`)"
     )
@@ -226,25 +220,27 @@ def update() -> None:
 def add_variant() -> None:
     """Store this machine's learned rows that match no stored row, as the variant of its CPU."""
     payload = json.loads(GOLDEN.read_text())
+    cpu = cpu_name()
+    own = _own_rows(cpu) or {}
     runs = {}
     for topology in TOPOLOGIES:
         for agent in LEARNED_AGENTS:
             key = _key(agent, topology)
             got = json.loads(json.dumps(golden_row(agent, topology)))
-            stored = [payload["runs"][key], *(row for _, row in _variants(key, cpu_name()))]
+            stored = [payload["runs"][key], *([own[key]] if key in own else [])]
             if all(_learned_mismatch(row, got) is not None for row in stored):
                 runs[key] = got
     if not runs:
-        print(f"every learned row of {cpu_name()} matches a stored one: nothing to add")
+        print(f"every learned row of {cpu} matches a stored one: nothing to add")
         return
     variants = payload.setdefault("variants", [])
-    own = next((v for v in variants if v["cpu"] == cpu_name()), None)
-    if own is None:
-        variants.append({"cpu": cpu_name(), "runs": runs})
+    entry = next((v for v in variants if v["cpu"] == cpu), None)
+    if entry is None:
+        variants.append({"cpu": cpu, "runs": runs})
     else:
-        own["runs"].update(runs)
+        entry["runs"].update(runs)
     GOLDEN.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    print(f"added the variant of {cpu_name()} to {GOLDEN}: {sorted(runs)}")
+    print(f"added the variant of {cpu} to {GOLDEN}: {sorted(runs)}")
 
 
 if __name__ == "__main__":

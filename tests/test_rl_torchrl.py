@@ -314,12 +314,15 @@ def test_the_engine_module_loads_only_when_asked_for() -> None:
 
 
 def test_devices_auto_and_missing() -> None:
+    from agents.rl.training import _env_device
+    from spep_gym.batched.simulator import resolve_device
+
     want = "cuda" if torch.cuda.is_available() else "cpu"
-    assert torchrl_ppo.resolve_device("auto").type == want
-    assert torchrl_ppo.resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(_env_device("auto")).type == want
+    assert resolve_device(_env_device("cpu")) == torch.device("cpu")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     with pytest.raises(ValueError, match=f"cuda:{count}"):  # one past the last device
-        torchrl_ppo.resolve_device(f"cuda:{count}")
+        resolve_device(f"cuda:{count}")
 
 
 def test_the_minibatch_loss_is_maskable_ppos() -> None:

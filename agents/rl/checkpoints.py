@@ -109,6 +109,19 @@ def checkpoint_meta_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(name).with_suffix(".json")
 
 
+def save_beside(checkpoint: Path, stats: Any | None, identity: Mapping[str, Any] | None) -> None:
+    """Write what goes beside a checkpoint zip: its statistics and the run's settings.
+
+    ``stats`` is a VecNormalize, or an object with its attributes (None: no statistics);
+    ``identity`` the run's settings (None: none).
+    """
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if stats is not None:
+        save_obs_stats(stats, obs_stats_path(checkpoint))
+    if identity is not None:
+        checkpoint_meta_path(checkpoint).write_text(json.dumps(dict(identity), indent=1))
+
+
 def checkpoint_callback(
     save_freq: int, out: Path, identity: Mapping[str, Any] | None = None
 ) -> Any:
@@ -124,13 +137,8 @@ def checkpoint_callback(
 
         def _on_step(self) -> bool:
             if self.n_calls % self.save_freq == 0:
-                vec = self.model.get_vec_normalize_env()
-                if vec is not None:
-                    save_obs_stats(vec, self._checkpoint_path("obs_stats_", extension="npz"))
-                if identity is not None:
-                    Path(self.save_path).mkdir(parents=True, exist_ok=True)
-                    path = Path(self._checkpoint_path("meta_", extension="json"))
-                    path.write_text(json.dumps(dict(identity), indent=1))
+                zip_path = Path(self._checkpoint_path(extension="zip"))
+                save_beside(zip_path, self.model.get_vec_normalize_env(), identity)
             return super()._on_step()
 
     return Checkpoint(save_freq=save_freq, save_path=str(out / "checkpoints"))

@@ -93,19 +93,6 @@ def check_torchrl(algo: str, policy: str, hyperparameters: Mapping[str, Any]) ->
             )
 
 
-def resolve_device(device: str) -> torch.device:
-    """The device of ``--device`` (``auto``: CUDA where there is one); a missing GPU is an error.
-
-    Raises:
-        ValueError: ``cuda`` (or ``cuda:N``) where torch sees no such device (one line).
-    """
-    from spep_gym.batched.simulator import resolve_device as batched_device
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return batched_device(device)
-
-
 # ---------------------------------------------------------------------- the environment
 class SpepTorchEnv(EnvBase):
     """B networks of one config as a TorchRL ``EnvBase`` over :class:`BatchedSimulator`.

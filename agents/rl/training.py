@@ -30,12 +30,12 @@ from typing import Any
 
 from agents.rl.checkpoints import (
     checkpoint_callback,
-    checkpoint_meta_path,
     latest_checkpoint,
     load_obs_stats,
     obs_stats_path,
     progress_callback,
     restore_obs_stats,
+    save_beside,
     save_obs_stats,
     saved_num_timesteps,
     success_callback,
@@ -123,10 +123,11 @@ def train(
         raise ValueError(f"device={device!r} is invalid: allowed cpu, cuda or auto")
     torch_device = None
     if engine == "torchrl":
-        from agents.rl.torchrl_ppo import check_torchrl, resolve_device
+        from agents.rl.torchrl_ppo import check_torchrl
+        from spep_gym.batched.simulator import resolve_device
 
         check_torchrl(algo, policy, hyperparameters or {})
-        torch_device = resolve_device(device)  # a GPU that is not here: refused now
+        torch_device = resolve_device(_env_device(device))  # a GPU that is not here: refused now
     out = Path(out)
     check_output_folder(out)
     start_ckpt = latest_checkpoint(out) if resume and out.is_dir() else None
@@ -328,9 +329,7 @@ def _learn_torchrl(
 
     def save(steps: int, scale: Any) -> None:
         ckpt = out / "checkpoints" / f"rl_model_{steps}_steps.zip"
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        save_obs_stats(scale, obs_stats_path(ckpt))
-        checkpoint_meta_path(ckpt).write_text(json.dumps(identity, indent=1))
+        save_beside(ckpt, scale, identity)
         model.save(ckpt)  # last: a checkpoint counts once its zip is there
 
     start = time.perf_counter()

@@ -84,8 +84,8 @@ def check_device(engine: str, device: str | None, option: str = "") -> str:
         return "cpu"
     if engine != "batched":
         raise ValueError(
-            f"{option or ''}device {device!r}: only the batched engine runs on a device; "
-            f"add {option or ''}engine batched"
+            f"{option}device {device!r}: only the batched engine runs on a device; "
+            f"add {option}engine batched"
         )
     from spep_gym.batched.simulator import resolve_device
 

@@ -233,7 +233,6 @@ def check(opts: Options) -> list[dict[str, str]]:
     grid = regimes(opts.only)
     validate(opts.agents, opts.topologies, opts.slots, opts.overrides)
     check_engine(opts.engine, opts.draws, opts.agents, option="--")
-    check_device(opts.engine, opts.device, option="--")
     if not any(a in stats.NON_PREDICTIVE for a in opts.agents) or not any(
         a not in stats.NON_PREDICTIVE for a in opts.agents
     ):
@@ -264,7 +263,7 @@ def run_regimes(opts: Options) -> int:
     grid = check(opts)
     if opts.engine == "batched" and opts.draws is None:
         opts = dataclasses.replace(opts, draws="counter")
-    opts = dataclasses.replace(opts, device=check_device(opts.engine, opts.device))
+    opts = dataclasses.replace(opts, device=check_device(opts.engine, opts.device, option="--"))
     with locked_output(Path(opts.out), "spep regimes") as out:
         return _run_regimes(opts, out, grid)
 
