@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -123,3 +124,34 @@ def test_serial_run_and_bad_backend() -> None:
     backends.run(abs, [], seen.append, jobs=4)  # nothing to run: nothing starts
     with pytest.raises(ValueError, match="backend = 'dask'"):
         backends.run(abs, [1], seen.append, backend="dask")
+
+
+def test_an_interrupt_leaves_no_pool_thread_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19, item 8: the pool's manager thread has ended when the interrupt propagates.
+
+    A thread left running closes its wakeup pipe while ``concurrent.futures``' exit hook writes to
+    it unlocked (CPython gh-125451, fixed in 3.12.8 and 3.13.1 only): ``OSError: [Errno 9] Bad
+    file descriptor`` after ``spep: interrupted``. The thread's clean-up is slowed here, so that
+    the race a loaded machine provokes now and then happens every time.
+    """
+    from concurrent.futures import process
+
+    slow = process._ExecutorManagerThread.join_executor_internals
+
+    def slowed(self: process._ExecutorManagerThread) -> None:
+        time.sleep(1.0)
+        slow(self)
+
+    monkeypatch.setattr(process._ExecutorManagerThread, "join_executor_internals", slowed)
+    items = [(str(tmp_path), 0, 0.0)] + [(str(tmp_path), i, 3.0) for i in range(1, 4)]
+
+    def on_result(item: tuple[str, int, float], result: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backends.run(timed_run, items, on_result, jobs=2)
+    left = [t for t in threading.enumerate() if isinstance(t, process._ExecutorManagerThread)]
+    assert not left, "the pool's manager thread outlived the interrupt"
+    assert not process._threads_wakeups or all(w._closed for w in process._threads_wakeups.values())

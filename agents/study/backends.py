@@ -185,22 +185,32 @@ def run_processes(
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     _deliver(futures[future], future.result, on_result, on_error)
+            pool.shutdown()  # inside: an interrupt while it waits stops the pool too
         except BaseException:
             _stop(pool)
             raise
-        pool.shutdown()
 
 
 def _stop(pool: Any) -> None:
-    """Cancel the runs not started and kill the workers (their runs in flight are lost)."""
+    """Cancel the runs not started, kill the workers, wait for the pool's manager thread to end.
+
+    The runs in flight are lost. The manager thread closes its wakeup pipe when it sees the workers
+    gone, while the exit hook of ``concurrent.futures`` writes to the pipe without a lock (CPython
+    gh-125451, fixed in 3.12.8 and 3.13.1): a thread still running at exit can end the interrupted
+    command in ``OSError: [Errno 9] Bad file descriptor``. Joined here, it is gone before the
+    interrupt propagates.
+    """
     # concurrent.futures has no public way to stop running workers before Python 3.14
     # (terminate_workers); the pool's process table is a way that works on every version we support.
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.kill()  # SIGKILL: the workers ignore SIGTERM
     for process in processes:
         process.join(timeout=5)
+    if manager is not None:
+        manager.join(timeout=10)
 
 
 def _worker_init(parent: int) -> None:
