@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -265,7 +266,9 @@ def check_output_folder(path: Path, option: str = "--out") -> None:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {str(path)!r} is a file: allowed a folder (made if missing)")
+        raise ValueError(
+            f"{option} {str(path)!r} is {_kind(path)}: allowed a folder (made if missing)"
+        )
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise ValueError(
@@ -280,17 +283,22 @@ def check_output_folder(path: Path, option: str = "--out") -> None:
 
 
 def check_output_file(path: Path, option: str = "--out") -> None:
-    """Refuse an output file whose folder is missing or not writable, or that is a folder.
+    """Refuse an output file whose folder is missing or not writable, or that is not a regular file.
 
-    Probes the folder with a temp file (removed at once), so that a run never finds out after
-    the fact that its results cannot be written.
+    An existing ``path`` must be a regular file (it is replaced): a folder, a symbolic link, a FIFO
+    or a device is refused, never renamed over. Probes the folder with a temp file (removed at
+    once), so that a run never finds out after the fact that its results cannot be written.
 
     Raises:
         ValueError: ``{option} PATH: why: allowed ...``.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{option} {str(path)!r} is a folder: allowed a file name (a CSV file)")
+    kind = _kind(path)
+    if kind not in (None, "a file"):
+        raise ValueError(
+            f"{option} {str(path)!r} is {kind}: allowed a file name (a CSV file: a new file or a "
+            "regular file, which is replaced)"
+        )
     folder = path.absolute().parent
     if not folder.is_dir():
         what = "a file" if folder.exists() else "missing"
@@ -302,13 +310,31 @@ def check_output_file(path: Path, option: str = "--out") -> None:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".spep-probe-")
         os.close(fd)
         os.unlink(probe)
-        if path.exists() and not os.access(path, os.W_OK):
+        if kind is not None and not os.access(path, os.W_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as err:
         raise ValueError(
             f"{option} {str(path)!r} is invalid: cannot write there ({err.strerror}): allowed a "
             "file you can write"
         ) from None
+
+
+def _kind(path: Path) -> str | None:
+    """What ``path`` is, not following a symbolic link (``"a file"``: a regular file); None: absent."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    kinds = (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 @contextlib.contextmanager
