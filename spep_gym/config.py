@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,16 @@ PREPOSITION_PATHS = ("static", "available")
 LINK_POOL_POLICIES = ("block", "replace_oldest")
 PRESETS = ("paper", "physical")
 INFO_LEVELS = ("full", "counts", "minimal")
+#: Largest integer field value: integers up to 2**53 are exact as float64 (the memory estimate, the
+#: batched core's float64 counters) and fit int64, so no conversion of a valid value overflows.
+MAX_INT = 2**53
+#: Largest priority weight. A run holds at most 2**63 requests (int64 counters and ids), and every
+#: sum of weights (served_weight, failed_weight, a step's reward, a return, served minus failed)
+#: is at most 2 * 2**63 * the largest weight = 1.8e38 at 1e19, below float32's maximum (3.4e38):
+#: finite in the float32 observation and a learner's float32 buffers, and so in float64 too.
+MAX_PRIORITY_WEIGHT = 1e19
+#: Fields that hold a tuple; a list, any other sequence or a 1-D numpy array becomes a tuple.
+TUPLE_FIELDS = ("business_hours", "fidelity_req_range", "deadline_range", "priority_weights")
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ class SpepConfig:
     trace: str | None = None  # CSV slot,source,destination,F_req,deadline,priority
     fidelity_req_range: tuple[float, float] = (0.6, 0.9)  # F_req ~ U(low, high)
     deadline_range: tuple[int, int] = (3, 12)  # D ~ U{low..high} slots; t_d = t_a + D
-    priority_weights: tuple[float, ...] = (1.0, 2.0, 3.0)  # w drawn uniformly from these
+    # w drawn uniformly from these; each in (0, MAX_PRIORITY_WEIGHT = 1e19], so that every sum of
+    # weights over a run (at most 2**63 requests) stays below float32's maximum
+    priority_weights: tuple[float, ...] = (1.0, 2.0, 3.0)
 
     # 5. One slot
     max_prepositioned: int = 8  # K, pre-positioned pairs held at most
@@ -108,20 +120,22 @@ class SpepConfig:
     info_level: str = "full"  # what a step's info holds: "full", "counts" or "minimal" (cheaper)
 
     def __post_init__(self) -> None:
-        # numpy scalars become Python numbers; sequences given as lists (from the command line or
-        # JSON) become tuples.
+        # numpy scalars and arrays become Python numbers and lists; sequences given as lists (from
+        # the command line or JSON), ranges or 1-D arrays become tuples.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name != "topology":
                 object.__setattr__(self, f.name, _plain(value))
-        for name in ("business_hours", "fidelity_req_range", "deadline_range", "priority_weights"):
+        for name in TUPLE_FIELDS:
             value = getattr(self, name)
-            if isinstance(value, list):
+            if isinstance(value, Sequence) and not isinstance(value, str | bytes):
                 object.__setattr__(self, name, tuple(value))
         if self.demand_pairs is not None:
             pairs = self.demand_pairs
-            if not isinstance(pairs, list | tuple) or not all(
-                isinstance(p, list | tuple) for p in pairs
+            if (
+                not isinstance(pairs, Sequence)
+                or isinstance(pairs, str | bytes)
+                or not all(isinstance(p, list | tuple) for p in pairs)
             ):
                 _fail("demand_pairs", pairs, _DEMAND_ALLOWED.format(n=self.n - 1))
             object.__setattr__(self, "demand_pairs", tuple(tuple(p) for p in pairs))
@@ -206,7 +220,12 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """Numbers as Python numbers: numpy scalars inside lists and tuples too (``np.int64(8)``: 8)."""
+    """Numbers as Python numbers: numpy scalars inside lists and tuples too (``np.int64(8)``: 8).
+
+    A numpy array becomes a (nested) list of Python numbers.
+    """
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
@@ -222,16 +241,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _int(cfg: SpepConfig, name: str, low: int, high: float = math.inf) -> None:
+def _is_finite(value: Any) -> bool:
+    """A finite number: an int too large for a float (``10**400``) is not one."""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _int(cfg: SpepConfig, name: str, low: int, high: float = MAX_INT) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        upper = "" if high == math.inf else f" and <= {int(high)}"
+        upper = ""
+        if high == MAX_INT:
+            upper = f" and <= {MAX_INT} (2**53)"
+        elif high != math.inf:
+            upper = f" and <= {int(high)}"
         _fail(name, value, f"an integer >= {low}{upper}")
 
 
 def _real(cfg: SpepConfig, name: str, low: float, high: float, low_open: bool = False) -> None:
     value = getattr(cfg, name)
-    ok = _is_number(value) and math.isfinite(value)
+    ok = _is_finite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
@@ -294,9 +325,14 @@ def _validate(cfg: SpepConfig) -> None:
     if (
         not isinstance(w, tuple)
         or not w
-        or not all(_is_number(v) and math.isfinite(v) and v > 0 for v in w)
+        or not all(_is_finite(v) and 0 < v <= MAX_PRIORITY_WEIGHT for v in w)
     ):
-        _fail("priority_weights", w, "a non-empty sequence of finite positive numbers")
+        _fail(
+            "priority_weights",
+            w,
+            f"a non-empty sequence of numbers w with 0 < w <= {MAX_PRIORITY_WEIGHT:g} (every sum "
+            "of weights over a run stays finite in float32)",
+        )
     _int(cfg, "max_prepositioned", 0)
     _int(cfg, "max_new_prepositions", 0)
     if cfg.preposition_path not in PREPOSITION_PATHS:
@@ -321,7 +357,7 @@ def _validate(cfg: SpepConfig) -> None:
     _real(cfg, "reward_served", -math.inf, math.inf)
     _real(cfg, "reward_failed", -math.inf, math.inf)
     if cfg.topology_seed is not None:
-        _int(cfg, "topology_seed", 0)
+        _int(cfg, "topology_seed", 0, math.inf)  # a seed is never a float
     _validate_topology(cfg)
     if cfg.demand_pairs is not None:
         _validate_demand_pairs(cfg)
@@ -350,14 +386,18 @@ def _validate_topology(cfg: SpepConfig) -> None:
                 ("length_km", lambda x: x >= 0.0),
             ):
                 x = _plain(data.get(key))
-                if key in data and not (_is_number(x) and math.isfinite(x) and check(x)):
+                if key in data and not (_is_finite(x) and check(x)):
                     _fail(
                         f"topology edge ({u}, {v}) attribute {key}", data[key], _EDGE_ALLOWED[key]
                     )
             if "link_capacity" in data:
                 c = _plain(data["link_capacity"])
-                if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-                    _fail(f"topology edge ({u}, {v}) attribute link_capacity", c, "an integer >= 1")
+                if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_INT:
+                    _fail(
+                        f"topology edge ({u}, {v}) attribute link_capacity",
+                        c,
+                        f"an integer >= 1 and <= {MAX_INT} (2**53)",
+                    )
         return
     if topo not in TOPOLOGIES:
         _fail("topology", topo, f"one of {TOPOLOGIES} or a connected networkx.Graph")
@@ -423,8 +463,10 @@ def _validate_demand_pairs(cfg: SpepConfig) -> None:
             and s != d
         ):
             _fail("demand_pairs", p, allowed)
-        if not (_is_number(w) and math.isfinite(w) and w > 0):
+        if not (_is_finite(w) and w > 0):
             _fail("demand_pairs", p, allowed)
+    if not math.isfinite(sum(p[2] for p in pairs)):  # the workload divides by the sum
+        _fail("demand_pairs", pairs, allowed + ", the weights' sum finite")
 
 
 #: The hardware scenario of the ``physical`` preset (SPEC section 9; docs/physics.md gives every

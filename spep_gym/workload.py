@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spep_gym.config import SpepConfig
+from spep_gym.config import MAX_PRIORITY_WEIGHT, SpepConfig
 from spep_gym.topology import Network
 
 TRACE_COLUMNS = ("slot", "source", "destination", "F_req", "deadline", "priority")
@@ -180,6 +180,10 @@ def _parse_row(path: str | Path, line: int, row: list[str], n: int) -> list[floa
         raise bad("row", ",".join(row), "6 comma-separated values")
     values: list[float] = []
     for col, text, kind in zip(TRACE_COLUMNS, row, (int, int, int, float, int, float), strict=True):
+        # Python's int() and float() also read other scripts' digits and underscores: not a CSV's
+        if not text.isascii() or "_" in text:
+            what = "an integer" if kind is int else "a number"
+            raise bad(col, text, f"{what} written in ASCII (digits 0-9, no '_')")
         try:
             value = kind(text.strip())
         except ValueError:
@@ -201,6 +205,10 @@ def _parse_row(path: str | Path, line: int, row: list[str], n: int) -> list[floa
         raise bad("F_req", f_req, "a number in [0, 1]")
     if deadline < slot:
         raise bad("deadline", int(deadline), f"an absolute slot >= the arrival slot {int(slot)}")
-    if w <= 0:
-        raise bad("priority", w, "a number > 0")
+    if not 0 < w <= MAX_PRIORITY_WEIGHT:
+        raise bad(
+            "priority",
+            w,
+            f"a number w with 0 < w <= {MAX_PRIORITY_WEIGHT:g} (sums of weights stay finite)",
+        )
     return values

@@ -213,3 +213,93 @@ def test_demand_observation_has_a_finite_bound_and_is_clipped():
     env._demand[:] = 2 * DEMAND_OBS_MAX  # as after a long burst
     obs = env._observation()
     assert obs["demand"].max() == DEMAND_OBS_MAX and space.contains(obs["demand"])
+
+
+# ---------------------------------------------------------------------- issue 19: numeric extremes
+
+
+def test_priority_weights_that_would_make_a_sum_infinite_are_refused(tmp_path):
+    from spep_gym.config import MAX_PRIORITY_WEIGHT
+
+    # The bound keeps every sum of weights finite in float32: the most requests a run can hold
+    # (int64 counters) times the largest weight, served minus failed.
+    assert np.isfinite(np.float32(2 * MAX_PRIORITY_WEIGHT * 2.0**63))
+    assert SpepConfig(priority_weights=(MAX_PRIORITY_WEIGHT,)).priority_weights == (1e19,)
+    for weights in ((1e308,), (1.0, 2 * MAX_PRIORITY_WEIGHT)):
+        with pytest.raises(ValueError, match=r"'priority_weights'.*invalid: allowed.*<= 1e\+19"):
+            SpepConfig(priority_weights=weights)
+    path = tmp_path / "trace.csv"
+    path.write_text("slot,source,destination,F_req,deadline,priority\n0,0,3,0.7,5,1e308\n")
+    with pytest.raises(ValueError, match=r"trace.*line 2, column 'priority'.*<= 1e\+19"):
+        SpepEnv(SpepConfig.tiny(topology=nx.cycle_graph(5), trace=str(path)))
+
+
+HUGE = 10**400  # --set num_nodes=1 followed by 400 zeros
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["num_nodes", "link_capacity", "max_lifetime", "max_prepositioned", "episode_slots",
+     "queue_capacity", "queue_obs_size"],
+)  # fmt: skip
+def test_huge_integers_are_refused_with_the_range_before_any_float_overflows(field):
+    with pytest.raises(ValueError, match=rf"'{field}' = 1000.*invalid: allowed an integer >= \d+ "
+                       r"and <= 9007199254740992 \(2\*\*53\)"):  # fmt: skip
+        SpepConfig(**{field: HUGE})
+
+
+@pytest.mark.parametrize("field", ["p_gen", "arrival_rate", "reward_served", "signalling_latency"])
+def test_huge_integers_in_number_fields_are_refused(field):
+    with invalid(field):
+        SpepConfig(**{field: HUGE})
+    with invalid("priority_weights"):
+        SpepConfig(priority_weights=(HUGE,))
+    with invalid("demand_pairs"):
+        SpepConfig(demand_pairs=[(0, 3, HUGE)])
+
+
+def test_demand_pair_weights_whose_sum_is_infinite_are_refused():
+    with pytest.raises(ValueError, match=r"'demand_pairs'.*invalid: allowed.*sum finite"):
+        SpepConfig(demand_pairs=[(0, 3, 1e308), (1, 4, 1e308)])
+
+
+def test_numpy_arrays_and_sequences_for_tuple_fields_become_tuples_of_python_numbers():
+    cfg = SpepConfig(
+        priority_weights=np.array([1.0, 2.0, 3.0]),
+        business_hours=np.array([8, 18]),
+        fidelity_req_range=np.array([0.5, 0.8], dtype=np.float32),
+        deadline_range=range(4, 6, 1),
+        demand_pairs=np.array([[0, 5, 2], [1, 4, 1]]),
+    )
+    assert cfg.priority_weights == (1.0, 2.0, 3.0)
+    assert cfg.business_hours == (8, 18) and cfg.deadline_range == (4, 5)
+    assert cfg.demand_pairs == ((0, 5, 2), (1, 4, 1))
+    for value in (*cfg.priority_weights, *cfg.business_hours, *cfg.fidelity_req_range):
+        assert type(value) in (int, float)
+    assert cfg == SpepConfig(
+        priority_weights=(1.0, 2.0, 3.0), business_hours=(8, 18),
+        fidelity_req_range=(float(np.float32(0.5)), float(np.float32(0.8))),
+        deadline_range=(4, 5), demand_pairs=((0, 5, 2), (1, 4, 1)),
+    )  # fmt: skip
+    with invalid("priority_weights"):  # a 2-D array is not a list of weights
+        SpepConfig(priority_weights=np.ones((2, 2)))
+    with invalid("priority_weights"):
+        SpepConfig(priority_weights="123")
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ("\u0660,0,3,0.7,5,1", "slot"),  # Arabic-Indic zero
+        ("0,0,\u0663,0.7,5,1", "destination"),
+        ("0,0,3,\uff10.\uff17,5,1", "F_req"),  # full-width 0.7
+        ("0,0,3,0.7,\uff15,1", "deadline"),
+        ("0,0,3,0.7,5,\u0661", "priority"),
+        ("0,0,3,0.7,5,1_0", "priority"),  # Python's int() and float() take underscores too
+    ],
+)
+def test_trace_numbers_must_be_ascii(tmp_path, row, column):
+    path = tmp_path / "trace.csv"
+    path.write_text("slot,source,destination,F_req,deadline,priority\n" + row + "\n", "utf-8")
+    with pytest.raises(ValueError, match=rf"trace.*trace\.csv.*line 2, column '{column}'.*ASCII"):
+        SpepEnv(SpepConfig.tiny(topology=nx.cycle_graph(5), trace=str(path)))
