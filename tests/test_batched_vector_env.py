@@ -231,3 +231,58 @@ def test_the_docs_page_names_every_info_key() -> None:
         keys |= set(env.step(np.full((2, 8), env.num_pairs))[4])
     missing = sorted(k for k in keys if f"`{k}`" not in text)
     assert not missing, f"docs/batched.md does not name these info keys: {missing}"
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int16, np.uint8])
+def test_takes_actions_of_every_integer_dtype_as_the_scalar_env(dtype: Any) -> None:
+    env, ref = make(2), make(2)
+    env.reset(seed=0)
+    ref.reset(seed=0)
+    action = np.array([[0, 1, 2, 3, 4, 5, 6, env.num_pairs]] * 2)
+    same(env.step(action.astype(dtype))[:4], ref.step(action)[:4])
+    same(env.step(torch.as_tensor(action.astype(dtype)))[:4], ref.step(action)[:4])
+    too_big = np.full((2, 8), env.num_pairs + 1).astype(dtype)
+    with pytest.raises(ValueError, match=rf"actions \(shape \(2, 8\), dtype .*{dtype.__name__}"):
+        env.step(too_big)
+
+
+def test_refuses_actions_outside_the_integers_in_one_line() -> None:
+    env = make(2)
+    env.reset(seed=0)
+    huge = np.full((2, 8), 2**64 - 1, dtype=np.uint64)  # -1 as int64: refused, not wrapped
+    for bad in (huge, torch.as_tensor(huge), np.full((2, 8), True), torch.full((2, 8), 1.0)):
+        with pytest.raises(ValueError, match=r"actions .* are invalid: allowed integers of shape"):
+            env.step(bad)
+
+
+def test_takes_every_seed_the_scalar_env_takes_and_refuses_the_rest() -> None:
+    env = make(2)
+    for seed in (2**63 - 1, 2**64, 2**80):
+        env.reset(seed=seed)
+        assert list(env.episode_seeds) == [seed, seed + 1]
+        scalar = gym.make("Spep-v0", **TINY).unwrapped
+        scalar.reset(seed=seed + 1)
+        assert scalar.episode_seed == env.episode_seeds[1]
+    env.reset(seed=[2**70, np.uint64(2**64 - 1)])
+    assert list(env.episode_seeds) == [2**70, 2**64 - 1]
+    env.reset(seed=np.int64(3))
+    assert list(env.episode_seeds) == [3, 4]
+    # SyncVectorEnv and SpepEnv refuse these; so does the vector env, in one line, before any work
+    for bad in (1.0, 2.5, -1, "3", [1, 2.0], [1, -2], [None, 1.5], np.float64(4.0)):
+        with pytest.raises(ValueError, match=r"seed=.* is invalid: allowed None, an integer >= 0"):
+            env.reset(seed=bad)  # type: ignore[arg-type]
+    assert list(env.episode_seeds) == [3, 4]
+
+
+def test_action_masks_before_reset_is_one_clear_error() -> None:
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before action_masks\(\)"):
+        make(2).action_masks()
+
+
+def test_num_envs_takes_numpy_integers_and_refuses_the_rest() -> None:
+    env = make(np.int64(2))  # type: ignore[arg-type]
+    assert env.num_envs == 2 and type(env.num_envs) is int
+    assert env.reset(seed=0)[0]["adjacency"].shape == (2, env.num_pairs)
+    for bad in (True, np.bool_(True), 0, -3, 2.0, np.int64(0), "2"):
+        with pytest.raises(ValueError, match=r"num_envs=.* is invalid: allowed an integer >= 1"):
+            SpepVectorEnv(bad, **TINY)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ two equal), and with the default counter-based draws it runs the same model on i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +41,11 @@ INFO_COUNTS = {
     "queue_overflow": "queue_overflow",
 }
 _ECOL = {name: i for i, name in enumerate(EVENTS)}
+
+
+def _is_seed(seed: Any) -> TypeGuard[int | np.integer]:
+    """An episode seed ``SpepEnv.reset`` takes: an integer >= 0 (numpy integers too)."""
+    return isinstance(seed, int | np.integer) and bool(seed >= 0)
 
 
 class SpepVectorEnv(gym.vector.VectorEnv):
@@ -88,6 +93,9 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         **fields: Any,
     ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise ValueError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
+        num_envs = int(num_envs)
         if render_mode is not None:
             raise ValueError(
                 f"render_mode={render_mode!r} is invalid: the vector env renders nothing (None)"
@@ -145,19 +153,25 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         (network i gets ``seed + i``) or one seed (or None) per network, as ``SyncVectorEnv``.
         """
         B = self.num_envs
-        if seed is None or isinstance(seed, int | np.integer):
-            seeds: list[int | None] = (
-                [None] * B if seed is None else [int(seed) + i for i in range(B)]
-            )
-        else:
+        seeds: list[Any] | None = None
+        if seed is None:
+            seeds = [None] * B
+        elif _is_seed(seed):
+            seeds = [int(seed) + i for i in range(B)]
+        elif isinstance(seed, Sequence | np.ndarray) and not isinstance(seed, str):
             seeds = list(seed)
-            if len(seeds) != B:
-                raise ValueError(
-                    f"{len(seeds)} seeds for num_envs={B}: give one per network (or an int)"
-                )
+        if seeds is None or not all(s is None or _is_seed(s) for s in seeds):
+            raise ValueError(
+                f"seed={seed!r} is invalid: allowed None, an integer >= 0 (network i gets seed + i) "
+                "or one seed per network, each None or an integer >= 0"
+            )
+        if len(seeds) != B:
+            raise ValueError(
+                f"{len(seeds)} seeds for num_envs={B}: give one per network (or an int)"
+            )
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(
-                int(seed) if isinstance(seed, int | np.integer) else None
+                int(seed) if _is_seed(seed) else None
             )
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
@@ -184,22 +198,28 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         """Run one slot in every network; Gymnasium's ``step`` with ``autoreset_mode``."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        acts = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
+        given = actions if isinstance(actions, Tensor) else np.asarray(actions)
         expected = (self.num_envs, self.config.action_len)
         P = self.num_pairs
-        if (
-            tuple(acts.shape) != expected
-            or acts.is_floating_point()
-            or acts.is_complex()
-            or acts.dtype == torch.bool
-            or (acts.numel() and (int(acts.min()) < 0 or int(acts.max()) > P))
-        ):
+        if isinstance(given, Tensor):
+            integer = not (
+                given.is_floating_point() or given.is_complex() or given.dtype == torch.bool
+            )
+        else:
+            integer = bool(np.issubdtype(given.dtype, np.integer))
+        valid = integer and tuple(given.shape) == expected
+        if valid:  # any integer dtype, as SpepEnv; as int64, unsigned values >= 2**63 turn negative
+            if isinstance(given, Tensor):
+                acts = given.to(device=self.device, dtype=torch.int64)
+            else:
+                acts = torch.as_tensor(given.astype(np.int64), device=self.device)
+            valid = not acts.numel() or (int(acts.min()) >= 0 and int(acts.max()) <= P)
+        if not valid:
             raise ValueError(
-                f"actions (shape {tuple(acts.shape)}, dtype {acts.dtype}) are invalid: allowed "
+                f"actions (shape {tuple(given.shape)}, dtype {given.dtype}) are invalid: allowed "
                 f"integers of shape {expected} with values in 0..{P} (the action space; {P} "
                 "means none)"
             )
-        acts = acts.to(device=self.device, dtype=torch.int64)
         mode = self.autoreset_mode
         flagged = self._autoreset.copy()
         B = self.num_envs
@@ -257,6 +277,8 @@ class SpepVectorEnv(gym.vector.VectorEnv):
 
     def action_masks(self) -> Any:
         """(B, action_len * (P + 1)) bool: per network and action entry, the pairs placeable now."""
+        if not self._started:
+            raise RuntimeError("call reset() before action_masks(): there is no episode yet")
         return self._array(self.sim.action_masks())
 
     def render(self) -> None:
@@ -276,7 +298,8 @@ class SpepVectorEnv(gym.vector.VectorEnv):
             if rng is None:
                 rng = self._rngs[b] = seeding.np_random()[0]
             episode_seeds.append(int(rng.integers(2**63 - 1)))
-        self.episode_seeds = getattr(self, "episode_seeds", np.zeros(self.num_envs, dtype=np.int64))
+        # Python ints (an object array): a seed may be any integer >= 0, as SpepEnv's
+        self.episode_seeds = getattr(self, "episode_seeds", np.zeros(self.num_envs, dtype=object))
         self.episode_seeds[rows] = episode_seeds
         full = len(rows) == self.num_envs
         events = self.sim.reset(episode_seeds, rows=None if full else rows.tolist())
