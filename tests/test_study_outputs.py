@@ -7,6 +7,7 @@ kind, the lock's holder, the run files' mode).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from agents.cli import main
-from agents.study import reproduce
+from agents.study import plan, reproduce, store
 
 EVALUATE = ["evaluate", "--agent", "shortest", "--runs", "1", "--slots", "20", "--jobs", "1"]
 QUALITY = ["quality", "--predictors", "frequency", "--runs", "1", "--slots", "50"]
@@ -118,3 +119,80 @@ def test_out_folder_of_another_kind_is_named(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "linked").symlink_to(tmp_path / "real")  # a link to a folder is a folder
     assert main([*REPRODUCE, "--out", str(tmp_path / "linked")]) == 0
     assert (tmp_path / "real" / "results.csv").is_file()
+
+
+# ---------------------------------------------------------------------- 1.5 a tampered run file
+
+
+@pytest.fixture(scope="module")
+def good_payload() -> tuple[dict[str, Any], plan.Task]:
+    """A real run file's content (a run that served and failed requests) and its task."""
+    task = plan.Task("erdos_renyi", "spep-frequency", 3, 300, (("arrival_rate", 0.5),))
+    payload = reproduce.run_task(task)
+    row = payload["row"]
+    assert row["served"] > 0 and row["failed"] > 0 and row["prepositions_placed"] > 0
+    assert store.check_payload(payload, task) is None
+    return payload, task
+
+
+TAMPERED: dict[str, tuple[dict[str, Any], str]] = {
+    "issue": ({"arrived": -7, "success_rate": 0.999}, "row arrived = -7: expected a count >= 0"),
+    "negative-count": ({"pairs_generated": -1}, "row pairs_generated = -1: expected a count >= 0"),
+    "pending": ({"pending": "+1"}, "row pending = "),
+    "served": ({"served": "+1"}, "row pending = "),
+    "rate-range": ({"utilization": 1.5}, "row utilization = 1.5: expected a number in [0, 1]"),
+    "rate-counts": ({"success_rate": 0.999}, "row success_rate = 0.999: its counts give"),
+    "rate-none": ({"preposition_use_rate": None}, "row preposition_use_rate = None: its counts"),
+    "mean": ({"avg_latency": "*2"}, "row avg_latency = "),
+    "weight": ({"failed_weight": -1.0}, "row failed_weight = -1.0: expected a number >= 0"),
+    "fidelity": ({"avg_fidelity": 1.25}, "row avg_fidelity = 1.25: expected a number in [0, 1]"),
+}
+
+
+def _tamper(payload: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
+    bad = json.loads(json.dumps(payload))
+    row = bad["row"]
+    for column, value in edits.items():
+        if value == "+1":
+            row[column] += 1
+        elif value == "*2":
+            row[column] *= 2
+        else:
+            row[column] = value
+    return bad
+
+
+@pytest.mark.parametrize("how", list(TAMPERED))
+def test_a_row_that_its_counts_contradict_is_rejected(
+    good_payload: tuple[dict[str, Any], plan.Task], how: str
+) -> None:
+    payload, task = good_payload
+    edits, reason = TAMPERED[how]
+    assert reason in (store.check_payload(_tamper(payload, edits), task) or ""), how
+
+
+def test_rates_are_checked_within_float_tolerance(
+    good_payload: tuple[dict[str, Any], plan.Task],
+) -> None:
+    payload, task = good_payload
+    row = payload["row"]
+    nudged = {"success_rate": row["success_rate"] * (1 + 1e-13)}
+    assert store.check_payload(_tamper(payload, nudged), task) is None
+
+
+def test_a_tampered_run_file_is_named_and_run_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    opts = _options(out, slots=200, overrides={"arrival_rate": 0.5})
+    assert reproduce.reproduce(opts) == 0
+    good = pd.read_csv(out / "results.csv")
+    (path,) = (out / "runs").glob("*.json")
+    path.write_text(json.dumps(_tamper(json.loads(path.read_text()), TAMPERED["issue"][0])))
+    capsys.readouterr()
+    assert reproduce.reproduce(opts) == 0
+    err = capsys.readouterr().err
+    assert f"rerunning {path.name}: row arrived = -7: expected a count >= 0" in err
+    assert "(0 already done" in err
+    df = pd.read_csv(out / "results.csv")
+    pd.testing.assert_frame_equal(df.drop(columns="wall_time_s"), good.drop(columns="wall_time_s"))

@@ -7,7 +7,8 @@ one step, so that a crash leaves either the whole file or a ``*.tmp`` file that 
 deleted at the next start). The CSV files of a study go through a temp file and a rename too.
 
 A file is used only when it passes :func:`check_payload`: the format version, the whole key, and a
-row with every column of a result row, numbers (or None) where numbers belong and an int seed.
+row with every column of a result row, numbers (or None) where numbers belong, an int seed, and
+numbers the simulator can give (counts >= 0, rates in [0, 1] and equal to their counts' ratios).
 Any other file is reported (:func:`scan_runs`: which file and why) and its run done again.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from agents.study.plan import MAIN, RUN_FILE_VERSION, SENSITIVITY, Task, json_key
+from spep_gym.metrics import Metrics
 
 __all__ = [
     "LOCK_NAME",
@@ -49,8 +51,21 @@ __all__ = [
 
 #: Row columns that hold text; every other one holds a number (or None: a rate undefined in a run).
 TEXT_COLUMNS = ("agent", "topology")
+#: The run's counters (:class:`spep_gym.metrics.Metrics`), as a row holds them.
+METRIC_FIELDS = tuple(vars(Metrics()))
+#: The counts of a row: each an int >= 0.
+COUNT_COLUMNS = (*(k for k, v in vars(Metrics()).items() if isinstance(v, int)), "pending")
 #: Row columns that hold an integer.
-INT_COLUMNS = ("seed", "slots", "arrived", "served", "failed", "pending")
+INT_COLUMNS = ("seed", "slots", *COUNT_COLUMNS)
+#: The sums of a row (latencies, fidelities, priority weights): each a number >= 0.
+SUM_COLUMNS = tuple(k for k, v in vars(Metrics()).items() if isinstance(v, float))
+#: Derived columns that are fractions, in [0, 1] (every rate, and the mean fidelity).
+FRACTION_COLUMNS = (
+    "success_rate", "avg_fidelity", "utilization", "preposition_hit_rate",
+    "preposition_use_rate", "preposition_waste_rate",
+)  # fmt: skip
+#: Relative tolerance of a derived column against the value its counts give.
+RATE_RTOL = 1e-9
 
 
 def write_run(runs_dir: Path, task: Task, payload: dict[str, Any]) -> Path:
@@ -82,9 +97,9 @@ def check_payload(payload: Any, task: Task) -> str | None:
     """Why a run file's content cannot be used for ``task`` (None: it can).
 
     Checks the format version, the key (naming the parts that differ), the row (every column, text
-    where text belongs, finite numbers or None elsewhere, int counts and seed, the task's agent,
-    topology, seed and slots) and the served samples (one latency and one fidelity per served
-    request).
+    where text belongs, finite numbers or None elsewhere, int counts and seed, numbers the
+    simulator can give: :func:`_inconsistency`; the task's agent, topology, seed and slots) and
+    the served samples (one latency and one fidelity per served request).
     """
     if not isinstance(payload, dict):
         return f"not a run file (a JSON {type(payload).__name__}, not an object)"
@@ -115,6 +130,9 @@ def check_payload(payload: Any, task: Task) -> str | None:
         problem = _bad_value(column, value)
         if problem:
             return f"row {column} = {value!r}: {problem}"
+    problem = _inconsistency(row)
+    if problem:
+        return problem
     expected = {"agent": task.agent, "topology": task.topology, "seed": task.seed}
     expected["slots"] = task.slots
     for column, value in expected.items():
@@ -126,6 +144,32 @@ def check_payload(payload: Any, task: Task) -> str | None:
             return f"{name}: expected a list of {row['served']} numbers (one per served request)"
         if not all(_is_number(v) for v in values):
             return f"{name}: expected numbers only"
+    return None
+
+
+def _inconsistency(row: dict[str, Any]) -> str | None:
+    """Why a row's numbers cannot come from the simulator (None: they can).
+
+    Every count is >= 0, every sum >= 0, every fraction in [0, 1], and every derived column
+    (``pending``, the rates, the means) is what :meth:`spep_gym.metrics.Metrics.summary` computes
+    from the row's counters (within :data:`RATE_RTOL`; None exactly where it gives None).
+    """
+    for column in COUNT_COLUMNS:
+        if row[column] < 0:
+            return f"row {column} = {row[column]!r}: expected a count >= 0"
+    for column in SUM_COLUMNS:
+        if row[column] < 0:
+            return f"row {column} = {row[column]!r}: expected a number >= 0"
+    for column in FRACTION_COLUMNS:
+        if row[column] is not None and not 0 <= row[column] <= 1:
+            return f"row {column} = {row[column]!r}: expected a number in [0, 1]"
+    derived = Metrics(**{k: row[k] for k in METRIC_FIELDS}).summary()
+    for column, want in derived.items():
+        have = row[column]
+        if column in METRIC_FIELDS or have == want:
+            continue
+        if have is None or want is None or not math.isclose(have, want, rel_tol=RATE_RTOL):
+            return f"row {column} = {have!r}: its counts give {want!r}"
     return None
 
 
