@@ -361,3 +361,26 @@ def test_decay_tables_are_the_scalar_pow() -> None:
         physics.decayed(0.9, prho, 3, "depolarizing"),
         physics.decayed(0.7, prho, 5, "depolarizing"),
     ]
+
+
+def test_the_queue_observation_pads_with_zeros_and_stays_in_the_space() -> None:
+    from spep_gym.config import MAX_PRIORITY_WEIGHT
+
+    cfg = small(priority_weights=(1.0, MAX_PRIORITY_WEIGHT), arrival_rate=0.5, queue_obs_size=64)
+    space = SpepEnv(cfg).observation_space
+    B, Q = 3, cfg.queue_obs_size
+    sim = BatchedSimulator(cfg, B)
+    sim.reset(list(range(B)))
+    none = np.full((B, cfg.action_len), sim.num_pairs)
+    for _ in range(6):
+        sim.step(none)
+        obs = sim.observation()
+        for b in range(B):
+            assert space.contains({k: v[b].numpy() for k, v in obs.items()})
+    assert 0 < int(sim.queue_len.max()) < Q
+    # A weight float32 cannot hold (a workload made by hand) must not turn the padding into NaN
+    # (inf * 0): the padding is 0, as the scalar env leaves it.
+    sim._request_rows()[:, :, 5] = 1e300
+    queue = sim.observation()["queue"].view(B, Q, 6)
+    padding = torch.arange(Q)[None, :] >= sim.queue_len[:, None]
+    assert (queue[padding] == 0).all()

@@ -1787,7 +1787,8 @@ class BatchedSimulator:
             # source, destination, F_req, slots left, slots waited, priority
             fields[:, :, 3] -= t[:, None]
             fields[:, :, 4] = t[:, None] - fields[:, :, 4]
-            queue[:, :width] = fields.to(torch.float32) * shown[:, :, None]
+            # where, not a product: the padding is 0 whatever the fields hold (inf * 0 is NaN)
+            queue[:, :width] = torch.where(shown[:, :, None], fields.to(torch.float32), 0.0)
             mask[:, :width] = shown.to(torch.float32)
         return {
             "adjacency": self.tables.adjacency.clone(),
