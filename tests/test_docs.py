@@ -2,7 +2,7 @@
 
 Snippets: the ```python blocks of each page run in order in one fresh namespace per page, in a
 temporary working directory. A block right after a line ``<!-- no-test -->`` is skipped (for
-illustrative or long-running code; use sparingly).
+illustrative or long-running code; use sparingly). A snippet that warns fails.
 """
 
 from __future__ import annotations
@@ -52,7 +52,13 @@ def test_block_extraction_honours_the_marker() -> None:
     assert python_blocks(text) == [(3, "x = 1"), (14, "y = 2")]
 
 
+# A snippet that warns shows its reader the warning: fix the snippet. (TorchRL's at import is about
+# its own classes, as in pyproject.toml's filterwarnings.)
+TORCHRL_IMPORT = "ignore:Creating .*WeightUpdater which inherits from WeightUpdaterBase"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.filterwarnings("error", TORCHRL_IMPORT)
 def test_snippets_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # snippets that write files write them here
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -155,3 +161,17 @@ def test_slot_figure_script_draws(tmp_path: Path) -> None:
     # The figure names each phase's method; they must exist on the simulator.
     for _, _, method in module.PHASES:
         assert callable(getattr(spep_gym.Simulator, method))
+
+
+def test_readme_quick_start_prints_the_same_number_every_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, code = python_blocks((ROOT / "README.md").read_text(encoding="utf-8"))[0]
+    assert "action_space.sample()" in code, (
+        "the README's first snippet is no longer the quick start"
+    )
+    printed = []
+    for _ in range(2):
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] and printed[0].strip()
