@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -143,10 +147,80 @@ def test_docs_hook_turns_sphinx_roles_into_links() -> None:
     )
 
 
+def nav_pages() -> list[str]:
+    """The pages of the mkdocs.yml nav, in order."""
+    return re.findall(r"^\s*- [^:\n]+: (\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+
+
 def test_every_page_is_in_the_nav() -> None:
-    nav = re.findall(r"^\s*- [^:\n]+: (\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
     pages = sorted(p.name for p in DOCS.glob("*.md"))
-    assert not sorted(set(pages) - set(nav)), "docs pages missing from the mkdocs.yml nav"
+    assert not sorted(set(pages) - set(nav_pages())), "docs pages missing from the mkdocs.yml nav"
+
+
+def test_docs_home_page_is_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (DOCS / "index.md").read_text(encoding="utf-8")
+    out = load_hooks().on_page_markdown(page, page=None, config=None, files=None)
+    assert readme.replace("](docs/", "](") in out
+    assert "<!-- results:begin" in out and "<!-- results:end -->" in out
+    assert "](docs/" not in out, "a README link into docs/ left unresolved on the site"
+
+
+def test_readme_page_table_lists_every_page_of_the_nav() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Documentation\n", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| \[[^]]+\]\(docs/(\S+\.md)\) \|", section, re.M)
+    nav = [p for p in nav_pages() if p != "index.md"]
+    assert sorted(table) == sorted(nav), "README's page table and the nav differ"
+
+
+def test_docs_hook_quotes_data_files() -> None:
+    hooks = load_hooks()
+    data = "tests/data/sequence_reference.json"
+    text = f"p {{{{ {data}: reference_km :.1f }}}} and {{{{ {data}: coherence_times_s.1 }}}}."
+    assert hooks.on_page_markdown(text) == "p 10.0 and 1.0."
+    with pytest.raises(ValueError, match=r"has no 'nothing\.here'"):
+        hooks.on_page_markdown(f"{{{{ {data}: nothing.here }}}}")
+
+
+def site_scripts() -> list[str]:
+    """The extra_javascript entries of mkdocs.yml."""
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    block = text.split("\nextra_javascript:\n", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^  - (\S+)$", block, re.M)
+
+
+def test_site_scripts_are_served_with_the_site() -> None:
+    served = load_hooks().mathjax_files()
+    assert any(uri.endswith(".woff") for uri in served), "MathJax's fonts are not served"
+    for script in site_scripts():
+        assert "//" not in script, f"{script}: fetched from the network, so offline nothing renders"
+        assert (DOCS / script).is_file() or served[script].is_file(), f"{script} is not served"
+    assert "js/mathjax/tex-mml-chtml.js" in site_scripts()
+
+
+def chromium() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+
+
+@pytest.mark.slow
+def test_built_site_renders_formulas_offline(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    mkdocs = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)]
+    subprocess.run(mkdocs, cwd=ROOT, env=env, check=True)
+    page = site / "physics" / "index.html"
+    scripts = re.findall(r'<script src="([^"]+)"', page.read_text(encoding="utf-8"))
+    assert scripts and all("//" not in s and (page.parent / s).is_file() for s in scripts)
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no chromium to render the page (apt-get install chromium)")
+    offline = "--host-resolver-rules=MAP * ~NOTFOUND"  # no name resolves: as with no network
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", offline]
+    command += ["--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    formulas = dom.count('class="arithmatex"')
+    assert formulas > 0 and dom.count("<mjx-container") >= formulas, "formulas left as raw TeX"
 
 
 def test_slot_figure_script_draws(tmp_path: Path) -> None:
