@@ -10,6 +10,7 @@ made or a command that needs them runs.
 """
 
 from agents import baselines as _baselines  # noqa: F401  (registers the baselines)
+from agents import controls as _controls  # noqa: F401  (registers managed, managed-*)
 from agents import learned as _learned  # noqa: F401  (registers sb3: trained stable-baselines3 models)
 from agents import oracle as _oracle  # noqa: F401  (registers spep-oracle)
 from agents import spep as _spep  # noqa: F401  (registers spep-frequency, -lstm, -arima)

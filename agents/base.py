@@ -14,7 +14,7 @@ checks them at :meth:`Agent.reset` and refuses to act before it has seen one
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -254,6 +254,12 @@ def info_from_observation(observation: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 REGISTRY: dict[str, Callable[..., Agent]] = {}
+#: The entry point group of installed packages' agents: ``NAME = "module:factory"`` makes
+#: ``make(NAME, **kwargs)`` call ``factory(**kwargs)``, loaded when the name is first asked for.
+ENTRY_POINT_GROUP = "spep.agents"
+#: The modules :func:`import_modules` imported (``spep --import``), in order: worker processes
+#: import them too (:func:`agents.study.backends.run`), so that agents made by name there exist.
+IMPORTED: list[str] = []
 
 
 def register(name: str, factory: Callable[..., Agent]) -> None:
@@ -262,19 +268,71 @@ def register(name: str, factory: Callable[..., Agent]) -> None:
 
 
 def make(name: str, **kwargs: Any) -> Agent:
-    """An agent by registered name, with keyword arguments for its parameters."""
+    """An agent by registered name, with keyword arguments for its parameters.
+
+    A name not registered in this process is looked up among the installed packages' entry points
+    of :data:`ENTRY_POINT_GROUP`, whose factory is loaded (and registered) then.
+    """
+    if name not in REGISTRY:
+        entry = _entry_points().get(name)
+        if entry is not None:
+            factory = entry.load()
+            if not callable(factory):
+                raise ValueError(
+                    f"agent {name!r}: entry point {entry.value!r} of group {ENTRY_POINT_GROUP!r} "
+                    f"is a {type(factory).__name__}: allowed a callable that makes the agent"
+                )
+            register(name, factory)
     if name not in REGISTRY:
         import difflib
 
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown agent {name!r}{hint} Registered: {', '.join(sorted(REGISTRY))}")
+        known = names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown agent {name!r}{hint}; registered: {', '.join(known)}")
     return REGISTRY[name](**kwargs)
 
 
 def names() -> list[str]:
-    """The registered agent names, sorted."""
-    return sorted(REGISTRY)
+    """The registered agent names and those of installed entry points (not loaded), sorted."""
+    return sorted(set(REGISTRY) | set(_entry_points()))
+
+
+def _entry_points() -> dict[str, Any]:
+    """The installed entry points of :data:`ENTRY_POINT_GROUP` by name (none loaded)."""
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def import_modules(modules: Iterable[str]) -> None:
+    """Import ``modules`` (which register agents), the current folder searched first.
+
+    The current folder goes first on ``sys.path``, as with ``python -m``; each module is recorded
+    in :data:`IMPORTED`, which worker processes import as well.
+
+    Raises:
+        ValueError: a module that is not found, named.
+    """
+    import importlib
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if not err.name or not (module == err.name or module.startswith(f"{err.name}.")):
+                raise  # the module was found, and it imports something missing
+            raise ValueError(
+                f"--import {module!r} is invalid: no module named {err.name!r} in the current "
+                f"folder ({cwd}) or the installed packages"
+            ) from None
+        if module not in IMPORTED:
+            IMPORTED.append(module)
 
 
 def held_or_in_flight(observation: dict[str, np.ndarray]) -> np.ndarray:

@@ -98,6 +98,20 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_import(parser: argparse.ArgumentParser) -> None:
+    """Add ``--import MODULE`` (repeatable): modules that register agents, imported first."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (repeatable; the current folder is searched first) before the agents "
+        "are made: a module that calls agents.register(...) makes its agents known here and in "
+        "the worker processes",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``spep`` parser with every sub-command whose module imports."""
     parser = argparse.ArgumentParser(
@@ -125,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "imports", None):
+            from agents.base import import_modules
+
+            import_modules(args.imports)
         with sigterm_as_interrupt():
             return int(args.func(args) or 0)
     except ValueError as err:

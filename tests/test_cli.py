@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from agents.cli import build_parser, main, parse_literals, parse_names, parse_overrides
 
+ROOT = Path(__file__).resolve().parents[1]
+
 #: The options of each sub-command (the public command line: removing one breaks users' scripts).
 OPTIONS = {
     "evaluate": [
-        "--agent", "--device", "--draws", "--engine", "--jobs", "--no-progress", "--out", "--param",
+        "--agent", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress", "--out", "--param",
         "--runs", "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",
     ],
     "reproduce": [
-        "--agents", "--backend", "--device", "--draws", "--engine", "--jobs", "--no-figures",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs", "--no-figures",
         "--no-progress", "--no-sensitivity", "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set",
         "--slots", "--topologies",
     ],
     "regimes": [
-        "--agents", "--backend", "--device", "--draws", "--engine", "--jobs", "--no-figures",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs", "--no-figures",
         "--no-progress", "--only", "--out", "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
     ],
     "calibrate": [
@@ -88,3 +93,124 @@ def test_set_preset_names_the_base_on_every_command(tmp_path) -> None:
         main(["quality", "--predictors", "frequency", "--slots", "60", "--set", "preset=physical"])
         == 0
     )
+
+
+# ---------------------------------------------------------------------- custom agents (issue 19)
+
+#: A module that registers an agent (what a user writes beside their command line).
+AGENT_MODULE = """
+import agents
+from agents.baselines import NoPreposition
+
+
+class Idle(NoPreposition):
+    def __init__(self, tag: str = "idle-custom") -> None:
+        super().__init__()
+        self.name = tag
+"""
+REGISTERING = AGENT_MODULE + 'agents.register("idle-custom", Idle)\n'
+
+
+def names_in_worker(name: str) -> str:
+    """Made in a worker process by name: the name the worker's registry resolves."""
+    import agents
+
+    return agents.make(name).name
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry, the import path and the imported modules restored after the test."""
+    import sys
+
+    from agents import base
+
+    monkeypatch.setattr(base, "REGISTRY", dict(base.REGISTRY))
+    monkeypatch.setattr(base, "IMPORTED", [])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("my_agents", "plugin_agents"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_unknown_agent_message_is_punctuated() -> None:
+    import agents
+
+    with pytest.raises(
+        ValueError, match=r"unknown agent 'shortes' \(did you mean 'shortest'\?\); registered: "
+    ):
+        agents.make("shortes")
+    with pytest.raises(ValueError, match=r"unknown agent 'zz'; registered: \w.*, shortest, "):
+        agents.make("zz")
+
+
+def test_import_option_registers_an_agent_in_this_process_and_the_workers(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, isolated_registry: None, capsys
+) -> None:
+    from agents.study import backends
+
+    (tmp_path / "my_agents.py").write_text(REGISTERING)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "rows.csv"
+    argv = ["evaluate", "--agent", "idle-custom", "--runs", "2", "--slots", "40", "--no-progress"]
+    assert main([*argv, "--out", str(out), "--jobs", "1"]) == 2
+    assert "unknown agent 'idle-custom'" in capsys.readouterr().err
+    assert main([*argv, "--import", "my_agents", "--out", str(out), "--jobs", "2"]) == 0
+    assert set(pd.read_csv(out)["agent"]) == {"idle-custom"}
+    # workers that get only a name (spep reproduce, regimes) import the module too
+    results: dict[str, str] = {}
+    backends.run(names_in_worker, ["idle-custom", "noop"], results.__setitem__, jobs=2)
+    assert results == {"idle-custom": "idle-custom", "noop": "noop"}
+    assert main([*argv, "--import", "no_such_module"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spep: error: --import 'no_such_module'") and len(err.splitlines()) == 1
+
+
+def test_reproduce_takes_an_imported_agent(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, isolated_registry: None
+) -> None:
+    (tmp_path / "my_agents.py").write_text(REGISTERING)
+    monkeypatch.chdir(tmp_path)
+    argv = ["reproduce", "--agents", "idle-custom,noop", "--topologies", "erdos_renyi", "--runs", "2",
+            "--slots", "40", "--out", str(tmp_path / "study"), "--jobs", "2", "--no-sensitivity",
+            "--no-figures", "--no-progress", "--set", "num_nodes=6"]  # fmt: skip
+    assert main([*argv, "--import", "my_agents"]) == 0
+    assert set(pd.read_csv(tmp_path / "study" / "results.csv")["agent"]) == {"idle-custom", "noop"}
+
+
+def _plugin(folder) -> None:
+    """An installed distribution with an agent in the ``spep.agents`` entry point group."""
+    (folder / "plugin_agents.py").write_text(AGENT_MODULE)
+    info = folder / "spep_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: spep-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[spep.agents]\nidle-custom = plugin_agents:Idle\n")
+
+
+def test_an_entry_point_agent_is_listed_and_made(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, isolated_registry: None, capsys
+) -> None:
+    import agents
+
+    _plugin(tmp_path)
+    assert "idle-custom" not in agents.names()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "idle-custom" in agents.names()  # listed without importing it
+    assert "plugin_agents" not in sys.modules
+    assert agents.make("idle-custom", tag="p").name == "p"  # loaded when asked for
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "idle-custom" in " ".join(capsys.readouterr().out.split())
+
+
+def test_spep_evaluate_takes_an_entry_point_agent_in_workers(tmp_path) -> None:
+    import os
+    import subprocess
+
+    _plugin(tmp_path)
+    out = tmp_path / "rows.csv"
+    cmd = [sys.executable, "-m", "agents.cli", "evaluate", "--agent", "idle-custom,noop", "--runs",
+           "2", "--slots", "40", "--jobs", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(out)["agent"].tolist() == ["idle-custom"] * 2 + ["noop"] * 2

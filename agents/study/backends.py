@@ -3,7 +3,9 @@
 Every backend takes a function and the items to run it on, and calls ``on_result(item, result)``
 in this process as each run finishes, in the order they finish. A run that raises is handed to
 ``on_error(item, traceback_text)`` and the others go on; without ``on_error`` the exception stops
-the whole batch. ``spep evaluate`` and ``spep reproduce`` both run through :func:`run`.
+the whole batch. ``spep evaluate`` and ``spep reproduce`` both run through :func:`run`. The modules of
+``spep --import`` (:data:`agents.base.IMPORTED`) are imported in every worker before its runs, so
+that the agents they register can be made by name there too.
 
 Interrupts (Ctrl-C, SIGTERM under :func:`sigterm_as_interrupt`, or any exception raised in this
 process while runs are under way, e.g. by ``on_result``) are handled the same way by every backend:
@@ -116,6 +118,10 @@ def run(
         raise ValueError(f"backend = {backend!r} is invalid: allowed 'local' or 'ray'")
     if not items:
         return
+    from agents.base import IMPORTED
+
+    if IMPORTED:  # the agents of `spep --import` modules, made by name in the workers
+        fn = functools.partial(_importing, tuple(IMPORTED), fn)
     if backend == "ray":
         run_ray(
             fn, items, on_result, on_error, jobs=worker_count(jobs, len(items)), address=address
@@ -124,6 +130,14 @@ def run(
         run_serial(fn, items, on_result, on_error)
     else:
         run_processes(fn, items, on_result, on_error, jobs=jobs)
+
+
+def _importing(modules: tuple[str, ...], fn: Callable[[Item], Any], item: Item) -> Any:
+    """``fn(item)`` after importing ``modules`` (:func:`agents.base.import_modules`)."""
+    from agents.base import import_modules
+
+    import_modules(modules)
+    return fn(item)
 
 
 def _deliver(

@@ -15,6 +15,7 @@ from typing import Any
 from agents.base import names as agent_names
 from agents.cli import (
     add_common,
+    add_import,
     non_negative,
     parse_literals,
     parse_names,
@@ -64,6 +65,7 @@ def add_evaluate(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
     add_common(p)
+    add_import(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -254,6 +256,7 @@ def add_reproduce(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
     add_common(p)
+    add_import(p)
     p.set_defaults(func=cmd_reproduce)
 
 
@@ -344,6 +347,7 @@ def add_regimes(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_options(p)
     add_common(p)
+    add_import(p)
     p.set_defaults(func=cmd_regimes)
 
 
