@@ -407,13 +407,24 @@ def add_calibrate(subparsers: Any) -> None:
             "spep-frequency under the best fit on fresh seeds and compare SPEP with the paper's "
             "39-41 / 13-14 / 33-35 / 20-21 %%. Every run is a run file in OUT/runs: the same "
             "command proposes the same trials and reuses their runs (resumable). Writes "
-            "calibration.md, trials.json and check.csv. Fields: "
+            "calibration.md, trials.json, check.csv and check_preset.csv (the preset's shortest "
+            "path on the same fresh seeds: both scored out of sample). Fields: "
             + "; ".join(f"{n} {spec.describe()}" for n, spec in calibrate.PARAMETERS.items())
             + " (p_gen and max_lifetime are stated by the paper: what-ifs)."
         ),
     )
     p.add_argument(
-        "--trials", type=int, default=default.trials, help=f"trials (default {default.trials})"
+        "--trials",
+        type=int,
+        default=default.trials,
+        help=f"trials at most (default {default.trials})",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=default.patience,
+        help="stop once the best loss has not fallen by more than its standard error for this "
+        f"many trials (default {default.patience})",
     )
     p.add_argument(
         "--fit-runs",
@@ -459,6 +470,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     opts = calibrate.Options(
         trials=args.trials,
+        patience=args.patience,
         fit_runs=args.fit_runs,
         check_runs=args.check_runs,
         slots=args.slots,

@@ -14,7 +14,7 @@ a table of tests, one family per metric.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -309,3 +309,66 @@ def compare_controls(
     if not frames:
         return pd.DataFrame()
     return add_holm(pd.concat(frames, ignore_index=True), key=(*by, "agent", "baseline", "metric"))
+
+
+# ---------------------------------------------------------------------- calibration misses
+
+
+def _rms_parts(
+    rates: Mapping[str, npt.ArrayLike], targets: Mapping[str, float]
+) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+    """(RMS miss, the per-run values, the gradient of the RMS with respect to each group mean)."""
+    values = {g: _finite(r) for g, r in rates.items()}
+    misses = {g: float(v.mean()) - targets[g] for g, v in values.items()}
+    rms = math.sqrt(float(np.mean(np.square(list(misses.values())))))
+    grad = {g: m / (len(misses) * rms) if rms else math.nan for g, m in misses.items()}
+    return rms, values, grad
+
+
+def rms_miss(
+    rates: Mapping[str, npt.ArrayLike], targets: Mapping[str, float]
+) -> tuple[float, float]:
+    """Root mean square over the groups of (mean of the group's runs - its target), and its SE.
+
+    ``rates[g]`` holds the per-run values of group ``g`` (a topology's per-seed success rates),
+    ``targets[g]`` the value it should have. Both numbers are in the units of the rates (multiply
+    by 100 for percentage points). The standard error is the delta method's (first order): the
+    groups are independent, the runs of a group independent and alike; NaN with one run.
+    """
+    rms, values, grad = _rms_parts(rates, targets)
+    var = sum(grad[g] ** 2 * np.var(v, ddof=1) / len(v) for g, v in values.items() if len(v) > 1)
+    ok = all(len(v) > 1 for v in values.values())
+    return rms, math.sqrt(var) if ok else math.nan
+
+
+def rms_miss_difference(
+    a: Mapping[str, npt.ArrayLike], b: Mapping[str, npt.ArrayLike], targets: Mapping[str, float]
+) -> tuple[float, float]:
+    """``rms_miss(a) - rms_miss(b)`` and its SE, ``a[g]`` and ``b[g]`` paired run by run (same seeds).
+
+    The delta method over the per-run differences of the two linearised misses, so the noise the
+    pairs share (common random numbers) cancels.
+    """
+    rms_a, va, ga = _rms_parts(a, targets)
+    rms_b, vb, gb = _rms_parts(b, targets)
+    var = 0.0
+    for g in va:
+        if len(va[g]) != len(vb[g]) or len(va[g]) < 2:
+            return rms_a - rms_b, math.nan
+        z = ga[g] * va[g] - gb[g] * vb[g]
+        var += float(np.var(z, ddof=1)) / len(z)
+    return rms_a - rms_b, math.sqrt(var)
+
+
+def tost_paired(a: npt.ArrayLike, b: npt.ArrayLike, margin: float) -> float:
+    """The p-value of the paired equivalence test (TOST) that ``mean(a - b)`` is within ``±margin``.
+
+    ``statsmodels.stats.weightstats.ttost_paired``: two one-sided paired t-tests; a small p says
+    the difference is inside the margin (equivalence), a large one that equivalence is not shown.
+    Pairs with a NaN are dropped.
+    """
+    from statsmodels.stats.weightstats import ttost_paired
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return float(ttost_paired(x[keep], y[keep], -margin, margin)[0])
