@@ -7,6 +7,7 @@ kind, the lock's holder, the run files' mode).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -196,3 +197,64 @@ def test_a_tampered_run_file_is_named_and_run_again(
     assert "(0 already done" in err
     df = pd.read_csv(out / "results.csv")
     pd.testing.assert_frame_equal(df.drop(columns="wall_time_s"), good.drop(columns="wall_time_s"))
+
+
+# ---------------------------------------------------------------------- 1.2 stale outputs of a rerun
+
+
+def _outputs(out: Path) -> set[str]:
+    """The outputs in ``out`` (run files and the lock left out)."""
+    return {
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file() and "runs" not in p.parts and p.name != store.LOCK_NAME
+    }
+
+
+def test_a_rerun_reports_only_what_it_was_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    assert reproduce.reproduce(_options(out, sensitivity=True, figures=True)) == 0
+    report = (out / "report.md").read_text()
+    assert "## Sensitivity" in report and "## Figures" in report
+    assert {"sensitivity.csv", "figures/sensitivity.png", "figures/fig3_success_rate.png"} <= (
+        _outputs(out)
+    )
+    runs = set((out / "runs").iterdir())
+
+    # Another config, without the sensitivity study and the figures: nothing of the first remains.
+    assert main([*REPRODUCE, "--out", str(out), "--set", "link_capacity=3"]) == 0
+    report = (out / "report.md").read_text()
+    assert "| **link_capacity** | **3** (paper: 1) | **--set** |" in report
+    assert "Sensitivity" not in report and "## Figures" not in report and "![" not in report
+    outputs = {"results.csv", "summary.csv", "tests.csv", "meta.json", "report.md"}
+    assert _outputs(out) == outputs
+    assert (pd.read_csv(out / "results.csv")["agent"] == "shortest").all()
+    assert runs < set((out / "runs").iterdir())  # the run files of both stay
+
+    # The sensitivity study alone: no main tables from the results.csv of the run before.
+    opts = _options(out, main=False, sensitivity=True, overrides={"link_capacity": 2})
+    assert reproduce.reproduce(opts) == 0
+    report = (out / "report.md").read_text()
+    assert "## Sensitivity" in report
+    for section in ("Controlled comparison", "beside the paper's", "Results per topology"):
+        assert section not in report, section
+    assert _outputs(out) == {"sensitivity.csv", "meta.json", "report.md"}
+
+
+def test_a_regimes_rerun_without_figures_leaves_no_heatmap(tmp_path: Path) -> None:
+    from agents.study import regimes
+
+    out = tmp_path / "map"
+    only = {"physics": ("paper",), "latency": ("0",), "end_memory": ("equal",)}
+    only |= {"link_layer": ("block",), "load": ("paper",)}
+    opts = regimes.Options(
+        topologies=("erdos_renyi",), runs=2, slots=30, out=out, jobs=1, progress=False, only=only
+    )
+    assert regimes.run_regimes(opts) == 0
+    assert any(name.startswith("figures/heatmap_") for name in _outputs(out))
+    assert regimes.run_regimes(dataclasses.replace(opts, figures=False)) == 0
+    assert _outputs(out) == {
+        "regimes.csv", "cells.csv", "gains.csv", "cells.md", "summary.md", "meta.json"
+    }  # fmt: skip

@@ -182,6 +182,14 @@ def plan_grid(
     return tasks
 
 
+#: What ``spep regimes`` writes into its folder, beside the run files: deleted when it starts
+#: (:func:`agents.study.store.locked_output`), so that every output there is this invocation's.
+OUTPUTS = (
+    "regimes.csv", "cells.csv", "gains.csv", "cells.md", "summary.md", "meta.json",
+    "figures/heatmap_*.png",
+)  # fmt: skip
+
+
 @dataclass
 class Options:
     """What ``spep regimes`` was asked to do (the parsed command line)."""
@@ -264,7 +272,7 @@ def run_regimes(opts: Options) -> int:
     if opts.engine == "batched" and opts.draws is None:
         opts = dataclasses.replace(opts, draws="counter")
     opts = dataclasses.replace(opts, device=check_device(opts.engine, opts.device, option="--"))
-    with locked_output(Path(opts.out), "spep regimes") as out:
+    with locked_output(Path(opts.out), "spep regimes", OUTPUTS, ("runs", "figures")) as out:
         return _run_regimes(opts, out, grid)
 
 

@@ -10,7 +10,9 @@ config, input files' content: see :mod:`agents.study.plan`); a run file that doe
 fails the checks of :func:`agents.study.store.check_payload`, is reported and run again. An
 interrupt (Ctrl-C, or SIGTERM) or a crash loses at most the runs in flight; on an interrupt
 ``results.csv`` is written from the runs done and the command exits 130 (SIGINT) or 143 (SIGTERM).
-``results.csv``, the statistics, the figures and ``report.md`` are always rebuilt from the run files.
+``results.csv``, the statistics, the figures and ``report.md`` are always rebuilt from the run files,
+and only those of this invocation's plan are there: the outputs of an earlier one (:data:`OUTPUTS`)
+are deleted when it starts.
 The folder is locked while a command runs (:func:`agents.study.store.folder_lock`): a second
 ``spep reproduce`` on it stops at once, touching nothing.
 
@@ -204,6 +206,13 @@ class Options:
     device: str | None = None  # the batched engine's torch device; None: cpu
 
 
+#: What ``spep reproduce`` writes into its folder, beside the run files: deleted when it starts
+#: (:func:`agents.study.store.locked_output`), so that every output there is this invocation's.
+OUTPUTS = (
+    "results.csv", "sensitivity.csv", "summary.csv", "tests.csv", "meta.json", "report.md",
+    "figures/*.png",
+)  # fmt: skip
+
 #: How many rejected run files are named one by one (the rest are counted).
 SHOW_REJECTED = 10
 
@@ -263,7 +272,7 @@ def reproduce(opts: Options) -> int:
                 opts.slots,
                 {**opts.overrides, **factors},
             )
-    with locked_output(Path(opts.out), "spep reproduce") as out:
+    with locked_output(Path(opts.out), "spep reproduce", OUTPUTS, ("runs", "figures")) as out:
         return _reproduce(opts, out, check_agents)
 
 

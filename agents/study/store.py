@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import glob
 import json
 import math
 import os
@@ -41,6 +42,8 @@ __all__ = [
     "check_payload",
     "folder_lock",
     "load_runs",
+    "locked_output",
+    "remove_outputs",
     "remove_temp_files",
     "result_rows",
     "scan_runs",
@@ -382,14 +385,36 @@ def _kind(path: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def locked_output(out: Path, what: str) -> Iterator[Path]:
-    """Check ``out`` (``--out``), make it and hold its :func:`folder_lock` while the block runs.
+def locked_output(
+    out: Path, what: str, outputs: Sequence[str] = (), folders: Sequence[str] = ("runs",)
+) -> Iterator[Path]:
+    """Check ``out`` (``--out``), make it, hold its :func:`folder_lock` while the block runs.
+
+    Before anything is made, every entry the command uses in ``out`` must be absent or of its kind:
+    the lock file and each of ``outputs`` without a wildcard a regular file, each of ``folders``
+    a folder. Once the lock is held, the ``outputs`` (glob patterns relative to ``out``) that an
+    earlier command left are deleted, so that what the block writes is all the outputs there
+    (:func:`remove_outputs`; the run files stay).
 
     Raises:
-        ValueError: a folder that cannot be written or made, or one in use (:class:`FolderInUse`).
+        ValueError: a folder that cannot be written or made, an entry of another kind, or a
+            folder in use (:class:`FolderInUse`).
     """
     out = Path(out)
     check_output_folder(out)
+    for name in (LOCK_NAME, *(n for n in outputs if not glob.has_magic(n))):
+        kind = _kind(out / name)
+        if kind not in (None, "a file"):
+            raise ValueError(
+                f"--out {str(out)!r} is invalid: {str(out / name)!r} is {kind}: allowed a "
+                "regular file there, or nothing"
+            )
+    for name in folders:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise ValueError(
+                f"--out {str(out)!r} is invalid: {str(out / name)!r} is {_kind(out / name)}: "
+                "allowed a folder there, or nothing"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -398,7 +423,16 @@ def locked_output(out: Path, what: str) -> Iterator[Path]:
             "you can write to"
         ) from None
     with folder_lock(out, what):
+        remove_outputs(out, outputs)
         yield out
+
+
+def remove_outputs(out: Path, outputs: Iterable[str]) -> int:
+    """Delete the files in ``out`` that match ``outputs`` (glob patterns); return how many."""
+    stale = [p for pattern in outputs for p in Path(out).glob(pattern) if not p.is_dir()]
+    for path in stale:
+        path.unlink()
+    return len(stale)
 
 
 @contextlib.contextmanager
