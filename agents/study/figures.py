@@ -1,16 +1,19 @@
 """Figures of ``spep reproduce`` (PNG, matplotlib's Agg backend): the paper's figures 3-9 and more.
 
 - ``fig3_success_rate.png``, ``fig4_latency.png``, ``fig5_fidelity.png``, ``utilization.png``: mean
-  per topology and agent with 95 % confidence intervals (grouped bars).
+  per topology and agent with 95 % confidence intervals (grouped bars), each interval clipped to the
+  range its metric can take (:data:`BOUNDS`: a rate's bar never reaches below 0 or above 1).
 - ``fig6``-``fig9`` (Erdős–Rényi, regular, scale-free, small-world, the paper's order): latency and
   fidelity distributions of the served requests, pooled over runs, one box per agent.
-- ``sensitivity.png``: success rate per sensitivity variant for shortest, SPEP and the oracle.
+- ``sensitivity.png``: success rate per sensitivity variant for shortest, SPEP and the oracle, and
+  each agent's gain over shortest; an agent has one colour in both panels (:func:`colour_map`).
 - :func:`heatmap`: the regime map's gains (``spep regimes``), one tile per cell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,13 @@ TOPOLOGY_LABELS = {
     "scale_free": "scale-free",
 }
 DPI = 100
+#: The range each metric's mean lies in; its 95 % CI is drawn clipped to it.
+BOUNDS = {
+    "success_rate": (0.0, 1.0),
+    "avg_fidelity": (0.0, 1.0),
+    "utilization": (0.0, 1.0),
+    "avg_latency": (0.0, math.inf),
+}
 
 
 def _pyplot() -> Any:
@@ -58,31 +68,85 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _bars(
-    ax: Any, summary: pd.DataFrame, metric: str, group: str, series: str, first_colour: int = 0
-) -> None:
-    """Grouped bars of ``metric``'s mean, 95 % CI error bars, onto ``ax``."""
+def colour_map(names: Iterable[str]) -> dict[str, str]:
+    """One colour per name, in order of first appearance (matplotlib's cycle ``C0`` to ``C9``)."""
+    return {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(names))}
+
+
+def bar_table(
+    summary: pd.DataFrame,
+    metric: str,
+    group: str,
+    series: str,
+    colours: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """What grouped bars of ``metric`` draw, one row per (series, group) of ``summary``.
+
+    Columns ``series, group, x, width, mean, low, high, colour``: ``low`` and ``high`` are the 95 %
+    CI (:func:`agents.study.stats.summarize`) clipped to the metric's :data:`BOUNDS`, the mean where
+    the CI is undefined (one run). ``colours`` maps each series to its colour and gives their order
+    (default: :func:`colour_map` of the series in order of appearance); ``groups`` gives the order
+    on the x axis (default: order of appearance).
+    """
+    import pandas as pd
+
     data = summary[summary["metric"] == metric]
-    groups = list(dict.fromkeys(data[group]))
-    names = list(dict.fromkeys(data[series]))
+    order = list(groups) if groups is not None else list(dict.fromkeys(data[group]))
+    colours = colour_map(data[series]) if colours is None else colours
+    missing = sorted(set(data[series]) - set(colours))
+    if missing:
+        raise ValueError(f"bar_table: no colour for series {missing}")
+    names = [name for name in colours if name in set(data[series])]
     width = 0.8 / max(len(names), 1)
+    lowest, highest = BOUNDS.get(metric, (-math.inf, math.inf))
+    parts = []
     for i, name in enumerate(names):
-        part = data[data[series] == name].set_index(group).reindex(groups)
-        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
-        err = np.nan_to_num(part["half_width"].to_numpy(dtype=float))
-        colour = f"C{(first_colour + i) % 10}"
+        part = data[data[series] == name].set_index(group).reindex(order)
         mean = part["mean"].to_numpy(dtype=float)
-        ax.bar(x, mean, width, yerr=err, capsize=2, label=name, color=colour)
-    labels = [TOPOLOGY_LABELS.get(g, g) for g in groups]
-    long = max(map(len, labels), default=0) > 12  # long labels: slanted, legend lower
+        low = np.where(np.isnan(part["ci_low"]), mean, part["ci_low"])
+        high = np.where(np.isnan(part["ci_high"]), mean, part["ci_high"])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "series": name,
+                    "group": order,
+                    "x": np.arange(len(order)) + (i - (len(names) - 1) / 2) * width,
+                    "width": width,
+                    "mean": mean,
+                    "low": np.clip(low, lowest, highest),
+                    "high": np.clip(high, lowest, highest),
+                    "colour": colours[name],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _bars(ax: Any, table: pd.DataFrame) -> None:
+    """Draw a :func:`bar_table` onto ``ax``: bars, asymmetric error bars, x labels, legend."""
+    for name, part in table.groupby("series", sort=False):
+        mean = part["mean"].to_numpy(dtype=float)
+        err = np.nan_to_num([mean - part["low"].to_numpy(), part["high"].to_numpy() - mean])
+        width = float(part["width"].iloc[0])
+        colour = part["colour"].iloc[0]
+        ax.bar(part["x"], mean, width, yerr=err, capsize=2, label=name, color=colour)
+    labels = [TOPOLOGY_LABELS.get(g, g) for g in dict.fromkeys(table["group"])]
+    # Long labels (sensitivity variants) slanted at 45 degrees, anchored at their end: no overlap.
+    longest = max(map(len, labels), default=0)
+    long = longest > 12
     ax.set_xticks(
-        np.arange(len(groups)), labels, rotation=25 if long else 0, ha="right" if long else "center"
+        np.arange(len(labels)),
+        labels,
+        rotation=45 if long else 0,
+        ha="right" if long else "center",
+        rotation_mode="anchor",
     )
     ax.legend(
         fontsize="small",
-        ncol=min(len(names), 4),
+        ncol=min(table["series"].nunique(), 4),
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.2 if long else -0.1),
+        bbox_to_anchor=(0.5, -0.1 - 0.018 * longest if long else -0.1),  # below the labels
     )
     ax.grid(axis="y", alpha=0.3)
 
@@ -99,9 +163,58 @@ def grouped_bars(
     plt = _pyplot()
     groups = summary.loc[summary["metric"] == metric, group].nunique()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * groups + 2), 4.2))
-    _bars(ax, summary, metric, group, series)
+    _bars(ax, bar_table(summary, metric, group, series))
     ax.set_ylabel(ylabel)
     return _save(fig, path)
+
+
+def sensitivity_tables(
+    sens: pd.DataFrame, reference: str = "shortest"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The :func:`bar_table` of each panel of ``sensitivity.png``: success rates, gains.
+
+    The gain of agent ``a`` is the mean of its per-seed differences from ``reference`` (runs paired
+    by seed), in percentage points, with its 95 % CI, labelled ``a − reference``. An agent's colour
+    is the same in both panels; the variants keep their order in ``sens``.
+    """
+    import pandas as pd
+
+    from agents.study import stats
+
+    agents = list(dict.fromkeys(sens["agent"]))
+    variants = list(dict.fromkeys(sens["variant"]))
+    colours = colour_map(agents)
+    rates = stats.summarize(sens, ["success_rate"], by=("variant", "agent"))
+    left = bar_table(rates, "success_rate", "variant", "agent", colours, variants)
+    wide = sens.pivot_table(index=["variant", "seed"], columns="agent", values="success_rate")
+    gains, gain_colours = [], {}
+    for agent in agents:
+        if agent != reference and agent in wide and reference in wide:
+            label = f"{agent} − {reference}"
+            diff = (100 * (wide[agent] - wide[reference])).rename("gain").reset_index()
+            diff["agent"] = label
+            gains.append(diff)
+            gain_colours[label] = colours[agent]
+    if not gains:
+        return left, pd.DataFrame()
+    summary = stats.summarize(pd.concat(gains), ["gain"], by=("variant", "agent"))
+    return left, bar_table(summary, "gain", "variant", "agent", gain_colours, variants)
+
+
+def sensitivity_figure(sens: pd.DataFrame, reference: str = "shortest") -> Any:
+    """The figure of :func:`sensitivity` (a matplotlib ``Figure``)."""
+    plt = _pyplot()
+    left, right = sensitivity_tables(sens, reference)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    _bars(axes[0], left)
+    axes[0].set_ylabel("success rate")
+    axes[0].set_title("Success rate (Erdős–Rényi, one factor at a time)")
+    if len(right):
+        _bars(axes[1], right)
+        axes[1].axhline(0.0, color="black", linewidth=0.8)
+    axes[1].set_ylabel("gain in success rate (percentage points)")
+    axes[1].set_title(f"Gain over {reference} (paired by seed)")
+    return fig
 
 
 def sensitivity(sens: pd.DataFrame, path: Path, reference: str = "shortest") -> Path:
@@ -109,33 +222,7 @@ def sensitivity(sens: pd.DataFrame, path: Path, reference: str = "shortest") -> 
 
     The gain is the mean of the per-seed differences (runs paired by seed), with its 95 % CI.
     """
-    import pandas as pd
-
-    from agents.study import stats
-
-    plt = _pyplot()
-    rates = stats.summarize(sens, ["success_rate"], by=("variant", "agent"))
-    wide = sens.pivot_table(index=["variant", "seed"], columns="agent", values="success_rate")
-    gains = []
-    for agent in [a for a in dict.fromkeys(sens["agent"]) if a != reference]:
-        if agent in wide and reference in wide:
-            diff = (100 * (wide[agent] - wide[reference])).rename("gain").reset_index()
-            diff["agent"] = f"{agent} − {reference}"
-            gains.append(diff)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    _bars(axes[0], rates, "success_rate", "variant", "agent")
-    axes[0].set_ylabel("success rate")
-    axes[0].set_title("Success rate (Erdős–Rényi, one factor at a time)")
-    if gains:
-        gain = pd.concat(gains)
-        order = list(dict.fromkeys(sens["variant"]))
-        gain["variant"] = pd.Categorical(gain["variant"], order, ordered=True)
-        summary = stats.summarize(gain.sort_values("variant"), ["gain"], by=("variant", "agent"))
-        _bars(axes[1], summary, "gain", "variant", "agent", first_colour=1)
-        axes[1].axhline(0.0, color="black", linewidth=0.8)
-    axes[1].set_ylabel("gain in success rate (percentage points)")
-    axes[1].set_title(f"Gain over {reference} (paired by seed)")
-    return _save(fig, path)
+    return _save(sensitivity_figure(sens, reference), path)
 
 
 def distributions(
