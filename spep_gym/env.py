@@ -73,7 +73,11 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     workload are drawn from the episode's seed (``topology_seed`` fixes the graph instead).
 
     ## Episode End
-    Never terminates; truncates after ``episode_slots`` slots. Requests still queued then are pending.
+    Never terminates; truncates after ``episode_slots`` slots, with the episode's metrics in
+    ``info["episode_metrics"]``. Requests still queued then are pending. ``gym.make(...,
+    max_episode_steps=N)`` cuts sooner with a ``TimeLimit`` outside the env, which cannot know: set
+    ``episode_slots=N`` instead, or wrap with :class:`spep_gym.wrappers.EpisodeMetricsInfo`, which
+    gives ``episode_metrics`` at every end (``make_vec``'s vector entry point cuts at N itself).
 
     ## Arguments
     ``gym.make("Spep-v0", config=None, render_mode=None, preset=None, **fields)``: any field of

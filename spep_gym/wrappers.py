@@ -3,8 +3,9 @@
 * :class:`SinglePairAction`: one node pair per slot as ``Discrete(P + 1)``, for algorithms that need a
   discrete action (DQN).
 * :class:`PrepositionBonus`: reward shaping for training only: a bonus per pre-positioned pair used.
-* :class:`EpisodeMetricsInfo`: copies the final ``success_rate`` to the top of ``info`` so
-  stable-baselines3's ``Monitor(info_keywords=...)`` writes it beside the episode return.
+* :class:`EpisodeMetricsInfo`: ``info["episode_metrics"]`` at every episode's end, a ``TimeLimit``
+  cut (``gym.make``'s ``max_episode_steps``) included, and the final ``success_rate`` at the top
+  of ``info`` so stable-baselines3's ``Monitor(info_keywords=...)`` writes it beside the return.
 """
 
 from __future__ import annotations
@@ -44,12 +45,21 @@ class SinglePairAction(gym.ActionWrapper):
 
 
 class EpisodeMetricsInfo(gym.Wrapper):
-    """At the episode's end, ``info["success_rate"]`` = ``info["episode_metrics"]["success_rate"]``."""
+    """At every episode's end, ``info["episode_metrics"]`` and its ``success_rate`` on top.
+
+    ``SpepEnv`` gives ``episode_metrics`` at its own end (``episode_slots``); a wrapper that ends the
+    episode sooner, ``TimeLimit`` (``gym.make(..., max_episode_steps=N)``), is outside the env, which
+    cannot know. Put this wrapper outside it (``gym.make_vec(..., wrappers=[EpisodeMetricsInfo])``
+    does): at any end it fills ``episode_metrics`` from the simulator's metrics so far, as the env
+    would at its own end.
+    """
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """The wrapped step, with the final success rate copied to the top of ``info``."""
+        """The wrapped step; at the episode's end ``episode_metrics`` and ``success_rate`` in info."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if "episode_metrics" in info:
+        if terminated or truncated:
+            if "episode_metrics" not in info:
+                info["episode_metrics"] = self.env.get_wrapper_attr("sim").metrics.summary()
             info["success_rate"] = info["episode_metrics"]["success_rate"]
         return obs, float(reward), terminated, truncated, info
 

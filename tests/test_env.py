@@ -397,3 +397,40 @@ def test_spep_gym_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert spep_gym.__version__
+
+
+def test_a_time_limit_cut_ends_with_the_episode_metrics_as_the_envs_own_end():
+    """gym.make's ``max_episode_steps`` cuts outside the env (TimeLimit): the env cannot know, and
+    ``EpisodeMetricsInfo`` outside the cut gives ``episode_metrics`` at every end."""
+    from spep_gym.wrappers import EpisodeMetricsInfo
+
+    fields = {"config": SpepConfig.tiny(episode_slots=60)}
+    env = EpisodeMetricsInfo(gym.make("Spep-v0", max_episode_steps=5, **fields))
+    own_end = EpisodeMetricsInfo(gym.make("Spep-v0", **{**fields, "episode_slots": 5}).unwrapped)
+    none = np.full(8, env.unwrapped.num_pairs)
+    for ep in range(2):
+        env.reset(seed=ep)
+        own_end.reset(seed=ep)
+        for t in range(5):
+            *_, truncated, info = env.step(none)
+            *_, own_truncated, own_info = own_end.step(none)
+            assert truncated == own_truncated == (t == 4)
+            assert ("episode_metrics" in info) == truncated == ("success_rate" in info)
+        assert info["episode_metrics"] == env.unwrapped.sim.metrics.summary()
+        assert info["success_rate"] == info["episode_metrics"]["success_rate"]
+        assert set(info["episode_metrics"]) == set(own_info["episode_metrics"])
+    vec = gym.make_vec(
+        "Spep-v0",
+        num_envs=2,
+        vectorization_mode="sync",
+        max_episode_steps=5,
+        wrappers=[EpisodeMetricsInfo],
+        **fields,
+    )
+    vec.reset(seed=0)
+    for _ in range(5):
+        *_, truncated, info = vec.step(np.full((2, 8), 15))
+    assert truncated.all() and info["_episode_metrics"].all()
+    arrived = [e.unwrapped.sim.metrics.arrived for e in vec.envs]
+    assert list(info["episode_metrics"]["arrived"]) == arrived
+    vec.close()
