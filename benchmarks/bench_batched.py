@@ -9,9 +9,14 @@ process and wall time), the ratio to the scalar env measured in the same run, th
 batched state per network, and the reset time per network.
 
 Usage: ``python benchmarks/bench_batched.py [--device cpu|cuda] [--sizes 1,64,1024,8192]
-[--slots 240] [--threads 1]``. ``--device cuda`` defaults to B = 1024 .. 65,536 and stops adding
-sizes when ``--budget`` seconds (default 240) are spent, so it finishes within 5 minutes. Torch
-runs on ``--threads`` CPU threads (default 1: on a shared machine more threads slow it down).
+[--slots 240] [--threads 1,2] [--repeats 1]``. ``--device cuda`` defaults to B = 1024 .. 65,536 and
+stops adding sizes when ``--budget`` seconds (default 240) are spent, so it finishes within 5
+minutes. On the CPU each batch size gets one row per ``--threads`` setting: N is the vector env's
+``num_threads=N`` (torch's global count left at its default and restored after each call), and
+``globalN`` is ``torch.set_num_threads(N)`` for the whole run with ``num_threads=None`` (no switch
+per call: it measures what the switch costs). ``--repeats`` runs the settings interleaved that many
+times and prints the medians; "x first" is the ratio of wall-time rates to the first setting's
+(wall time: a second thread's CPU time counts twice).
 """
 
 from __future__ import annotations
@@ -55,9 +60,21 @@ def scalar_rates(cfg: SpepConfig, agent: str, slots: int, episodes: int) -> tupl
     return steps / cpu_s, steps / wall_s
 
 
-def batched_rates(cfg: SpepConfig, B: int, agent: str, slots: int, device: str) -> dict[str, float]:
+def batched_rates(
+    cfg: SpepConfig, B: int, agent: str, slots: int, device: str, threads: str = "1"
+) -> dict[str, float]:
     """Env-steps/s of ``SpepVectorEnv.step`` at batch size B, its memory and reset time."""
-    env = SpepVectorEnv(B, config=cfg, device=device, torch_obs=device != "cpu")
+    if threads.startswith("global"):
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads.removeprefix("global")))
+        try:
+            return batched_rates(cfg, B, agent, slots, device, "none")
+        finally:
+            torch.set_num_threads(before)
+    num_threads = None if threads == "none" else int(threads)
+    env = SpepVectorEnv(
+        B, config=cfg, device=device, torch_obs=device != "cpu", num_threads=num_threads
+    )
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     w = time.perf_counter()
     env.reset(seed=0)
@@ -98,11 +115,12 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=240, help="slots timed from reset")
     parser.add_argument("--episodes", type=int, default=5, help="scalar episodes per agent")
     parser.add_argument("--agents", default="noop,random")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", default="1,2", help="num_threads settings (N or globalN)")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs; medians shown")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds before no new size")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     on_gpu = args.device.startswith("cuda")
+    settings = ["none"] if on_gpu else args.threads.split(",")
     default = "1024,8192,32768,65536" if on_gpu else "1,64,1024,8192"
     sizes = [int(x) for x in (args.sizes or default).split(",")]
     agents = args.agents.split(",")
@@ -110,8 +128,8 @@ def main() -> None:
     start = time.perf_counter()
     print(
         f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, device {args.device}"
-        + (f" ({torch.cuda.get_device_name()})" if on_gpu else "")
+        f"{os.cpu_count()} CPUs, torch's default threads {torch.get_num_threads()}, "
+        f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if on_gpu else "")
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"paper preset, first {args.slots} slots of an episode; load average at start {load:.2f}")
@@ -119,26 +137,32 @@ def main() -> None:
     for agent in agents:
         scalar[agent] = scalar_rates(cfg, agent, args.slots, args.episodes)
     print(
-        f"\n{'':>8}{'agent':>8}{'steps/s cpu':>14}{'(wall)':>12}{'x scalar':>10}"
-        f"{'KiB/network':>13}{'reset ms/net':>14}"
+        f"\n{'':>8}{'agent':>8}{'threads':>9}{'steps/s cpu':>14}{'(wall)':>12}{'x scalar':>10}"
+        f"{'x first':>9}{'KiB/network':>13}{'reset ms/net':>14}"
     )
     for agent in agents:
         c, w = scalar[agent]
-        print(f"{'scalar':>8}{agent:>8}{c:>14,.0f}{f'({w:,.0f})':>12}{1.0:>10.1f}")
+        print(f"{'scalar':>8}{agent:>8}{'':>9}{c:>14,.0f}{f'({w:,.0f})':>12}{1.0:>10.1f}")
     for B in sizes:
         if time.perf_counter() - start > args.budget:
             print(f"(budget of {args.budget:.0f} s spent: B >= {B} not run)")
             break
         for agent in agents:
-            r = batched_rates(cfg, B, agent, args.slots, args.device)
+            runs: dict[str, list[dict[str, float]]] = {t: [] for t in settings}
+            for _ in range(args.repeats):  # interleaved: load changes hit every setting alike
+                for t in settings:
+                    runs[t].append(batched_rates(cfg, B, agent, args.slots, args.device, t))
             key = "wall" if on_gpu else "cpu"
-            ratio = r[key] / scalar[agent][0 if key == "cpu" else 1]
-            wall = f"({r['wall']:,.0f})"
-            print(
-                f"{B:>8}{agent:>8}{r['cpu']:>14,.0f}{wall:>12}{ratio:>10.1f}"
-                f"{r['memory_kib']:>13.1f}{r['reset_ms']:>14.2f}",
-                flush=True,
-            )
+            first = float(np.median([r["wall"] for r in runs[settings[0]]]))
+            for t in settings:
+                r = {k: float(np.median([x[k] for x in runs[t]])) for k in runs[t][0]}
+                ratio = r[key] / scalar[agent][0 if key == "cpu" else 1]
+                wall = f"({r['wall']:,.0f})"
+                print(
+                    f"{B:>8}{agent:>8}{t:>9}{r['cpu']:>14,.0f}{wall:>12}{ratio:>10.1f}"
+                    f"{r['wall'] / first:>9.2f}{r['memory_kib']:>13.1f}{r['reset_ms']:>14.2f}",
+                    flush=True,
+                )
     print(
         f"\nratio: batched env-steps/s over the scalar env's steps/s, by "
         f"{'wall' if on_gpu else 'CPU'} time, same agent; total {time.perf_counter() - start:.0f} s"

@@ -205,8 +205,9 @@ def test_bad_arguments() -> None:
     for bad in (np.zeros((3, 8), dtype=int), np.full((2, 8), 0.5), np.full((2, 8), -1)):
         with pytest.raises(ValueError, match=r"actions .* are invalid: allowed integers of shape"):
             env.step(bad)
-    with pytest.raises(ValueError, match="max_episode_steps=7 is invalid"):
-        make(2, max_episode_steps=7)
+    for bad in (0, -1, 2.5, True):  # TimeLimit's rule: a positive int
+        with pytest.raises(ValueError, match=rf"max_episode_steps={bad!r} is invalid: allowed"):
+            make(2, max_episode_steps=bad)
     assert make(2, max_episode_steps=TINY["episode_slots"]).config.episode_slots == 20
     with pytest.raises(RuntimeError, match="without reset_mask first"):
         make(2).reset(options={"reset_mask": np.array([True, True])})
@@ -286,3 +287,82 @@ def test_num_envs_takes_numpy_integers_and_refuses_the_rest() -> None:
     for bad in (True, np.bool_(True), 0, -3, 2.0, np.int64(0), "2"):
         with pytest.raises(ValueError, match=r"num_envs=.* is invalid: allowed an integer >= 1"):
             SpepVectorEnv(bad, **TINY)  # type: ignore[arg-type]
+
+
+def test_runs_on_its_own_torch_threads_and_restores_the_callers(monkeypatch: Any) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # the caller's setting, whatever it is
+    try:
+        for num_threads, expected in ((1, 1), (None, 3), (2, 2)):
+            kwargs = {} if num_threads == 1 else {"num_threads": num_threads}  # 1: the default
+            env = make(2, **kwargs)
+            seen: list[int] = []
+            for name in ("reset", "step"):
+                inner = getattr(env.sim, name)
+
+                def spy(*a: Any, _inner: Any = inner, _seen: list[int] = seen, **k: Any) -> Any:
+                    _seen.append(torch.get_num_threads())
+                    return _inner(*a, **k)
+
+                monkeypatch.setattr(env.sim, name, spy)
+            env.reset(seed=0)
+            assert torch.get_num_threads() == 3
+            env.step(np.full((2, 8), env.num_pairs))
+            assert seen == [expected, expected] and torch.get_num_threads() == 3
+            with pytest.raises(ValueError, match="actions"):
+                env.step(np.full((2, 8), 0.5))
+            assert torch.get_num_threads() == 3, "restored after an error too"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_num_threads_is_validated() -> None:
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"num_threads=.* is invalid: allowed an integer >= 1"):
+            make(2, num_threads=bad)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_max_episode_steps_cuts_as_time_limit_does_with_the_episode_metrics(
+    mode: AutoresetMode,
+) -> None:
+    """``max_episode_steps=N`` (make_vec passes it) ends episodes as ``TimeLimit(N)`` does in
+    ``SyncVectorEnv``, with ``episode_metrics`` at the cut (there: ``EpisodeMetricsInfo``)."""
+    from spep_gym.wrappers import EpisodeMetricsInfo
+
+    B = 2
+    ours = make(B, draws="scalar", autoreset_mode=mode, max_episode_steps=7)
+    theirs = gym.make_vec(
+        "Spep-v0",
+        num_envs=B,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": mode},
+        max_episode_steps=7,
+        wrappers=[EpisodeMetricsInfo],
+        **TINY,
+    )
+    same(ours.reset(seed=1)[0], theirs.reset(seed=1)[0])
+    ours.action_space.seed(2)
+    ends = 0
+    for step in range(17):
+        action = ours.action_space.sample()
+        o, r, te, tr, info = ours.step(action)
+        o2, r2, te2, tr2, info2 = theirs.step(action)
+        same((o, r, te, tr), (o2, r2, te2, tr2), f"step {step}")
+        if mode is AutoresetMode.SAME_STEP and tr.any():
+            info, info2 = info["final_info"], info2["final_info"]
+        assert ("episode_metrics" in info) == tr.any() == ("episode_metrics" in info2)
+        if tr.any():
+            ends += 1
+            assert info["_episode_metrics"].all() and info2["_episode_metrics"].all()
+            for key in ("arrived", "served", "success_rate"):
+                assert np.array_equal(
+                    np.asarray(info["episode_metrics"][key], dtype=float),
+                    scalar_metric(info2["episode_metrics"][key]),
+                    equal_nan=True,
+                ), key
+    assert ends == 2
+    longer = make(1, max_episode_steps=50)  # longer than episode_slots: the episode's own end
+    longer.reset(seed=0)
+    ends = [bool(longer.step(np.full((1, 8), longer.num_pairs))[3][0]) for _ in range(20)]
+    assert ends == [False] * 19 + [True]

@@ -9,8 +9,10 @@ two equal), and with the default counter-based draws it runs the same model on i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeGuard, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -43,6 +45,39 @@ INFO_COUNTS = {
 _ECOL = {name: i for i, name in enumerate(EVENTS)}
 
 
+#: ``num_threads``' default: on the CPU one torch thread measured fastest (docs/batched.md, Speed).
+DEFAULT_NUM_THREADS = 1
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run torch on ``num_threads`` intra-op threads in the block, then restore the caller's count.
+
+    None leaves torch's setting as it is.
+    """
+    before = torch.get_num_threads()
+    if num_threads is None or num_threads == before:
+        yield
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _on_own_threads(method: _Method) -> _Method:
+    """Run ``method`` of a ``SpepVectorEnv`` on its ``num_threads`` (on the CPU)."""
+
+    @functools.wraps(method)
+    def pinned(self: SpepVectorEnv, *args: Any, **kwargs: Any) -> Any:
+        with torch_threads(self._threads):
+            return method(self, *args, **kwargs)
+
+    return pinned  # type: ignore[return-value]
+
+
 def _is_seed(seed: Any) -> TypeGuard[int | np.integer]:
     """An episode seed ``SpepEnv.reset`` takes: an integer >= 0 (numpy integers too)."""
     return isinstance(seed, int | np.integer) and bool(seed >= 0)
@@ -64,7 +99,12 @@ class SpepVectorEnv(gym.vector.VectorEnv):
             environment's own streams, drawn on the host: equal to ``SpepEnv`` step for step) or a
             :class:`~spep_gym.batched.draws.Draws`.
         render_mode: only None (the batched core does not render).
-        max_episode_steps: None or ``episode_slots`` (``make_vec`` passes a spec's limit).
+        max_episode_steps: None or an int N >= 1 (``make_vec`` passes it): episodes end after
+            ``min(N, episode_slots)`` steps, as ``TimeLimit(N)`` cuts ``SpepEnv``, with
+            ``episode_metrics`` at the cut.
+        num_threads: torch's intra-op CPU threads while ``reset`` and ``step`` run (default 1, which
+            measured fastest), the caller's setting restored after each call; None: torch's own
+            setting. Ignored on a CUDA device.
         **fields: any field of ``SpepConfig``, over ``config`` or ``preset``.
 
     ``info`` holds fixed-shape arrays, one entry per network: ``slot`` and ``next_slot`` (the slot
@@ -91,11 +131,19 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         draws: str | Draws = "counter",
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
+        num_threads: int | None = DEFAULT_NUM_THREADS,
         **fields: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
         num_envs = int(num_envs)
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
+            raise ValueError(
+                f"num_threads={num_threads!r} is invalid: allowed an integer >= 1 or None "
+                "(torch's own setting)"
+            )
         if render_mode is not None:
             raise ValueError(
                 f"render_mode={render_mode!r} is invalid: the vector env renders nothing (None)"
@@ -118,14 +166,22 @@ class SpepVectorEnv(gym.vector.VectorEnv):
                 f"autoreset_mode={autoreset_mode!r} is invalid: allowed "
                 f"{[m.value for m in AutoresetMode]}"
             ) from err
-        if max_episode_steps is not None and max_episode_steps != cfg.episode_slots:
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, int)
+            or max_episode_steps < 1
+        ):
             raise ValueError(
-                f"max_episode_steps={max_episode_steps!r} is invalid: an episode is "
-                f"episode_slots={cfg.episode_slots} steps (set episode_slots instead)"
+                f"max_episode_steps={max_episode_steps!r} is invalid: allowed None or an integer "
+                f">= 1 (episodes end after min(max_episode_steps, episode_slots) steps)"
             )
+        #: Steps per episode: the config's, or a shorter cut (a TimeLimit's).
+        self.max_episode_steps = min(max_episode_steps or cfg.episode_slots, cfg.episode_slots)
         self.config = cfg
         self.sim = BatchedSimulator(cfg, num_envs, device=device, draws=draws)
         self.device = self.sim.device
+        self.num_threads = num_threads
+        self._threads = num_threads if self.device.type == "cpu" else None
         self.num_envs = num_envs
         self.torch_obs = bool(torch_obs)
         self.num_pairs = self.sim.num_pairs
@@ -141,6 +197,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         self._started = False
 
     # ------------------------------------------------------------------ Gymnasium API
+    @_on_own_threads
     def reset(
         self,
         *,
@@ -194,6 +251,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         info = self._info(events, None)
         return self._obs(), info
 
+    @_on_own_threads
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         """Run one slot in every network; Gymnasium's ``step`` with ``autoreset_mode``."""
         if not self._started:
@@ -223,7 +281,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         mode = self.autoreset_mode
         flagged = self._autoreset.copy()
         B = self.num_envs
-        if mode == AutoresetMode.DISABLED and bool(self.sim.done.any()):
+        if mode == AutoresetMode.DISABLED and bool(self._ended().any()):
             raise RuntimeError(
                 "an episode is over and autoreset_mode is DISABLED: reset those networks "
                 "(reset(options={'reset_mask': truncated}))"
@@ -240,7 +298,7 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         served = cfg.reward_served * events.served_weight
         failed = cfg.reward_failed * events.failed_weight
         rewards = served - failed
-        truncated = self.sim.done.clone()
+        truncated = self._ended()
         if flagged.any():  # NEXT_STEP: the networks whose episode ended last step start anew
             rows = np.flatnonzero(flagged)
             events, (served, failed) = self._merged(events, rows, (served, failed))
@@ -262,6 +320,10 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         if mode == AutoresetMode.NEXT_STEP:
             self._autoreset = ended
         return self._obs(), *self._out(rewards, truncated), info
+
+    def _ended(self) -> Tensor:
+        """(B,) True where the episode has run ``max_episode_steps`` steps."""
+        return self.sim.t >= self.max_episode_steps
 
     def _merged(
         self, events: BatchEvents, rows: np.ndarray, terms: tuple[Tensor, Tensor]
