@@ -134,9 +134,9 @@ CALIBRATE = "calibrate"
 class Options:
     """What ``spep calibrate`` was asked to do (the parsed command line)."""
 
-    trials: int = 150  # at most; the search stops earlier when the best stops moving (patience)
-    patience: int = 30
-    fit_runs: int = 5
+    trials: int = 100  # at most; the search stops earlier when the best stops moving (patience)
+    patience: int = 20
+    fit_runs: int = 3
     check_runs: int = 20
     slots: int = 2000
     seed: int = 0
