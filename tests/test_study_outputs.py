@@ -8,6 +8,7 @@ kind, the lock's holder, the run files' mode).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import stat
@@ -52,8 +53,12 @@ def _snapshot(root: Path) -> dict[Path, tuple[int, int, bytes | None]]:
     return seen
 
 
-def _one_line_error(capsys: pytest.CaptureFixture, *expected: str) -> str:
+def _one_line_error(capsys: pytest.CaptureFixture, *expected: str, started: bool = False) -> str:
+    """The one line of error on stderr (after the command's start line where it ``started``)."""
     err = capsys.readouterr().err
+    if started:
+        start, err = err.split("\n", 1)
+        assert start.startswith("spep reproduce: 1 runs ("), start
     assert err.startswith("spep: error: ") and err.count("\n") == 1, err
     for text in expected:
         assert text in err, (text, err)
@@ -258,3 +263,105 @@ def test_a_regimes_rerun_without_figures_leaves_no_heatmap(tmp_path: Path) -> No
     assert _outputs(out) == {
         "regimes.csv", "cells.csv", "gains.csv", "cells.md", "summary.md", "meta.json"
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------- 2. the run store's errors
+
+
+@pytest.mark.parametrize(
+    ("entry", "make", "expected"),
+    [
+        ("runs", "file", "/runs' is a file: allowed a folder there"),
+        ("figures", "file", "/figures' is a file: allowed a folder there"),
+        (store.LOCK_NAME, "folder", f"/{store.LOCK_NAME}' is a folder: allowed a regular file"),
+        ("results.csv", "folder", "/results.csv' is a folder: allowed a regular file"),
+        ("report.md", "link", "/report.md' is a symbolic link: allowed a regular file"),
+    ],
+)
+def test_an_entry_of_the_wrong_kind_is_one_line_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, entry: str, make: str, expected: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "elsewhere").write_text("keep\n")
+    if make == "file":
+        (out / entry).write_text("x")
+    elif make == "folder":
+        (out / entry).mkdir()
+    else:
+        (out / entry).symlink_to(tmp_path / "elsewhere")
+    before = _snapshot(tmp_path)
+    assert main([*REPRODUCE, "--out", str(out)]) == 2
+    _one_line_error(capsys, f"--out {str(out)!r} is invalid: ", expected)
+    assert _snapshot(tmp_path) == before
+
+
+def test_regimes_refuses_an_entry_of_the_wrong_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "map"
+    (out / "regimes.csv").mkdir(parents=True)
+    before = _snapshot(tmp_path)
+    assert main(["regimes", "--runs", "1", "--slots", "20", "--out", str(out)]) == 2
+    _one_line_error(capsys, "/regimes.csv' is a folder: allowed a regular file")
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_folder_in_use_names_the_command_that_holds_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with (
+        store.folder_lock(out, "spep reproduce"),
+        pytest.raises(store.FolderInUse) as caught,
+        store.locked_output(out, "spep calibrate"),
+    ):
+        pass  # pragma: no cover  (the lock is held)
+    message = str(caught.value)
+    assert f"--out {str(out)!r} is in use by another spep reproduce (pid {os.getpid()})" in message
+    assert "spep calibrate" not in message.split(":")[0]
+
+
+def _no_space(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setattr(os, "fsync", _no_space)  # the first run file cannot be written
+    assert main([*REPRODUCE, "--out", str(out)]) == 2
+    err = _one_line_error(
+        capsys, f"cannot write '{out / 'runs'}/erdos_renyi__shortest__0__", started=True
+    )
+    assert ".json' (No space left on device)" in err
+    assert not list((out / "runs").iterdir())  # no run file, no temp file
+    monkeypatch.undo()
+    assert main([*REPRODUCE, "--out", str(out)]) == 0  # once there is room, it runs
+
+
+def test_a_full_disk_while_writing_the_outputs_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.study import report
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(report, "write_report", _no_space)
+    assert main([*REPRODUCE, "--out", str(out)]) == 2
+    _one_line_error(
+        capsys, f"cannot write into {str(out)!r} (No space left on device)", started=True
+    )
+    assert len(list((out / "runs").glob("*.json"))) == 1  # the run done is kept
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_files_get_the_mode_of_any_other_output(tmp_path: Path, umask: int) -> None:
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:
+        assert reproduce.reproduce(_options(out)) == 0
+    finally:
+        os.umask(old)
+    (run,) = (out / "runs").glob("*.json")
+    for path in (run, out / "results.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import glob
 import json
 import math
 import os
+import secrets
 import stat
 import tempfile
 import warnings
@@ -49,7 +51,9 @@ __all__ = [
     "scan_runs",
     "served_samples",
     "write_csv",
+    "write_errors",
     "write_run",
+    "write_text",
 ]
 
 #: Row columns that hold text; every other one holds a number (or None: a rate undefined in a run).
@@ -72,19 +76,33 @@ RATE_RTOL = 1e-9
 
 
 def write_run(runs_dir: Path, task: Task, payload: dict[str, Any]) -> Path:
-    """Write a run file atomically: a temp file in the same folder, fsync, ``os.replace``."""
+    """Write a run file atomically (:func:`write_text`, synced)."""
     path = runs_dir / task.filename
-    fd, tmp = tempfile.mkstemp(dir=runs_dir, prefix=task.filename + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(payload, separators=(",", ":")), sync=True)
     return path
+
+
+def write_text(path: Path, text: str, sync: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically: a temp file beside it, ``fsync`` (``sync``), a rename.
+
+    The temp file (``<name>.<pid>.<random>.tmp``) is made like any other file, with the mode the
+    umask gives (0644 under umask 022). A crash leaves the old file or the new one (and at worst a
+    temp file); an ``OSError`` removes the temp file and propagates with ``path`` as its filename.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            err.filename, err.filename2 = str(path), None
+        raise
 
 
 @functools.cache
@@ -259,15 +277,13 @@ def result_rows(tasks: Iterable[Task], payloads: dict[Task, dict[str, Any]]) -> 
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, Any]], first: Sequence[str]) -> int:
-    """Write rows to CSV atomically, ``first`` columns first; return the row count."""
+    """Write rows to CSV atomically (:func:`write_text`), ``first`` columns first; return the count."""
     import pandas as pd
 
     frame = pd.DataFrame(list(rows))
     if len(frame):
         frame = frame[[c for c in first if c in frame] + [c for c in frame if c not in first]]
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_text(path, frame.to_csv(index=False))
     return len(frame)
 
 
@@ -394,11 +410,12 @@ def locked_output(
     the lock file and each of ``outputs`` without a wildcard a regular file, each of ``folders``
     a folder. Once the lock is held, the ``outputs`` (glob patterns relative to ``out``) that an
     earlier command left are deleted, so that what the block writes is all the outputs there
-    (:func:`remove_outputs`; the run files stay).
+    (:func:`remove_outputs`; the run files stay). A write the system refuses in the block (a full
+    disk) ends it with one line (:func:`write_errors`).
 
     Raises:
-        ValueError: a folder that cannot be written or made, an entry of another kind, or a
-            folder in use (:class:`FolderInUse`).
+        ValueError: a folder that cannot be written or made, an entry of another kind, a folder
+            in use (:class:`FolderInUse`), or a write refused while the block runs.
     """
     out = Path(out)
     check_output_folder(out)
@@ -422,7 +439,7 @@ def locked_output(
             f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
             "you can write to"
         ) from None
-    with folder_lock(out, what):
+    with folder_lock(out, what), write_errors(out):
         remove_outputs(out, outputs)
         yield out
 
@@ -435,13 +452,39 @@ def remove_outputs(out: Path, outputs: Iterable[str]) -> int:
     return len(stale)
 
 
+#: ``errno`` of a write the system refused (a full disk or quota, a file too large, a read-only
+#: or forbidden file): a condition to fix outside spep, said in one line, not a bug.
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+@contextlib.contextmanager
+def write_errors(folder: Path, option: str = "--out") -> Iterator[None]:
+    """Turn a write refused in the block (:data:`WRITE_ERRNOS`) into one line (``ValueError``).
+
+    The line names the file (the error's filename: :func:`write_text` sets it), or else
+    ``folder``. Other errors propagate unchanged.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        where = repr(str(err.filename)) if err.filename else f"into {str(folder)!r}"
+        raise ValueError(
+            f"cannot write {where} ({err.strerror}): allowed an {option} with room that you can "
+            "write to; the finished runs are kept, and the same command resumes from them"
+        ) from None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str, option: str = "--out") -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (its :data:`LOCK_NAME` file) while the block runs.
 
     The lock is ``fcntl.flock`` on the lock file, which the system releases when the process ends,
-    whatever ends it; the file holds the pid of the holder. Without ``fcntl`` (Windows) nothing is
-    locked.
+    whatever ends it; the file holds the pid of the holder and its command (``what``), which the
+    refusal of another command names. Without ``fcntl`` (Windows) nothing is locked.
 
     Raises:
         FolderInUse: another process holds the lock; nothing in the folder is changed.
@@ -456,15 +499,16 @@ def folder_lock(folder: Path, what: str, option: str = "--out") -> Iterator[None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        pid, _, holder = os.read(fd, 256).decode(errors="replace").strip().partition(" ")
         os.close(fd)
         raise FolderInUse(
-            f"{option} {str(folder)!r} is in use by another {what} (pid {holder}): allowed a "
-            f"folder no other {what} is writing; wait for it to end or choose another {option}"
+            f"{option} {str(folder)!r} is in use by another {holder or 'spep command'} (pid "
+            f"{pid or 'unknown'}): allowed a folder no other spep command is writing; wait for it "
+            f"to end or choose another {option}"
         ) from None
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid()} {what}\n".encode())
         yield
     finally:
         os.close(fd)
