@@ -173,3 +173,26 @@ def test_learning_agents_repeat_exactly_across_processes(name: str) -> None:
     two = agents.evaluate(name, runs=2, seed=11, jobs=2)
     pd.testing.assert_frame_equal(without_time(one), without_time(two))
     assert (one["prepositions_used"] > 0).all()
+
+
+def test_summary_gives_each_mean_with_its_ci_and_n(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 19: ``spep evaluate`` prints n and the 95 % CI beside each mean, as reproduce does."""
+    from agents.study.evaluate import summary_table
+    from agents.study.stats import mean_ci
+
+    df = agents.evaluate("random", runs=3, seed=0, jobs=1, **TINY)
+    df.loc[0, "avg_latency"] = np.nan  # a run that served nothing: the metric's n is 2
+    table = summary_table(df).set_index(["agent", "metric"])
+    assert {"n", "mean", "ci_low", "ci_high"} <= set(table.columns)
+    mean, low, high, n = mean_ci(df["success_rate"])
+    row = table.loc[("random", "success_rate")]
+    assert (row["n"], row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(
+        (n, mean, low, high), abs=5e-5
+    )
+    assert n == 3 and low < mean < high
+    assert table.loc[("random", "avg_latency"), "n"] == 2
+    argv = ["evaluate", "--agent", "random,noop", "--runs", "3", "--slots", "100", "--jobs", "1"]
+    assert main([*argv, "--no-progress", "--set", "num_nodes=6"]) == 0
+    out = capsys.readouterr().out
+    assert "ci_low" in out and "ci_high" in out and "95 %" in out
+    assert "noop" in out and "random" in out

@@ -166,7 +166,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
     df = pd.concat(frames, ignore_index=True)
-    print(summary_table(df).to_string())
+    print("mean over the runs with its 95 % CI (Student t); n: the runs where it is defined")
+    print(summary_table(df).to_string(index=False))
     if args.out:
         print(f"wrote {len(df)} rows to {args.out}")
     return 0

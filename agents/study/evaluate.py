@@ -237,10 +237,16 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the headline metrics per agent (the figures ``spep evaluate`` prints)."""
+    """The headline metrics per agent as ``spep evaluate`` prints them: mean and 95 % CI over runs.
+
+    One row per (agent, metric): ``agent, metric, n, mean, ci_low, ci_high``
+    (:func:`agents.study.stats.summarize`: Student-t interval; ``n`` counts the runs where the
+    metric is defined, e.g. ``avg_latency`` is undefined in a run that served nothing).
+    """
+    from agents.study import stats
+
     cols = ["success_rate", "avg_latency", "avg_fidelity", "utilization", "served", "failed"]
     if "wall_time_s" in df:
         cols.append("wall_time_s")
-    out = df.groupby("agent", sort=False)[cols].mean(numeric_only=True)
-    out.insert(0, "runs", df.groupby("agent", sort=False).size())
-    return out.round(4)
+    out = stats.summarize(df, cols, by=("agent",))
+    return out[["agent", "metric", "n", "mean", "ci_low", "ci_high"]].round(4)
