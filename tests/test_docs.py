@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -249,3 +250,23 @@ def test_readme_quick_start_prints_the_same_number_every_time(
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
         printed.append(capsys.readouterr().out)
     assert printed[0] == printed[1] and printed[0].strip()
+
+
+def test_physics_page_quotes_the_sequence_reference() -> None:
+    data = json.loads((ROOT / "tests" / "data" / "sequence_reference.json").read_text())
+    page = load_hooks().on_page_markdown((DOCS / "physics.md").read_text(encoding="utf-8"))
+    assert "{{" not in page
+    measured = data["slot_model_mapping"]["per_length"]["10"]
+    p, se = measured["p_attempt_measured"], measured["p_attempt_measured_se"]
+    assert f"measured there {p:.4f}, standard error {se:.4f}" in page
+    # The continuous-demand table (a row per chain, in the file's order): SeQUeNCe's columns.
+    rows = re.findall(r"^\| [\d/]+ \| [\d.]+ m?s \| \d \| (.*) \|$", page, re.M)
+    assert len(rows) == len(data["scenarios"]["chains"])
+    for row, chain in zip(rows, data["scenarios"]["chains"], strict=True):
+        cells = [c.strip() for c in row.split("|")]
+        fidelity = chain["fidelity"]
+        throughput = f"{chain['throughput_per_s']:.1f} ± {chain['throughput_se_per_s']:.1f}"
+        assert cells[0] == throughput, chain["name"]
+        assert [cells[3], cells[5], cells[7]] == [
+            f"{fidelity[k]:.4f}" for k in ("mean", "p10", "p50")
+        ], chain["name"]
