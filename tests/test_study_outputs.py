@@ -365,3 +365,21 @@ def test_run_files_get_the_mode_of_any_other_output(tmp_path: Path, umask: int) 
     (run,) = (out / "runs").glob("*.json")
     for path in (run, out / "results.csv"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_a_full_disk_while_writing_the_report_names_it_and_leaves_no_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    real_open = open
+
+    def no_room_for_the_report(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name.startswith("report.md"):
+            _no_space()
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", no_room_for_the_report, raising=False)
+    assert main([*REPRODUCE, "--out", str(out)]) == 2
+    _one_line_error(capsys, f"cannot write {str(out / 'report.md')!r} (No space left", started=True)
+    assert not list(out.glob("report.md*"))
+    assert (out / "results.csv").is_file()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.study.engine import engine_text
 from agents.study.paper import paper_comparison
+from agents.study.store import write_text
 from agents.study.tables import (
     ALPHA,
     config_table,
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
 
 
 def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``out/report.md`` (and ``summary.csv``, ``tests.csv``) from the CSV files in ``out``."""
+    """Write ``out/report.md`` (and ``summary.csv``, ``tests.csv``) from the CSV files in ``out``.
+
+    Each file is written atomically (:func:`agents.study.store.write_text`).
+    """
     import pandas as pd
 
     from agents.study import stats
@@ -44,7 +48,7 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
     if meta is None:
         meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
     else:
-        (out / "meta.json").write_text(json.dumps(meta, indent=1, default=repr))
+        write_text(out / "meta.json", json.dumps(meta, indent=1, default=repr))
     parts = [
         "# SPEP reproduction report",
         "",
@@ -66,8 +70,8 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
         df = pd.read_csv(results)
         summary = stats.summarize(df)
         tests = study_tests(df)
-        summary.to_csv(out / "summary.csv", index=False)
-        tests.to_csv(out / "tests.csv", index=False)
+        write_text(out / "summary.csv", summary.to_csv(index=False))
+        write_text(out / "tests.csv", tests.to_csv(index=False))
         controls, notes = controls_table(tests, summary)
         parts += [
             "## Controlled comparison (SPEC section 10)",
@@ -145,7 +149,7 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
         parts += [f"- {a}: {c or '(none)'}" for a, c in agent_config.items()]
         parts.append("")
     path = out / "report.md"
-    path.write_text("\n".join(parts))
+    write_text(path, "\n".join(parts))
     return path
 
 

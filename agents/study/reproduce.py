@@ -18,7 +18,7 @@ The folder is locked while a command runs (:func:`agents.study.store.folder_lock
 
 Layout of ``DIR``::
 
-    .spep.lock           the lock of the running command (holds its pid)
+    .spep.lock           the lock of the running command (holds its pid and command)
     runs/*.json          one file per finished run (key, result row, served latencies/fidelities)
     results.csv          the main study: one row per run, the columns of ``spep evaluate``
     sensitivity.csv      the sensitivity study (``variant`` first, then the same columns)
