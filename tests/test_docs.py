@@ -270,3 +270,36 @@ def test_physics_page_quotes_the_sequence_reference() -> None:
         assert [cells[3], cells[5], cells[7]] == [
             f"{fidelity[k]:.4f}" for k in ("mean", "p10", "p50")
         ], chain["name"]
+
+
+def test_training_page_states_the_learned_agents_comparison_as_its_table_shows() -> None:
+    from scipy import stats as st
+    from statsmodels.stats.multitest import multipletests
+
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| (.+?) \| \**([\d.]+)\** \| ([\d.]+) – ([\d.]+) \| (?:[+−]([\d.]+)|—) \| ([\d.e-]+|—) \|$",
+        text,
+        re.M,
+    )
+    table = {
+        name: tuple(float(x) if x and x != "—" else None for x in rest) for name, *rest in rows
+    }
+    learned = table["**MaskablePPO (learned)**"]
+    oracle = table["`spep-oracle` (reads the future)"]
+    # The difference from the oracle: an interval, not a claim of equivalence.
+    assert "indistinguishable" not in text
+    se = [(hi - lo) / 2 / st.t.ppf(0.975, 19) for _, lo, hi, *_ in (learned, oracle)]
+    se_diff = float(np.hypot(*se))
+    df = se_diff**4 / sum(s**4 / 19 for s in se)
+    half = st.t.ppf(0.975, df) * se_diff
+    diff = 100 * (learned[0] - oracle[0])
+    interval = f"{diff - 100 * half:+.1f} to {diff + 100 * half:+.1f} pp".replace("-", "−")
+    assert f"is {interval} (unpaired" in text
+    # The wins: Holm over the table's tests, the largest of the three below 0.05 as stated.
+    p_values = {name: row[-1] for name, row in table.items() if row[-1] is not None}
+    holm = dict(
+        zip(p_values, multipletests(list(p_values.values()), method="holm")[1], strict=True)
+    )
+    wins = [holm[n] for n in p_values if "oracle" not in n]
+    assert len(wins) == 3 and f"tests, ≤ {max(wins):.1e})" in text
