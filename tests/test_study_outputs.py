@@ -383,3 +383,21 @@ def test_a_full_disk_while_writing_the_report_names_it_and_leaves_no_part(
     _one_line_error(capsys, f"cannot write {str(out / 'report.md')!r} (No space left", started=True)
     assert not list(out.glob("report.md*"))
     assert (out / "results.csv").is_file()
+
+
+def test_a_full_disk_under_evaluate_out_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "rows.csv"
+    real_open = open
+
+    def no_room(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name.startswith("rows.csv"):
+            _no_space()
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", no_room, raising=False)
+    assert main([*EVALUATE, "--out", str(rows)]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"spep: error: cannot write {str(rows)!r} (No space left on device)")
+    assert list(tmp_path.iterdir()) == []  # no part of it

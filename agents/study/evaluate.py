@@ -211,20 +211,16 @@ def evaluate(
 
 
 def write_frame(df: pd.DataFrame, path: str | Path) -> None:
-    """Write ``df`` to CSV atomically (a temp file renamed over ``path``).
+    """Write ``df`` to CSV atomically (:func:`agents.study.store.write_text`).
 
-    An interrupt while the file is written (Ctrl-C, SIGTERM) leaves the previous file whole.
+    An interrupt while the file is written (Ctrl-C, SIGTERM) leaves the previous file whole; a
+    write the system refuses (a full disk) raises ``ValueError``, one line naming the file.
     """
-    import os
+    from agents.study.store import write_errors, write_text
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with write_errors(path.parent):
+        write_text(path, df.to_csv(index=False))
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:

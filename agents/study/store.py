@@ -439,7 +439,8 @@ def locked_output(
             f"--out {str(out)!r} is invalid: cannot make it ({err.strerror}): allowed a folder "
             "you can write to"
         ) from None
-    with folder_lock(out, what), write_errors(out):
+    resumes = "; the finished runs are kept, and the same command resumes from them"
+    with folder_lock(out, what), write_errors(out, note=resumes):
         remove_outputs(out, outputs)
         yield out
 
@@ -460,11 +461,11 @@ WRITE_ERRNOS = frozenset(
 
 
 @contextlib.contextmanager
-def write_errors(folder: Path, option: str = "--out") -> Iterator[None]:
+def write_errors(folder: Path, option: str = "--out", note: str = "") -> Iterator[None]:
     """Turn a write refused in the block (:data:`WRITE_ERRNOS`) into one line (``ValueError``).
 
     The line names the file (the error's filename: :func:`write_text` sets it), or else
-    ``folder``. Other errors propagate unchanged.
+    ``folder``, and ends with ``note``. Other errors propagate unchanged.
     """
     try:
         yield
@@ -474,7 +475,7 @@ def write_errors(folder: Path, option: str = "--out") -> Iterator[None]:
         where = repr(str(err.filename)) if err.filename else f"into {str(folder)!r}"
         raise ValueError(
             f"cannot write {where} ({err.strerror}): allowed an {option} with room that you can "
-            "write to; the finished runs are kept, and the same command resumes from them"
+            f"write to{note}"
         ) from None
 
 
