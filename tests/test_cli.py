@@ -16,24 +16,26 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The options of each sub-command (the public command line: removing one breaks users' scripts).
 OPTIONS = {
     "evaluate": [
-        "--agent", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress", "--out", "--param",
-        "--runs", "--seed", "--set", "--slots", "--topology",
+        "--agent", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress",
+        "--out", "--param", "--runs", "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",
     ],
     "reproduce": [
-        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs", "--no-figures",
-        "--no-progress", "--no-sensitivity", "--out", "--ray-address", "--runs", "--seed", "--sensitivity", "--set",
-        "--slots", "--topologies",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs",
+        "--no-figures", "--no-progress", "--no-sensitivity", "--out", "--ray-address", "--runs",
+        "--seed", "--sensitivity", "--set", "--slots", "--topologies",
     ],
     "regimes": [
-        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs", "--no-figures",
-        "--no-progress", "--only", "--out", "--ray-address", "--runs", "--seed", "--set", "--slots", "--topologies",
+        "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs",
+        "--no-figures", "--no-progress", "--only", "--out", "--ray-address", "--runs", "--seed",
+        "--set", "--slots", "--topologies",
     ],
     "calibrate": [
         "--backend", "--batch", "--check-runs", "--fit-runs", "--jobs", "--no-progress", "--out",
-        "--params", "--ray-address", "--seed", "--set", "--slots", "--topologies", "--trials",
+        "--params", "--patience", "--ray-address", "--seed", "--set", "--slots", "--topologies",
+        "--trials",
     ],
     "train": [
         "--algo", "--checkpoint-freq", "--device", "--engine", "--hyper", "--n-envs", "--no-progress",

@@ -196,3 +196,37 @@ def test_summary_gives_each_mean_with_its_ci_and_n(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "ci_low" in out and "ci_high" in out and "95 %" in out
     assert "noop" in out and "random" in out
+
+
+def test_cli_evaluate_labels_agents_and_gives_each_its_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: two agents of one name (two trained models), each labelled, each with its own
+    ``--param LABEL.KEY=VALUE``; a ``--param KEY=VALUE`` without a label goes to every agent."""
+    out = tmp_path / "rows.csv"
+    base = ["evaluate", "--runs", "2", "--slots", "120", "--jobs", "1", "--no-progress"]
+    base += ["--set", "num_nodes=6", "--out", str(out)]
+    argv = [*base, "--agent", "eager=spep-frequency,picky=spep-frequency,shortest"]
+    argv += ["--param", "eager.threshold=0.0", "--param", "picky.threshold=0.9"]
+    assert main(argv) == 0
+    df = pd.read_csv(out)
+    assert df["agent"].tolist() == ["eager"] * 2 + ["picky"] * 2 + ["shortest"] * 2
+    placed = df.groupby("agent", sort=False)["prepositions_placed"].sum()
+    assert placed["eager"] > placed["picky"]  # each got its own threshold
+    alone = main([*base, "--agent", "spep-frequency", "--param", "threshold=0.9"])
+    assert alone == 0 and pd.read_csv(out)["prepositions_placed"].sum() == placed["picky"]
+    capsys.readouterr()
+    for agent, params, message in [
+        ("spep-frequency,spep-frequency", [], "--agent: label 'spep-frequency' is given twice"),
+        ("a=shortest,a=random", [], "--agent: label 'a' is given twice"),
+        ("a.b=shortest", [], "--agent 'a.b=shortest': the label 'a.b' is invalid"),
+        ("a=", [], "--agent 'a=': the agent name is empty"),
+        (
+            "a=shortest",
+            ["--param", "b.threshold=1"],
+            "--param 'b.threshold=1': no agent labelled 'b'",
+        ),
+    ]:
+        assert main([*base, "--agent", agent, *params]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err

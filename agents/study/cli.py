@@ -9,6 +9,7 @@ pandas, tqdm and the rest load when a command runs, not when ``spep --help`` bui
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,10 @@ def add_evaluate(subparsers: Any) -> None:
     p.add_argument(
         "--agent",
         required=True,
-        help=f"agent name, or a comma list of them; registered: {', '.join(agent_names())}",
+        metavar="[LABEL=]NAME[,...]",
+        help="agent name, or a comma list of them; LABEL=NAME labels an agent in the rows and "
+        "for --param (two of one name need labels, e.g. a=sb3,b=sb3); registered: "
+        f"{', '.join(agent_names())}",
     )
     _add_run_options(p, runs=20)
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
@@ -59,8 +63,9 @@ def add_evaluate(subparsers: Any) -> None:
         dest="params",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="agent keyword argument (repeatable), e.g. --param threshold=0.1",
+        metavar="[LABEL.]KEY=VALUE",
+        help="agent keyword argument (repeatable) for every agent, or with LABEL. for that agent "
+        "only, e.g. --param threshold=0.1 --param a.path=runs/a",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
@@ -125,6 +130,51 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+#: An agent's label (``--agent LABEL=NAME``): the name of its rows, the prefix of its ``--param``.
+LABEL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def agent_specs(text: str, params: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``--agent`` and ``--param`` to ``(label, name, parameters)`` per agent, in order.
+
+    ``--agent a=sb3,b=sb3,shortest`` labels two ``sb3`` agents ``a`` and ``b`` (an agent without a
+    label is labelled by its name; a label is given once); ``--param KEY=VALUE`` goes to every
+    agent, ``--param a.KEY=VALUE`` to the agent labelled ``a`` only (and over the shared one).
+    """
+    specs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for item in parse_names(text, "--agent"):
+        label, _, name = (s.strip() for s in item.rpartition("="))
+        if not name:
+            raise ValueError(
+                f"--agent {item!r}: the agent name is empty: allowed NAME or LABEL=NAME"
+            )
+        label = label or name
+        if not LABEL.fullmatch(label):
+            raise ValueError(
+                f"--agent {item!r}: the label {label!r} is invalid: allowed letters, digits, "
+                "_ and -"
+            )
+        if label in specs:
+            raise ValueError(
+                f"--agent: label {label!r} is given twice: give each agent its own label, e.g. "
+                f"--agent a={name},b={name}"
+            )
+        specs[label] = (name, {})
+    shared: dict[str, Any] = {}
+    for item in params:
+        ((key, value),) = parse_literals([item], "--param").items()
+        label, dot, field = key.rpartition(".")
+        if not dot:
+            shared[key] = value
+        elif label not in specs:
+            raise ValueError(
+                f"--param {item!r}: no agent labelled {label!r}: allowed {', '.join(specs)}"
+            )
+        else:
+            specs[label][1][field] = value
+    return [(label, name, {**shared, **own}) for label, (name, own) in specs.items()]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Run ``spep evaluate``: every agent in turn, the rows of all so far kept in ``--out``."""
     import pandas as pd
@@ -136,13 +186,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_run_options(args)
     positive("--jobs", args.jobs)
     fields = _fields(args)
-    params = parse_literals(args.params, "--param")
     agents_ = []
-    for name in parse_names(args.agent, "--agent"):
+    for label, name, params in agent_specs(args.agent, args.params):
         try:
-            agents_.append(make(name, **params))
+            agent = make(name, **params)
         except TypeError as err:
-            raise ValueError(f"agent {name!r}: bad --param: {err}") from None
+            raise ValueError(f"agent {label!r}: bad --param: {err}") from None
+        if label != name:
+            agent.name = label
+        agents_.append(agent)
     draws = check_engine(args.engine, args.draws, option="--")
     device = check_device(args.engine, args.device, option="--")  # no such device: one line
     for a in agents_:  # every config and input-file problem shows before the first run
