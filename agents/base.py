@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from spep_gym.config import SpepConfig
+from spep_gym.config import PHYSICAL, SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.topology import num_nodes
 
@@ -46,16 +46,20 @@ def agent_config(
     A user field (in a mapping) that contradicts a setting the agent is defined by (e.g.
     ``routing`` for a baseline) is an error rather than silently overridden; a whole
     ``SpepConfig`` gets the agent's settings applied. A mapping applies over ``base`` (default: the
-    paper preset).
+    paper preset); its ``preset`` counts as naming each field the presets set (``PHYSICAL``'s).
     """
     if isinstance(config, SpepConfig):
         base, fields = config, {}
     else:
         base, fields = base or SpepConfig(), dict(config or {})
+    given = dict(fields)
+    if "preset" in given:
+        preset = SpepConfig.from_dict({"preset": given.pop("preset")})
+        given = {**{k: getattr(preset, k) for k in PHYSICAL}, **given}
     for key, value in agent.env_config.items():
-        if key in fields and fields[key] != value:
+        if key in given and given[key] != value:
             raise ValueError(
-                f"config field {key!r} = {fields[key]!r} contradicts agent {agent.name!r}, which is "
+                f"config field {key!r} = {given[key]!r} contradicts agent {agent.name!r}, which is "
                 f"defined with {key}={value!r}"
             )
     return SpepConfig.from_dict({**fields, **agent.env_config}, base=base)

@@ -4,6 +4,10 @@
 checkpoint) reads ``model.json`` (or ``train.json``) for the algorithm and config, builds the policy
 network fresh, and loads only its weights (``torch.load(weights_only=True)`` via stable-baselines3's
 ``load_from_zip_file`` with ``load_data=False``): no pickled object in the zip is ever unpickled.
+
+The agent is defined with the fields of its training config that define its observation and its
+training env (:data:`MODEL_FIELDS`, its ``env_config``): every run of it applies them, and a field
+given another value is refused, naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from agents.base import Agent, agent_config, register
 from agents.rl.checkpoints import (
     checkpoint_meta_path,
     load_obs_stats,
+    load_weights,
     normalize_obs,
     obs_stats_path,
 )
@@ -29,12 +34,18 @@ from agents.rl.config import (
     run_identity,
 )
 from agents.rl.envs import make_env
-from spep_gym.config import SpepConfig
+from spep_gym.config import PHYSICAL, SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.topology import num_pairs
 
-# Fields that fix the observation and action shapes: a model acts only where they are the same.
-SHAPE_FIELDS = ("num_nodes", "queue_obs_size")
+#: Fields that define a model's observation: its shape (num_nodes, queue_obs_size) and the window
+#: of its demand counts.
+OBSERVATION_FIELDS = ("num_nodes", "queue_obs_size", "demand_obs_slots")
+#: Fields that define the physics of a model's training env: those the presets set
+#: (``--set preset=physical``).
+PHYSICS_FIELDS = tuple(PHYSICAL)
+#: The agent's ``env_config``: these fields of its training config.
+MODEL_FIELDS = OBSERVATION_FIELDS + PHYSICS_FIELDS
 
 
 def locate(path: str | Path) -> tuple[Path, Path, Path | None]:
@@ -92,7 +103,7 @@ class SB3Agent(Agent):
             self.train_config = config_from_json(self.meta["config"])
         except ValueError as err:
             raise ValueError(f"{meta_path}: config: {err}") from None
-        self.env_config = {k: getattr(self.train_config, k) for k in SHAPE_FIELDS}
+        self.env_config = {k: getattr(self.train_config, k) for k in MODEL_FIELDS}
         self.obs_stats = load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)
         self.num_pairs = num_pairs(self.train_config.n)
@@ -105,7 +116,7 @@ class SB3Agent(Agent):
             self.rng = np.random.default_rng([seed, 0x5B3])
 
     def require_env(self) -> None:
-        """Nothing: the model's settings are shapes, which :meth:`act` checks on the observation."""
+        """Nothing: :meth:`act` checks the observation's shapes (all it shows of the settings)."""
 
     def make_env(self, config: Any = None, **fields: Any) -> Any:
         """The environment of the model's training config (``fields`` over it), handed over."""
@@ -205,8 +216,6 @@ def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], devi
     """
     import zipfile
 
-    from stable_baselines3.common.save_util import load_from_zip_file
-
     env = make_env(cfg, algo)
     policy_name = meta.get("policy", "mlp")
     kwargs = meta.get("policy_kwargs", {})
@@ -228,7 +237,7 @@ def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], devi
         lr_schedule=lambda _: 0.0,
         **kwargs,
     )
-    _, params, _ = load_from_zip_file(zip_path, load_data=False, device=device)
+    params = load_weights(zip_path, device)
     try:
         policy.load_state_dict(params["policy"])
     except RuntimeError as err:  # torch: missing keys or shapes that differ

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -413,7 +414,7 @@ def test_issue10_mask_counts_prepositions_in_flight_toward_k(runs: dict[str, Pat
     cfg = agent.train_config
     env = SpepEnv(cfg.replace(signalling_latency=2.0, max_prepositioned=2, p_gen=1.0))
     obs, _ = env.reset(seed=0)
-    agent.reset(env=env)
+    agent.env = env  # the rebuilt mask alone, under other physics than the model was trained on
     full_by_flight = 0
     for _ in range(60):
         rebuilt = agent._mask_from_observation(obs)  # type: ignore[attr-defined]
@@ -439,3 +440,294 @@ def test_issue10_3_sb3_agent_checks_the_network_size_of_env_and_observation(
     env = agent.make_env()  # the training config: predict works without info
     obs, _ = env.reset(seed=0)
     assert agent.predict(obs)[0].shape == (env.config.action_len,)
+
+
+# ---------------------------------------------------------------------- issue 19
+
+
+def _resumable(runs: dict[str, Path], tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs["maskable_ppo"], folder)
+    return folder
+
+
+def test_issue19_6_resume_skips_a_broken_newest_checkpoint(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupted save (a 0-byte or truncated newest zip) is skipped, named, on --resume."""
+    import shutil
+
+    folder = _resumable(runs, tmp_path)
+    ckpts = folder / "checkpoints"
+    good = (ckpts / "rl_model_256_steps.zip").read_bytes()
+    for steps, data in ((384, b""), (512, good[: len(good) // 2])):
+        for name in ("rl_model_obs_stats_{}_steps.npz", "rl_model_meta_{}_steps.json"):
+            shutil.copy(ckpts / name.format(256), ckpts / name.format(steps))
+        (ckpts / f"rl_model_{steps}_steps.zip").write_bytes(data)
+    assert train_cli(folder, "maskable_ppo", 512, "--resume", "--no-progress") == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "skipped" in line]
+    assert len(lines) == 1 and "rl_model_512_steps.zip" in lines[0]
+    assert "rl_model_384_steps.zip" in lines[0] and "resuming from " in lines[0]
+    assert lines[0].endswith("rl_model_256_steps.zip")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["resumed_from"] == 256 and meta["timesteps"] == 512
+    assert sorted(p.name for p in (folder / "monitor").iterdir() if p.is_dir()) == ["resumed_256"]
+    for steps in (384, 512):  # written again, whole
+        assert checkpoints.saved_num_timesteps(ckpts / f"rl_model_{steps}_steps.zip") == steps
+    assert not list(ckpts.glob(".*"))  # no temporary file left
+
+
+def test_issue19_6_no_complete_checkpoint_creates_nothing(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _resumable(runs, tmp_path)
+    for zip_path in (folder / "checkpoints").glob("rl_model_*_steps.zip"):
+        zip_path.write_bytes(b"")
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    assert train_cli(folder, "maskable_ppo", 512, "--resume", "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("spep: error: --resume: no complete checkpoint")
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+def test_issue19_6_an_interrupted_checkpoint_save_leaves_no_partial_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT in the middle of a checkpoint's save: the checkpoints before it stay the newest."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    save = BaseAlgorithm.save
+    calls: list[Any] = []
+
+    def interrupted(self: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(path)
+        if len(calls) == 2:  # the second checkpoint: a few bytes written, then Ctrl-C
+            Path(path).write_bytes(b"PK\x03\x04")
+            raise KeyboardInterrupt
+        save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(BaseAlgorithm, "save", interrupted)
+    assert train_cli(tmp_path, "maskable_ppo", 512, "--no-progress") == 130
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.suffix == ".zip") == [
+        "rl_model_128_steps.zip"
+    ]
+    monkeypatch.setattr(BaseAlgorithm, "save", save)
+    assert train_cli(tmp_path, "maskable_ppo", 256, "--resume", "--no-progress") == 0
+    assert json.loads((tmp_path / "model.json").read_text())["resumed_from"] == 128
+
+
+def _pickled_payload() -> bytes:
+    import pickle
+    from fractions import Fraction
+
+    return pickle.dumps(
+        {"weights": Fraction(1, 3)}, protocol=2
+    )  # a global torch's weights_only refuses
+
+
+@pytest.mark.parametrize("how", ["no-stats", "garbage-stats", "pickled-zip"])
+def test_issue19_resume_with_a_bad_checkpoint_file_is_one_line_naming_it(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    import zipfile
+
+    folder = _resumable(runs, tmp_path)
+    ckpts = folder / "checkpoints"
+    stats = ckpts / "rl_model_obs_stats_256_steps.npz"
+    zip_path = ckpts / "rl_model_256_steps.zip"
+    bad = zip_path
+    if how == "no-stats":
+        stats.unlink()
+        bad = stats
+    elif how == "garbage-stats":
+        stats.write_bytes(b"\x80\x04garbage" * 10)
+        bad = stats
+    else:
+        with zipfile.ZipFile(runs["maskable_ppo"] / "checkpoints" / zip_path.name) as src:
+            items = {name: src.read(name) for name in src.namelist()}
+        items["policy.pth"] = _pickled_payload()
+        with zipfile.ZipFile(zip_path, "w") as dst:
+            for name, data in items.items():
+                dst.writestr(name, data)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    assert train_cli(folder, "maskable_ppo", 512, "--resume", "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spep: error: ") and err.count("\n") == 1 and str(bad) in err
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+def test_issue19_a_model_zip_with_a_pickled_payload_is_one_line_naming_it(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    folder = _resumable(runs, tmp_path)
+    with zipfile.ZipFile(runs["maskable_ppo"] / "model.zip") as src:
+        items = {name: src.read(name) for name in src.namelist()}
+    items["policy.pth"] = _pickled_payload()
+    with zipfile.ZipFile(folder / "model.zip", "w") as dst:
+        for name, data in items.items():
+            dst.writestr(name, data)
+    with pytest.raises(ValueError, match=r"model\.zip: .*policy\.pth"):
+        agents.make("sb3", path=folder)
+    argv = ["evaluate", "--agent", "sb3", "--param", f"path={folder}", "--runs", "1"]
+    assert main([*argv, "--slots", "10", "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spep: error: ") and err.count("\n") == 1 and "model.zip" in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n_envs", 1e9, r"n_envs = 1000000000.0 is invalid: allowed an integer"),
+        ("n_envs", 10**12, r"n_envs = 1000000000000 is invalid: allowed an integer in \[1, "),
+        ("n_envs", 0, r"n_envs = 0 is invalid"),
+        ("seed", -1, r"seed = -1 is invalid: allowed an integer in \[0, 4294967295\]"),
+        ("seed", "x", r"seed = 'x' is invalid"),
+        ("preposition_bonus", 1e308, r"preposition_bonus = 1e\+308 is invalid"),
+    ],
+)
+def test_issue19_resume_validates_train_json(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
+    """A tampered train.json is refused on --resume, one line naming the field (no hang)."""
+    import re
+
+    folder = _resumable(runs, tmp_path)
+    meta = json.loads((folder / "train.json").read_text())
+    meta[field] = value
+    (folder / "train.json").write_text(json.dumps(meta))
+    extra = ["--preposition-bonus", "1e308"] if field == "preposition_bonus" else []
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    assert train_cli(folder, "maskable_ppo", 512, "--resume", "--no-progress", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.json" in err and re.search(message, err), err
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+@pytest.mark.parametrize("bonus", ["nan", "inf", "-inf", "1e308"])
+def test_issue19_train_refuses_a_non_finite_or_absurd_bonus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bonus: str
+) -> None:
+    out = tmp_path / "run"
+    assert train_cli(out, "ppo", 128, f"--preposition-bonus={bonus}", "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--preposition-bonus {float(bonus)!r} is invalid" in err
+    assert "allowed a finite number with |bonus| <=" in err
+    assert not out.exists()
+
+
+def test_issue19_the_bonus_bound_keeps_an_episodes_bonus_finite_in_float32() -> None:
+    cfg = SpepConfig.tiny(max_prepositioned=3, episode_slots=50)
+    bound = rl.config.preposition_bonus_bound(cfg)
+    assert np.isfinite(np.float32(bound * 3 * 50))
+    assert bound * 3 * 50 == pytest.approx(float(np.finfo(np.float32).max))
+    rl.config.check_preposition_bonus(-bound, cfg)  # a penalty of the same size is allowed
+    with pytest.raises(ValueError, match="preposition-bonus"):
+        rl.config.check_preposition_bonus(bound * 1.01, cfg)
+
+
+def test_issue19_train_help_says_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(0: the env's reward)" not in out
+    assert "default: 1.0: training is shaped" in out
+    assert "default: maskable_ppo" in out
+
+
+@pytest.mark.parametrize("algo", rl.ALGOS)
+def test_issue19_hyper_lists_only_public_constructor_hyperparameters(algo: str) -> None:
+    names = rl.config.hyperparameter_names(algo)
+    assert not [n for n in names if n.startswith("_") or n.endswith("_class")]
+    assert "learning_rate" in names and "gamma" in names
+    assert ("n_epochs" in names) == (algo != "dqn")
+    with pytest.raises(ValueError, match="Allowed: ") as info:
+        rl.config.check_hyperparameters(algo, {"learnin_rate": 1e-3})
+    allowed = str(info.value).split("Allowed: ")[1].split(", ")
+    assert allowed == list(names)
+    for private in ("_init_setup_model", "rollout_buffer_class", "replay_buffer_class"):
+        with pytest.raises(ValueError, match=f"has no hyperparameter {private!r}"):
+            rl.config.check_hyperparameters(algo, {private: None})
+
+
+def test_issue19_the_progress_bar_ends_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PPO's last rollout runs past --timesteps (300 -> 384): one bar, one "100%"."""
+    assert train_cli(tmp_path, "ppo", 300) == 0
+    err = capsys.readouterr().err
+    assert err.count("100%") == 1 and "300/300" in err
+    assert json.loads((tmp_path / "model.json").read_text())["timesteps"] == 384
+
+
+@pytest.fixture(scope="module")
+def obs_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Short runs under another observation window and under the physical preset."""
+    out = {}
+    for name, fields in (
+        ("window", ["--set", "demand_obs_slots=40"]),
+        ("physical", ["--set", "preset=physical"]),
+    ):
+        folder = tmp_path_factory.mktemp(name)
+        assert train_cli(folder, "maskable_ppo", 128, *fields, "--no-progress") == 0
+        out[name] = folder
+    return out
+
+
+@pytest.mark.parametrize(
+    ("run", "field", "trained", "other"),
+    [
+        ("window", "demand_obs_slots", 40, {"demand_obs_slots": 15}),
+        ("physical", "swap_model", "werner", {"preset": "paper"}),
+        ("physical", "p_gen", SpepConfig.physical().p_gen, {"p_gen": 0.12}),
+    ],
+)
+def test_issue19_7_the_agent_applies_its_training_observation_and_physics(
+    obs_runs: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    run: str,
+    field: str,
+    trained: Any,
+    other: dict[str, Any],
+) -> None:
+    """A model is evaluated under its training observation and physics, or refused by name."""
+    agent = agents.make("sb3", path=obs_runs[run])
+    row = run_episode(agent, seed=0, config={"episode_slots": 20})
+    assert row["slots"] == 20 and agent.env is not None
+    assert getattr(agent.env.config, field) == trained
+    if run == "physical":
+        physical = SpepConfig.physical()
+        for name in ("decay_model", "link_pool_policy", "signalling_latency", "rho", "F0"):
+            assert getattr(agent.env.config, name) == getattr(physical, name)
+    with pytest.raises(ValueError, match=f"config field {field!r} = .* contradicts agent 'sb3'"):
+        run_episode(agent, seed=0, config={"episode_slots": 20, **other})
+    ((key, value),) = other.items()
+    argv = ["evaluate", "--agent", "sb3", "--param", f"path={obs_runs[run]}", "--runs", "1"]
+    argv += ["--slots", "10", "--jobs", "1", "--no-progress", "--set", f"{key}={value}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spep: error: ") and err.count("\n") == 1 and repr(field) in err
+
+
+def test_issue19_7_a_preset_counts_as_naming_the_fields_it_sets() -> None:
+    """`--set preset=...` is checked against an agent's settings; a routing baseline still runs."""
+    from agents.base import agent_config
+
+    reactive = agents.make("reactive")
+    cfg = agent_config(reactive, {"preset": "physical", "episode_slots": 30})
+    assert cfg.swap_model == "werner" and cfg.routing == reactive.env_config["routing"]
+    physics = type("Physics", (agents.Agent,), {"name": "physics"})()
+    physics.env_config = {"swap_model": "werner"}
+    assert agent_config(physics, {"preset": "physical"}).swap_model == "werner"
+    with pytest.raises(ValueError, match=r"'swap_model' = 'paper' contradicts agent 'physics'"):
+        agent_config(physics, {"preset": "paper"})

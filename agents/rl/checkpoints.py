@@ -6,14 +6,23 @@ fresh VecNormalize on ``--resume`` or used directly by the ``sb3`` agent (:func:
 Beside each checkpoint ``rl_model_meta_<N>_steps.json`` holds the settings of the run that saved it
 (algorithm, config, policy, hyperparameters), so that ``--resume`` and the ``sb3`` agent refuse a
 checkpoint of another run.
+
+Every file is written atomically (:func:`atomic_path`: a temporary file in the same folder, synced,
+then renamed over the name), the checkpoint zip last: an interrupted save leaves the checkpoints
+before it as they were, and a checkpoint counts once its zip is there. ``--resume`` skips a newest
+zip that is not whole (:func:`resumable_checkpoint`), as an interrupted save of an older version
+left it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +30,43 @@ import numpy as np
 
 #: Checkpoint file names of SB3's CheckpointCallback, with their timesteps.
 CHECKPOINT_RE = re.compile(r"rl_model_(\d+)_steps\.zip$")
+
+
+# ---------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s content to; synced and renamed over ``path`` on exit.
+
+    The temporary file (``.<name>.partial<suffix>``, in the same folder, so that the rename is
+    atomic and the suffix that numpy and SB3 add is already there) is removed when the writing
+    raises, ``KeyboardInterrupt`` included: ``path`` is then as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # the rename itself, on file systems that allow it
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` then :func:`atomic_path`'s rename of ``tmp`` over ``path``."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def save_model(model: Any, path: str | Path) -> None:
+    """``model.save(path)`` (a stable-baselines3 zip), written atomically."""
+    write_atomic(path, model.save)
 
 
 # ---------------------------------------------------------------------- observation statistics
@@ -37,13 +83,26 @@ def save_obs_stats(vec_normalize: Any, path: str | Path) -> None:
         arrays[f"mean/{key}"] = rms.mean
         arrays[f"var/{key}"] = rms.var
         arrays[f"count/{key}"] = np.float64(rms.count)
-    np.savez(path, **arrays)  # type: ignore[arg-type]
+    write_atomic(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
 def load_obs_stats(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of a :func:`save_obs_stats` file (read without unpickling)."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """The arrays of a :func:`save_obs_stats` file (read without unpickling).
+
+    Raises:
+        ValueError: naming the file, when it is missing or not such a file.
+    """
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("one array, not an .npz of them")
+        with data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: not readable as the observation statistics spep train saves ({err}): "
+            "allowed the .npz written with the model"
+        ) from None
 
 
 def restore_obs_stats(vec_normalize: Any, stats: Mapping[str, np.ndarray]) -> None:
@@ -90,11 +149,87 @@ def latest_checkpoint(out: Path) -> tuple[Path, int] | None:
     return path, steps
 
 
+def resumable_checkpoint(out: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint in ``out/checkpoints`` whose zip is whole, and its timesteps.
+
+    Newer zips that are not whole (empty, truncated, a member missing or failing its CRC: what
+    an interrupted save leaves) are skipped, with one line on stderr that names them. Only the
+    zip's structure is checked here; what is in it is checked when it loads.
+    """
+    found = sorted(
+        (
+            (int(m.group(1)), p)
+            for p in (out / "checkpoints").glob("rl_model_*_steps.zip")
+            if (m := CHECKPOINT_RE.search(p.name))
+        ),
+        reverse=True,
+    )
+    skipped: list[str] = []
+    for steps, path in found:
+        problem = _not_whole(path)
+        if problem is None:
+            if skipped:
+                print(
+                    f"spep train: skipped {'; '.join(skipped)}: not whole checkpoints (an "
+                    f"interrupted save); resuming from {path}",
+                    file=sys.stderr,
+                )
+            return path, steps
+        skipped.append(f"{path} ({problem})")
+    return None
+
+
+def _not_whole(path: Path) -> str | None:
+    """Why the checkpoint zip at ``path`` is not whole, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = archive.namelist()
+            if bad is not None:
+                return f"{bad} fails its CRC check"
+            missing = [n for n in ("data", "policy.pth") if n not in names]
+            if missing:
+                return f"no {', '.join(missing)} in it"
+            int(json.loads(archive.read("data").decode())["num_timesteps"])
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, TypeError) as err:
+        return str(err) or type(err).__name__
+    return None
+
+
 def saved_num_timesteps(zip_path: str | Path) -> int:
     """``num_timesteps`` from a stable-baselines3 zip, read as JSON (no unpickling)."""
     with zipfile.ZipFile(zip_path) as archive:
         data = json.loads(archive.read("data").decode())
     return int(data["num_timesteps"])
+
+
+def load_weights(zip_path: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """The state dicts of a stable-baselines3 zip's ``.pth`` members, read as plain tensors.
+
+    stable-baselines3's ``load_from_zip_file(load_data=False)`` reads them with
+    ``torch.load(weights_only=True)``: a pickled object in them runs no code and is refused here.
+
+    Raises:
+        ValueError: naming the file, when it is not a zip or a ``.pth`` in it holds anything else.
+    """
+    import pickle
+
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    members: list[str] = []
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = [n for n in archive.namelist() if n.endswith(".pth")]
+        _, params, _ = load_from_zip_file(zip_path, load_data=False, device=device)
+    except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError) as err:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", x).strip() for x in str(err).splitlines()]
+        why = [x for x in lines if "Unsupported global" in x] or lines or [type(err).__name__]
+        first = why[0].split(". ")[0][:200]
+        raise ValueError(
+            f"{zip_path}: its weights ({', '.join(members) or 'none'}) "
+            f"do not load as plain tensors ({first}): allowed a model saved by spep train"
+        ) from None
+    return dict(params)
 
 
 def obs_stats_path(checkpoint: Path) -> Path:
@@ -119,7 +254,11 @@ def save_beside(checkpoint: Path, stats: Any | None, identity: Mapping[str, Any]
     if stats is not None:
         save_obs_stats(stats, obs_stats_path(checkpoint))
     if identity is not None:
-        checkpoint_meta_path(checkpoint).write_text(json.dumps(dict(identity), indent=1))
+        from agents.study.store import write_text
+
+        write_text(
+            checkpoint_meta_path(checkpoint), json.dumps(dict(identity), indent=1), sync=True
+        )
 
 
 def checkpoint_callback(
@@ -133,13 +272,14 @@ def checkpoint_callback(
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     class Checkpoint(CheckpointCallback):
-        """SB3's checkpoints plus the observation statistics as ``.npz`` (instead of a pickle)."""
+        """SB3's checkpoints, written atomically, with the statistics as ``.npz`` beside them."""
 
         def _on_step(self) -> bool:
             if self.n_calls % self.save_freq == 0:
                 zip_path = Path(self._checkpoint_path(extension="zip"))
                 save_beside(zip_path, self.model.get_vec_normalize_env(), identity)
-            return super()._on_step()
+                save_model(self.model, zip_path)  # last: a checkpoint counts once its zip is there
+            return True
 
     return Checkpoint(save_freq=save_freq, save_path=str(out / "checkpoints"))
 
@@ -161,13 +301,17 @@ def success_callback() -> Any:
 
 
 def advance(bar: Any, steps: int) -> None:
-    """Move the tqdm ``bar`` on by ``steps``; its total grows where training runs past it.
+    """Move the tqdm ``bar`` on by ``steps``, up to its total, where it stops.
 
-    (PPO trains whole rollouts, so the last one may end past ``--timesteps``.)
+    PPO trains whole rollouts, so the last one may end past ``--timesteps``: the steps past the
+    total are not shown. The step that reaches the total is counted without drawing, so that the
+    finished bar is drawn once, by ``bar.close()``.
     """
-    if bar.total is not None and bar.n + steps > bar.total:
-        bar.total = bar.n + steps
-    bar.update(steps)
+    left = bar.total - bar.n
+    if steps < left:
+        bar.update(steps)
+    elif left > 0:
+        bar.n = bar.total
 
 
 def progress_callback(bar: Any) -> Any:

@@ -28,7 +28,7 @@ def add_cli(subparsers: Any) -> None:
         description="Train PPO, MaskablePPO (with the env's action masks) or DQN on Spep-v0. "
         f"Config defaults for training: {TRAIN_DEFAULTS} over the paper preset.",
     )
-    p.add_argument("--algo", choices=ALGOS, default="maskable_ppo")
+    p.add_argument("--algo", choices=ALGOS, default="maskable_ppo", help="default: %(default)s")
     p.add_argument("--topology", default="erdos_renyi")
     p.add_argument("--timesteps", type=int, default=100_000, help="total environment steps")
     p.add_argument("--seed", type=int, default=0, help="environment i starts from seed + i")
@@ -75,7 +75,8 @@ def add_cli(subparsers: Any) -> None:
         "--preposition-bonus",
         type=float,
         default=PREPOSITION_BONUS,
-        help="training reward shaping: bonus per pre-positioned pair used (0: the env's reward)",
+        help="training reward shaping: bonus per pre-positioned pair used (default: %(default)s: "
+        "training is shaped; 0: the env's own reward)",
     )
     p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"

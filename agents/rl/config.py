@@ -265,10 +265,31 @@ HYPER_RANGES: dict[str, tuple[type, float, float, bool]] = {
 }
 
 
+def hyperparameter_names(algo: str) -> tuple[str, ...]:
+    """The hyperparameters ``--hyper`` may set: ``algo``'s public constructor arguments.
+
+    Left out: those ``spep train`` sets itself (:data:`SET_BY_TRAIN`), private ones
+    (``_init_setup_model``) and the class-valued ones (``rollout_buffer_class``), which no
+    command-line value can give.
+    """
+    import inspect
+
+    params = inspect.signature(algorithm_class(algo).__init__).parameters
+    return tuple(
+        sorted(
+            k
+            for k in params
+            if k not in ("self", *SET_BY_TRAIN)
+            and not k.startswith("_")
+            and not k.endswith("_class")
+        )
+    )
+
+
 def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None:
     """Refuse a hyperparameter ``algo``'s class does not take, or a value out of its range.
 
-    Names are checked against the SB3 class's constructor; the values of :data:`HYPER_RANGES`
+    Names are checked against :func:`hyperparameter_names`; the values of :data:`HYPER_RANGES`
     against their ranges (a number given as a string, ``nan`` or ``inf`` where a finite number
     belongs are refused too).
 
@@ -276,14 +297,12 @@ def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None
         ValueError: ``--hyper NAME=VALUE is invalid: allowed ...``.
     """
     import difflib
-    import inspect
 
-    params = inspect.signature(algorithm_class(algo).__init__).parameters
-    known = sorted(k for k in params if k not in ("self", *SET_BY_TRAIN))
+    known = hyperparameter_names(algo)
     for name, value in hyperparameters.items():
         if name in SET_BY_TRAIN:
             raise ValueError(f"--hyper {name}=...: set by spep train itself (use its own options)")
-        if name not in params:
+        if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(
@@ -304,6 +323,70 @@ def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None
             if high != math.inf:
                 bound = f"in {'[' if low_in else '('}{low}, {high}]"
             raise ValueError(f"--hyper {name}={value!r} is invalid: allowed {what} {bound}")
+
+
+# ---------------------------------------------------------------------- run settings' ranges
+
+#: The seeds SB3 takes (``set_random_seed`` seeds numpy's legacy generator: 32 bits).
+SEED_MAX = 2**32 - 1
+
+
+def preposition_bonus_bound(cfg: SpepConfig) -> float:
+    """The largest ``|preposition_bonus|`` whose sum over an episode is finite in float32.
+
+    At most ``max_prepositioned`` pre-positioned pairs are held, so at most that many are used in
+    a slot; an episode's bonus is at most ``bonus x max_prepositioned x episode_slots``.
+    """
+    import numpy as np
+
+    return float(np.finfo(np.float32).max) / (max(cfg.max_prepositioned, 1) * cfg.episode_slots)
+
+
+def check_preposition_bonus(value: Any, cfg: SpepConfig, what: str | None = None) -> None:
+    """Refuse a bonus that is not a finite number within :func:`preposition_bonus_bound`.
+
+    Raises:
+        ValueError: ``what`` (default ``--preposition-bonus VALUE``) is invalid: allowed ...
+    """
+    bound = preposition_bonus_bound(cfg)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and abs(value) <= bound):
+        raise ValueError(
+            f"{what or f'--preposition-bonus {value!r}'} is invalid: allowed a finite number with "
+            f"|bonus| <= {bound:.3g} (its sum over an episode, at most max_prepositioned "
+            f"{cfg.max_prepositioned} pairs a slot x episode_slots {cfg.episode_slots}, must stay "
+            "finite in float32)"
+        )
+
+
+def check_seed(value: Any, what: str = "seed") -> None:
+    """Refuse a seed that is not an integer in ``[0, SEED_MAX]``.
+
+    Raises:
+        ValueError: ``what = VALUE is invalid: allowed ...``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{what} = {value!r} is invalid: allowed an integer in [0, {SEED_MAX}]")
+
+
+def check_n_envs(value: Any, cfg: SpepConfig, what: str = "n_envs") -> None:
+    """Refuse an ``n_envs`` that is not an integer >= 1 or whose environments cannot fit in memory.
+
+    Each environment holds at least what :func:`spep_gym.resources.memory_estimate` counts for
+    one network of ``cfg``.
+
+    Raises:
+        ValueError: ``what = VALUE is invalid: allowed an integer in [1, N]`` with the memory.
+    """
+    from spep_gym.resources import GIB, available_memory, memory_estimate
+
+    have = available_memory()
+    most = max(int(have // sum(memory_estimate(cfg).values())), 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValueError(
+            f"{what} = {value!r} is invalid: allowed an integer in [1, {most}] ({most:,} "
+            f"environments of this config fit in the {have / GIB:,.1f} GiB available)"
+        )
 
 
 # ---------------------------------------------------------------------- a run's settings

@@ -32,10 +32,13 @@ from agents.rl.checkpoints import (
     checkpoint_callback,
     latest_checkpoint,
     load_obs_stats,
+    load_weights,
     obs_stats_path,
     progress_callback,
     restore_obs_stats,
+    resumable_checkpoint,
     save_beside,
+    save_model,
     save_obs_stats,
     saved_num_timesteps,
     success_callback,
@@ -49,7 +52,10 @@ from agents.rl.config import (
     TRAIN_DEFAULTS,
     algorithm_class,
     check_hyperparameters,
+    check_n_envs,
     check_policy_fits,
+    check_preposition_bonus,
+    check_seed,
     config_from_json,
     config_to_json,
     default_hyperparameters,
@@ -112,7 +118,6 @@ def train(
         n_envs = DEFAULT_N_ENVS[engine]
     for name, value, low in (
         ("timesteps", timesteps, 1),
-        ("n_envs", n_envs, 1),
         ("checkpoint_freq", checkpoint_freq, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -130,11 +135,14 @@ def train(
         torch_device = resolve_device(_env_device(device))  # a GPU that is not here: refused now
     out = Path(out)
     check_output_folder(out)
-    start_ckpt = latest_checkpoint(out) if resume and out.is_dir() else None
+    start_ckpt = None
+    weights: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
     if resume:
-        if start_ckpt is None or not (out / "train.json").is_file():
+        if not out.is_dir() or latest_checkpoint(out) is None or not (out / "train.json").is_file():
             raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
         meta = read_meta(out / "train.json")
+        cfg = _check_train_json(meta, out / "train.json")
         asked: dict[str, Any] = {
             "algo": algo, "policy": policy, "preposition_bonus": preposition_bonus,
             "hyperparameters": {**meta.get("hyperparameters", {}), **dict(hyperparameters or {})},
@@ -151,12 +159,9 @@ def train(
                 f"command): {'; '.join(diff)}; repeat the run's options, or train a new run "
                 "into an empty folder"
             )
-        check_checkpoint(start_ckpt[0], meta)
-        cfg = config_from_json(meta["config"])
         seed, n_envs = meta["seed"], meta["n_envs"]
         check_engine(engine, cfg, subproc)
         hp = meta["hyperparameters"]
-        check_hyperparameters(algo, hp)
         check_policy_fits(
             algo,
             meta["policy"],
@@ -164,6 +169,16 @@ def train(
             make_env(cfg, algo),
             str(out / "train.json"),
         )
+        start_ckpt = resumable_checkpoint(out)
+        if start_ckpt is None:
+            raise ValueError(
+                f"--resume: no complete checkpoint in {out / 'checkpoints'} to resume from (each "
+                "zip there is empty or cut short); train a new run into an empty folder"
+            )
+        check_checkpoint(start_ckpt[0], meta)
+        # read now, so that nothing is written for a checkpoint that cannot be resumed
+        weights = load_weights(start_ckpt[0])
+        stats = load_obs_stats(obs_stats_path(start_ckpt[0]))
     else:
         if out.is_dir() and any(out.iterdir()):
             held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
@@ -172,6 +187,9 @@ def train(
                 "allowed an empty or new folder, or --resume to continue the run in it"
             )
         cfg = _config(config)
+        check_seed(seed)
+        check_n_envs(n_envs, cfg)
+        check_preposition_bonus(preposition_bonus, cfg)
         check_engine(engine, cfg, subproc)
         hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
@@ -188,7 +206,7 @@ def train(
             "policy_kwargs": POLICY_KWARGS[policy],
         }
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train.json").write_text(json.dumps(meta, indent=2))
+        _write_json(out / "train.json", meta)
 
     # a resumed run writes its own Monitor files (make_vec_env would overwrite the first ones)
     monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
@@ -198,13 +216,13 @@ def train(
     try:
         if engine == "torchrl":
             model, done, wall = _learn_torchrl(
-                meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, torch_device,
-                checkpoint_freq, bar,
+                meta, cfg, out, timesteps, env_seed, (start_ckpt, weights, stats), monitor,
+                torch_device, checkpoint_freq, bar,
             )  # fmt: skip
         else:
             model, done, wall = _learn_sb3(
-                meta, cfg, out, timesteps, env_seed, start_ckpt, monitor, device, checkpoint_freq,
-                subproc, verbose, resume, bar,
+                meta, cfg, out, timesteps, env_seed, (start_ckpt, weights, stats), monitor, device,
+                checkpoint_freq, subproc, verbose, resume, bar,
             )  # fmt: skip
     finally:
         if bar is not None:
@@ -218,7 +236,7 @@ def train(
         "steps_per_s": round(steps / wall, 1) if wall > 0 and steps > 0 else None,
         "device": str(model.device),
     }
-    (out / "model.json").write_text(json.dumps(meta, indent=2))
+    _write_json(out / "model.json", meta)
     return meta
 
 
@@ -228,7 +246,7 @@ def _learn_sb3(
     out: Path,
     timesteps: int,
     env_seed: int,
-    start_ckpt: tuple[Path, int] | None,
+    resume_from: tuple[tuple[Path, int] | None, dict[str, Any] | None, dict[str, Any] | None],
     monitor: Path,
     device: str,
     checkpoint_freq: int,
@@ -237,7 +255,10 @@ def _learn_sb3(
     resume: bool,
     bar: Any,
 ) -> tuple[Any, int, float]:
-    """SB3's ``learn`` on the scalar or batched engine; the model, the steps resumed from, the time."""
+    """SB3's ``learn`` on the scalar or batched engine; the model, the steps resumed from, the time.
+
+    ``resume_from`` is the checkpoint resumed from, its weights and its statistics (None: a new run).
+    """
     algo, engine, n_envs, hp = meta["algo"], meta["engine"], meta["n_envs"], meta["hyperparameters"]
     vec = make_vec(
         cfg,
@@ -262,7 +283,7 @@ def _learn_sb3(
         **hp,
     )
     vec.seed(env_seed)  # the algorithm seeded the envs with ``seed`` (SB3's set_random_seed)
-    done, stats = _restore(model, start_ckpt, device)
+    done, stats = _restore(model, *resume_from)
     if stats is not None:
         restore_obs_stats(vec, stats)
     from stable_baselines3.common.callbacks import CallbackList
@@ -284,7 +305,7 @@ def _learn_sb3(
         )
     wall = time.perf_counter() - start
     vec.close()
-    model.save(out / "model.zip")
+    save_model(model, out / "model.zip")
     save_obs_stats(vec, out / "obs_stats.npz")
     return model, done, wall
 
@@ -295,7 +316,7 @@ def _learn_torchrl(
     out: Path,
     timesteps: int,
     env_seed: int,
-    start_ckpt: tuple[Path, int] | None,
+    resume_from: tuple[tuple[Path, int] | None, dict[str, Any] | None, dict[str, Any] | None],
     monitor: Path,
     device: Any,
     checkpoint_freq: int,
@@ -324,13 +345,13 @@ def _learn_torchrl(
             policy_kwargs=dict(meta["policy_kwargs"]),
             **hp,
         )
-    done, stats = _restore(model, start_ckpt, str(device))
+    done, stats = _restore(model, *resume_from)
     identity = run_identity(meta)
 
     def save(steps: int, scale: Any) -> None:
         ckpt = out / "checkpoints" / f"rl_model_{steps}_steps.zip"
         save_beside(ckpt, scale, identity)
-        model.save(ckpt)  # last: a checkpoint counts once its zip is there
+        save_model(model, ckpt)  # last: a checkpoint counts once its zip is there
 
     start = time.perf_counter()
     scale = torchrl_ppo.learn(
@@ -350,7 +371,7 @@ def _learn_torchrl(
     )
     wall = time.perf_counter() - start
     spaces.close()
-    model.save(out / "model.zip")
+    save_model(model, out / "model.zip")
     save_obs_stats(scale, out / "obs_stats.npz")
     return model, done, wall
 
@@ -365,15 +386,52 @@ def _progress_bar(total: int, done: int, algo: str, engine: str, enabled: bool) 
 
 
 def _restore(
-    model: Any, start_ckpt: tuple[Path, int] | None, device: str
+    model: Any,
+    start_ckpt: tuple[Path, int] | None,
+    weights: dict[str, Any] | None,
+    stats: dict[str, Any] | None,
 ) -> tuple[int, dict[str, Any] | None]:
-    """Load a checkpoint into ``model``: the steps it had done and its statistics (none: 0, None)."""
-    if start_ckpt is None:
+    """Put a checkpoint's ``weights`` (:func:`load_weights`'s) into ``model``.
+
+    Returns the steps it had done and its statistics (a new run: 0, None).
+    """
+    if start_ckpt is None or weights is None:
         return 0, None
-    path, _ = start_ckpt
-    model.set_parameters(str(path), device=device)  # torch.load(weights_only=True) inside
-    model.num_timesteps = saved_num_timesteps(path)
-    return model.num_timesteps, load_obs_stats(obs_stats_path(path))
+    model.set_parameters(weights, device=model.device)
+    model.num_timesteps = saved_num_timesteps(start_ckpt[0])
+    return model.num_timesteps, stats
+
+
+def _check_train_json(meta: dict[str, Any], path: Path) -> SpepConfig:
+    """The config of a run's ``train.json``, with its other fields checked; for ``--resume``.
+
+    Raises:
+        ValueError: naming the file, the field, its value and what is allowed.
+    """
+    try:
+        cfg = config_from_json(meta["config"])
+        for field in ("seed", "n_envs", "hyperparameters", "policy_kwargs"):
+            if field not in meta:
+                raise ValueError(f"no {field!r} in it: allowed spep train's train.json")
+        check_seed(meta["seed"])
+        check_n_envs(meta["n_envs"], cfg)
+        bonus = meta.get("preposition_bonus", 0.0)
+        check_preposition_bonus(bonus, cfg, f"preposition_bonus = {bonus!r}")
+        if not isinstance(meta["hyperparameters"], dict):
+            raise ValueError(
+                f"hyperparameters = {meta['hyperparameters']!r} is invalid: allowed a JSON object"
+            )
+        check_hyperparameters(meta["algo"], meta["hyperparameters"])
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return cfg
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """``value`` as indented JSON in ``path``, written atomically."""
+    from agents.study.store import write_text
+
+    write_text(path, json.dumps(value, indent=2), sync=True)
 
 
 def _env_device(device: str) -> str:
