@@ -270,6 +270,12 @@ def test_physics_page_quotes_the_sequence_reference() -> None:
         assert [cells[3], cells[5], cells[7]] == [
             f"{fidelity[k]:.4f}" for k in ("mean", "p10", "p50")
         ], chain["name"]
+    # SeQUeNCe's busy periods (a 2-hop and a 4-equal-hop chain at 10 ms).
+    chains = data["slot_model_mapping"]["per_chain"]
+    two = chains["chain3_10_10_tc0.01s"]["effective_busy_slots_mean"]
+    four = chains["chain5_10_10_10_10_tc0.01s"]["effective_busy_slots_mean"]
+    assert f"busy periods: {two:.2f} and {four:.2f} slots" in page
+    assert f"on average {two:.3f} slots" in page and f"busy period is {four:.2f} slots" in page
 
 
 def test_training_page_states_the_learned_agents_comparison_as_its_table_shows() -> None:
