@@ -129,3 +129,19 @@ def test_cli_end_to_end_on_a_tiny_grid_resumes_and_computes_from_the_run_files(t
     assert {p.name: p.read_bytes() for p in (out / "runs").glob("*.json")} == before
     assert json.loads((out / "meta.json").read_text())["runs_executed"] == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "gains.csv"), g)
+
+
+def test_the_holm_family_is_the_distinct_tests_the_correction_used():
+    """A cell whose best control is ``random`` repeats a test: it counts once (380, not 512)."""
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parents[1] / "docs/results/regimes/gains.csv"
+    gains = pd.read_csv(stored, dtype={f: str for f in ("cell", *regimes.FACTOR_NAMES)})
+    success = gains[gains.metric == "success_rate"]
+    size = regimes_report.holm_family_size(success)
+    repeats = int((success.baseline == "random").sum() - (success.control == "random").sum())
+    assert size == len(success) - repeats == 380
+    # The correction stored beside the tests is Holm's over exactly that many distinct p-values.
+    unique = success.drop_duplicates(["cell", "topology", "agent", "baseline"])
+    assert list(stats.holm(unique.wilcoxon_p)) == pytest.approx(list(unique.wilcoxon_p_holm))
+    assert regimes_report.holm_family_size(success.iloc[:0]) == 0
