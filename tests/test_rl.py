@@ -731,3 +731,28 @@ def test_issue19_7_a_preset_counts_as_naming_the_fields_it_sets() -> None:
     assert agent_config(physics, {"preset": "physical"}).swap_model == "werner"
     with pytest.raises(ValueError, match=r"'swap_model' = 'paper' contradicts agent 'physics'"):
         agent_config(physics, {"preset": "paper"})
+
+
+def test_issue19_7_compare_runs_every_agent_under_the_learned_agents_physics(
+    obs_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model trained under the physical preset is compared with the others there."""
+    import agents.study.evaluate as study_evaluate
+
+    seen: list[SpepConfig] = []
+    original = study_evaluate.evaluate
+
+    def recording(agent: Any, **kwargs: Any) -> Any:
+        config = kwargs["config"]
+        seen.append(config if isinstance(config, SpepConfig) else SpepConfig.from_dict(config))
+        return original(agent, **kwargs)
+
+    monkeypatch.setattr(study_evaluate, "evaluate", recording)
+    learned_agent = agents.make("sb3", path=obs_runs["physical"], label="mine")
+    _, table = rl.compare(learned_agent, others=("noop",), runs=2, config={"episode_slots": 20})
+    assert list(table["agent"]) == ["mine", "noop"] and len(seen) == 2
+    physical = SpepConfig.physical()
+    for cfg in seen:
+        assert (
+            cfg.episode_slots == 20 and cfg.swap_model == "werner" and cfg.p_gen == physical.p_gen
+        )

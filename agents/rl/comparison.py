@@ -18,15 +18,19 @@ def compare(
 
     The table has, per agent, the mean success rate with its 95 % Student-t interval, and the
     learned agent's paired difference from it with the Wilcoxon signed-rank p-value (runs paired by
-    seed: every agent meets the same requests and link draws for a seed).
+    seed: every agent meets the same requests and link draws for a seed). Every agent runs under
+    ``config`` with the learned agent's settings applied (its observation and physics: a model
+    trained under the physical preset is compared there).
     """
     import pandas as pd
 
+    from agents.base import agent_config
     from agents.study.evaluate import evaluate
     from agents.study.stats import mean_ci, wilcoxon_paired
 
-    frames = [evaluate(learned, runs=runs, seed=seed, jobs=jobs, config=config)]
-    frames += [evaluate(name, runs=runs, seed=seed, jobs=jobs, config=config) for name in others]
+    cfg = agent_config(learned, config)
+    frames = [evaluate(learned, runs=runs, seed=seed, jobs=jobs, config=cfg)]
+    frames += [evaluate(name, runs=runs, seed=seed, jobs=jobs, config=cfg) for name in others]
     rows = pd.concat(frames, ignore_index=True)
     mine = frames[0].set_index("seed")["success_rate"]
     table = []
