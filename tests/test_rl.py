@@ -529,7 +529,7 @@ def _pickled_payload() -> bytes:
     )  # a global torch's weights_only refuses
 
 
-@pytest.mark.parametrize("how", ["no-stats", "garbage-stats", "pickled-zip"])
+@pytest.mark.parametrize("how", ["no-stats", "garbage-stats", "npy-stats", "pickled-zip"])
 def test_issue19_resume_with_a_bad_checkpoint_file_is_one_line_naming_it(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
@@ -545,6 +545,10 @@ def test_issue19_resume_with_a_bad_checkpoint_file_is_one_line_naming_it(
         bad = stats
     elif how == "garbage-stats":
         stats.write_bytes(b"\x80\x04garbage" * 10)
+        bad = stats
+    elif how == "npy-stats":  # one array where the .npz of them belongs
+        with stats.open("wb") as fh:
+            np.save(fh, np.zeros(3))
         bad = stats
     else:
         with zipfile.ZipFile(runs["maskable_ppo"] / "checkpoints" / zip_path.name) as src:
@@ -589,6 +593,8 @@ def test_issue19_a_model_zip_with_a_pickled_payload_is_one_line_naming_it(
         ("seed", -1, r"seed = -1 is invalid: allowed an integer in \[0, 4294967295\]"),
         ("seed", "x", r"seed = 'x' is invalid"),
         ("preposition_bonus", 1e308, r"preposition_bonus = 1e\+308 is invalid"),
+        ("hyperparameters", [1], r"hyperparameters = \[1\] is invalid: allowed a JSON object"),
+        ("policy_kwargs", None, r"no 'policy_kwargs' in it"),
     ],
 )
 def test_issue19_resume_validates_train_json(
@@ -605,6 +611,8 @@ def test_issue19_resume_validates_train_json(
     folder = _resumable(runs, tmp_path)
     meta = json.loads((folder / "train.json").read_text())
     meta[field] = value
+    if value is None:
+        del meta[field]
     (folder / "train.json").write_text(json.dumps(meta))
     extra = ["--preposition-bonus", "1e308"] if field == "preposition_bonus" else []
     before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
@@ -756,3 +764,25 @@ def test_issue19_7_compare_runs_every_agent_under_the_learned_agents_physics(
         assert (
             cfg.episode_slots == 20 and cfg.swap_model == "werner" and cfg.p_gen == physical.p_gen
         )
+
+
+def test_issue19_6_a_zip_without_its_members_or_failing_its_crc_is_not_whole(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import zipfile
+
+    folder = _resumable(runs, tmp_path)
+    ckpts = folder / "checkpoints"
+    with zipfile.ZipFile(ckpts / "rl_model_256_steps.zip") as src:
+        items = {name: src.read(name) for name in src.namelist()}
+    with zipfile.ZipFile(ckpts / "rl_model_384_steps.zip", "w") as dst:
+        dst.writestr("data", items["data"])  # no policy.pth
+    shutil.copy(ckpts / "rl_model_256_steps.zip", ckpts / "rl_model_512_steps.zip")
+    raw = bytearray((ckpts / "rl_model_512_steps.zip").read_bytes())
+    at = raw.index(items["policy.pth"][-64:])  # stored uncompressed: flip a byte of the weights
+    raw[at] ^= 0xFF
+    (ckpts / "rl_model_512_steps.zip").write_bytes(bytes(raw))
+    assert rl.checkpoints.resumable_checkpoint(folder) == (ckpts / "rl_model_256_steps.zip", 256)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no policy.pth in it" in err and "CRC" in err
