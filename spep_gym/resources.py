@@ -5,6 +5,10 @@ tables, the static path matrix, the link pools, the episode's workload, the obse
 temporaries numpy makes of them, from the config alone: nothing is allocated to find out. It is an
 estimate (graph diameters of the generators are approximated), meant to catch configs off by orders
 of magnitude before they end in a ``MemoryError`` or the OOM killer.
+
+:func:`batched_memory_estimate` does the same for the batched engine's B networks (its tensors, the
+host objects a reset builds and the largest temporaries of a slot), as an upper bound of what
+a batch measures; :func:`check_batched_memory` refuses a batch before its first allocation.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -108,4 +112,143 @@ def check_memory(cfg: SpepConfig) -> None:
         f"{parts[largest] / GIB:,.1f} GiB (num_nodes={cfg.n}, episode_slots={cfg.episode_slots}, "
         f"arrival_rate={cfg.arrival_rate}, link_capacity={cfg.link_capacity}, "
         f"queue_obs_size={cfg.queue_obs_size}): lower it"
+    )
+
+
+def _requests_bound(cfg: SpepConfig) -> float:
+    """Most requests of one network's episode, as a batch's widest workload meets them.
+
+    The Poisson mean of the episode plus eight standard deviations: the widest of a million
+    networks stays below it.
+    """
+    start, end = cfg.business_hours
+    busy = (end - start) / 24
+    mean = cfg.arrival_rate * (1 + (cfg.business_hours_factor - 1) * busy) * cfg.episode_slots
+    return mean + 8 * math.sqrt(mean) + 16
+
+
+def _max_degree(cfg: SpepConfig) -> float:
+    """A bound of the largest node degree of the config's graphs (the neighbour tables' width)."""
+    n, topo = cfg.n, cfg.topology
+    if isinstance(topo, nx.Graph):
+        return float(max(d for _, d in topo.degree()))
+    if topo == "erdos_renyi":
+        mean = cfg.er_p * (n - 1)
+        bound = mean + 5 * math.sqrt(mean) + 2
+    elif topo == "random_regular":
+        bound = cfg.regular_degree
+    elif topo == "small_world":
+        bound = cfg.ws_k + 5 * math.sqrt(cfg.ws_k) + 2
+    else:  # scale_free: the oldest nodes' degree grows as m sqrt(n)
+        bound = 3 * cfg.ba_m * math.sqrt(n) + cfg.ba_m
+    return float(min(n - 1, bound))
+
+
+def _queued_bound(cfg: SpepConfig) -> float:
+    """Most requests one network's queue holds (the Poisson mean plus eight standard deviations).
+
+    A request leaves the queue by its deadline (or its swaps' delay after), so the queue holds at
+    most the arrivals of that many slots at the busiest rate.
+    """
+    start, end = cfg.business_hours
+    peak = cfg.arrival_rate * (max(cfg.business_hours_factor, 1.0) if end > start else 1.0)
+    delay = cfg.signalling_latency * cfg.n + 1
+    mean = peak * (cfg.deadline_range[1] + 1 + delay)
+    return mean + 8 * math.sqrt(mean) + 16
+
+
+#: Host bytes of one network's graph and link rows while a reset builds the batch (networkx
+#: dicts): per node and per link, measured on the paper preset (about 300 and 700 bytes).
+_GRAPH_NODE_BYTES = 600
+_GRAPH_LINK_BYTES = 1400
+
+
+def batched_memory_estimate(cfg: SpepConfig, num_envs: int) -> dict[str, float]:
+    """Bytes by part of a :class:`spep_gym.batched.BatchedSimulator` of ``num_envs`` networks.
+
+    Each part is named after the config fields (and ``num_envs``) that size it; the sum is an upper
+    bound of the batch's peak memory (tests hold it within a factor of four of the measured).
+    """
+    B = float(num_envs)
+    n = cfg.n
+    pairs = n * (n - 1) / 2
+    links, hops = _links_and_diameter(cfg)
+    if not isinstance(cfg.topology, nx.Graph):  # the largest link count of many draws
+        links += 6 * math.sqrt(links) + 1
+    E1 = links + 1
+    capacity = cfg.link_capacity
+    if isinstance(cfg.topology, nx.Graph):
+        capacity = max(
+            [capacity, *(d.get("link_capacity", 1) for _, _, d in cfg.topology.edges(data=True))]
+        )
+    degree = _max_degree(cfg)
+    requests = _requests_bound(cfg)
+    flights = E1 * capacity if cfg.signalling_latency > 0 else 1.0
+    queued = min(cfg.queue_capacity, _queued_bound(cfg), requests)  # searched together in a slot
+    return {
+        # link pools (created: E x C) and the per-link state, view and static tables
+        "num_envs x link_capacity (link pools)": B * 8.0 * E1 * (capacity + 14),
+        # in-flight swaps (signalling_latency > 0): one place per link pair
+        "num_envs x link_capacity x signalling_latency (swaps in flight)": B * 9.0 * 8 * flights,
+        # held pairs (six columns) and a slot's copies of them (fidelities now, matches)
+        "num_envs x max_prepositioned (held pairs)": B * 8.0 * 12 * cfg.max_prepositioned,
+        # the queue and the copies a slot makes of it as it merges arrivals and removes requests
+        "num_envs x queue_capacity (queues)": B * 8.0 * 3 * cfg.queue_capacity,
+        # pair-edge ids, neighbour tables (and their host copies) and the static path search (a
+        # search from every node over neighbour tables copied per source: n x n x degree)
+        "num_envs x num_nodes (node tables)": B
+        * 8.0
+        * (10 * n * n + 4 * n * degree + 2 * n * n * degree),
+        # static paths (H x P, and a flat copy), the path fidelities and the observation's arrays
+        "num_envs x num_nodes (static paths)": B * 8.0 * pairs * (3 * hops + 12),
+        # the workload's columns on the device, on the host (as drawn and packed), the records
+        # and the observation's request rows
+        "num_envs x arrival_rate x episode_slots (requests)": B * 8.0 * requests * 40,
+        "num_envs x num_nodes (graphs built at reset)": B
+        * (_GRAPH_NODE_BYTES * n + _GRAPH_LINK_BYTES * links),
+        # a slot's serving round: each queued request's path mask over the links (five int64
+        # copies) and its route search over the nodes
+        "num_envs x queue_capacity x num_nodes (serving)": B
+        * 8.0
+        * queued
+        * (6 * E1 + 4 * (n + 1) + (n * n if cfg.routing == "highest_fidelity" else 0)),
+        # observations: the core's float32 arrays and a vector env's batched space and buffers
+        "num_envs x queue_obs_size (observation)": B * 4.0 * 6 * cfg.queue_obs_size * 6,
+        "num_envs x num_nodes (observation)": B * 4.0 * 15 * pairs * 6,
+    }
+
+
+def _device_free_bytes(device: Any) -> int:
+    """Free memory of a CUDA ``device`` (torch's ``mem_get_info``); the host's for the CPU."""
+    if device is not None and getattr(device, "type", str(device)).startswith("cuda"):
+        import torch  # pragma: no cover  (a GPU machine)
+
+        return int(torch.cuda.mem_get_info(device)[0])  # pragma: no cover
+    return available_memory()
+
+
+def check_batched_memory(
+    cfg: SpepConfig, num_envs: int, device: Any = None, name: str = "num_envs"
+) -> None:
+    """Refuse (ValueError, one line) a batch of ``num_envs`` networks that cannot fit.
+
+    The estimate (:func:`batched_memory_estimate`) is compared with the memory available on the
+    host and, for a CUDA ``device``, with the device's free memory. ``name`` is what the caller
+    calls the batch size (``num_envs``, ``--runs``).
+    """
+    parts = batched_memory_estimate(cfg, num_envs)
+    total = sum(parts.values())
+    limit = min(available_memory(), _device_free_bytes(device))
+    if total <= limit:
+        return
+    largest = max(parts, key=lambda k: parts[k])
+    fits = int(num_envs * limit / total)
+    raise ValueError(
+        f"{name} {num_envs:,} is too large: the batched engine's {num_envs:,} networks need about "
+        f"{total / GIB:,.1f} GiB of memory, more than the {limit / GIB:,.1f} GiB available (the "
+        f"largest part is {largest}: {parts[largest] / GIB:,.1f} GiB; num_nodes={cfg.n}, "
+        f"episode_slots={cfg.episode_slots}, arrival_rate={cfg.arrival_rate}, "
+        f"link_capacity={cfg.link_capacity}, max_prepositioned={cfg.max_prepositioned}, "
+        f"queue_capacity={cfg.queue_capacity}): allowed about {fits:,} networks at once, or "
+        "lower those fields"
     )

@@ -384,3 +384,108 @@ def test_the_queue_observation_pads_with_zeros_and_stays_in_the_space() -> None:
     queue = sim.observation()["queue"].view(B, Q, 6)
     padding = torch.arange(Q)[None, :] >= sim.queue_len[:, None]
     assert (queue[padding] == 0).all()
+
+
+# ---------------------------------------------------------------------- memory (issue 19)
+BIG_BATCHES = [
+    (SpepConfig(), 10**12, "num_envs x arrival_rate x episode_slots"),
+    (small(queue_capacity=10**9), 64, "num_envs x queue_capacity \\(queues\\)"),
+    (small(max_prepositioned=10**9), 64, "num_envs x max_prepositioned"),
+]
+
+
+@pytest.mark.parametrize(("cfg", "B", "part"), BIG_BATCHES)
+def test_a_batch_that_cannot_fit_is_refused_before_allocating(cfg, B, part) -> None:
+    message = rf"^num_envs {B:,} is too large: .* GiB .*largest part is {part}.*allowed about"
+    with pytest.raises(ValueError, match=message):  # was a torch allocation error
+        BatchedSimulator(cfg, B)
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match=message):
+        gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="vector_entry_point", config=cfg)
+
+
+def test_a_study_batch_that_cannot_fit_is_refused_naming_the_runs() -> None:
+    from agents.study.engine import run_batch
+
+    with pytest.raises(ValueError, match=r"^runs 2 is too large: .*queue_capacity"):
+        run_batch("shortest", [0, 1], {"queue_capacity": 10**9, "episode_slots": 5})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"preset": "physical"}, {"topology": "scale_free", "num_nodes": 24}, {"link_capacity": 3}],
+)
+def test_the_batched_memory_estimate_bounds_the_tensors(fields) -> None:
+    from spep_gym.resources import batched_memory_estimate
+
+    cfg = SpepConfig.from_dict(fields)
+    B = 16
+    sim = BatchedSimulator(cfg, B)
+    sim.reset(list(range(B)))
+    most = sim.memory_bytes()
+    for _ in range(20):
+        sim.step(np.full((B, cfg.action_len), sim.num_pairs))
+        sim.observation()
+        most = max(most, sim.memory_bytes())
+    estimate = sum(batched_memory_estimate(cfg, B).values())
+    # the tensors held are a part of the peak (the host objects of a reset, a slot's temporaries)
+    assert most < estimate < 10 * most
+
+
+MEASURE = """
+import json, resource, sys
+import numpy as np
+import torch
+torch.set_num_threads(1)
+from spep_gym.batched import BatchedSimulator
+from spep_gym.config import SpepConfig
+B, cfg = int(sys.argv[1]), SpepConfig.from_dict(json.loads(sys.argv[2]))
+sim = BatchedSimulator(cfg, B)
+sim.reset(list(range(B)))
+for _ in range(30):
+    sim.step(np.full((B, cfg.action_len), sim.num_pairs))
+    sim.observation()
+    sim.action_masks()
+sim.reset(list(range(B, 2 * B)))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"num_nodes": 48},
+        {"max_prepositioned": 20000},
+        {"queue_capacity": 4096, "arrival_rate": 2.0},
+    ],
+)
+def test_the_batched_memory_estimate_is_an_upper_bound_of_the_measured_peak(fields) -> None:
+    """Peak RSS per network (B = 128 less B = 1, so the interpreter and torch cancel out)."""
+    import json
+    import subprocess
+    import sys
+
+    from spep_gym.resources import batched_memory_estimate
+
+    def peak(B: int) -> int:
+        args = [sys.executable, "-c", MEASURE, str(B), json.dumps(fields)]
+        return int(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+
+    measured = (peak(128) - peak(1)) / 127
+    estimate = sum(batched_memory_estimate(SpepConfig.from_dict(fields), 1).values())
+    assert measured < estimate < 4 * measured
+
+
+@pytest.mark.parametrize("topology", [*TOPOLOGIES, "user graph"])
+def test_the_estimate_bounds_the_largest_degree_and_grows_with_the_batch(topology) -> None:
+    from spep_gym.resources import _max_degree, batched_memory_estimate
+
+    graph = nx.barbell_graph(6, 3)
+    cfg = SpepConfig(topology=graph) if topology == "user graph" else SpepConfig(topology=topology)
+    graphs = [graph] if topology == "user graph" else [T.network_graph(cfg, s) for s in range(200)]
+    assert max(d for g in graphs for _, d in g.degree()) <= _max_degree(cfg) <= cfg.n - 1
+    one, many = (sum(batched_memory_estimate(cfg, B).values()) for B in (1, 1000))
+    assert many == pytest.approx(1000 * one)

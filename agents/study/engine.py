@@ -158,6 +158,10 @@ def run_batch(
     if draws not in DRAWS:
         raise ValueError(f"draws = {draws!r} is invalid: allowed {', '.join(map(repr, DRAWS))}")
     seeds = [int(s) for s in seeds]
+    from spep_gym.resources import check_batched_memory
+
+    # one line before anything is allocated: the runs of a batch are its networks
+    check_batched_memory(cfg, len(seeds), device, name="runs")
     with torch_threads():
         start = time.perf_counter()
         sim = BatchedSimulator(cfg, len(seeds), device=device, draws=draws)

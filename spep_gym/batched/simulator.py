@@ -65,6 +65,7 @@ from spep_gym.metrics import (
     SERVED,
     Metrics,
 )
+from spep_gym.resources import check_batched_memory
 from spep_gym.topology import num_pairs
 from spep_gym.workload import Workload
 
@@ -208,6 +209,7 @@ class BatchedSimulator:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} is invalid: allowed an integer >= 1")
         self.device = resolve_device(device)
+        check_batched_memory(cfg, num_envs, self.device)  # before the first allocation
         self.num_envs = B = num_envs
         self.n = cfg.n
         self.num_pairs = num_pairs(self.n)
