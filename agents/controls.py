@@ -22,7 +22,15 @@ Each slot the action is three lists, in this order, each node pair once, cut to 
    ``threshold`` and ``min_fidelity``) on the demand input's window probabilities;
 3. **the fill** (only where spending a link pair frees its link): the node pairs whose path holds
    pairs now, lowest path fidelity first (equal ones by lower index), so it spends the oldest link
-   pairs; at most as many as leave ``fill_reserve`` of the ``max_prepositioned`` places free.
+   pairs; at most as many as leave ``fill_reserve`` (default ``max_new_prepositions``: one
+   slot's placements) of the ``max_prepositioned`` places free. A fill pair is seldom used (its
+   fidelity is the lowest there is) and holds its place until it expires; without the reserve the
+   fill would take all K places and leave none for the queue and the demand in the next slots.
+
+On-demand routing is ``highest_fidelity`` (``routing=`` changes it): the one path a request is
+offered is then the one most likely to meet its ``F_req``; it is the strongest of the three baselines
+on both presets. The choices (the routing, the reserve) were made on seeds 100-119 (docs/agents.md),
+and the studies report seeds 0-19.
 
 **When does consuming a link pair pay?** (SPEC sections 3 and 9.) With ``link_pool_policy =
 "block"`` a full link generates nothing: at the paper preset's ``link_capacity = 1`` a pair that no
@@ -38,7 +46,7 @@ There the queue adds nothing either: on-demand routing already serves every queu
 path can serve it, and a pre-position for one that it cannot serve is a pair lost. So ``fill =
 "auto"`` (default) flushes (parts 1 and 3) exactly when the config's ``link_pool_policy`` is
 ``"block"``; otherwise the control pre-positions nothing and equals the baseline of its routing
-(``shortest`` by default), and only the demand part places pairs. The choice reads the config
+(``highest_fidelity`` by default), and only the demand part places pairs. The choice reads the config
 alone, no demand information; ``fill="flush"`` or ``"none"`` forces it.
 
 The oracles' extra knowledge only adds to the control's actions: with no next request (or rate)
@@ -203,9 +211,10 @@ class ManagedAgent(Agent):
         fill: ``"auto"`` (flush where ``link_pool_policy`` is ``"block"``), ``"flush"`` or
             ``"none"``.
         fill_reserve: pre-positioned places (of ``max_prepositioned``) the fill leaves free for
-            the queue and the demand.
+            the queue and the demand; None (default): ``max_new_prepositions``, one slot's worth.
         name: the agent's name in results (default ``managed`` or ``managed-<demand name>``).
-        routing: on-demand routing it runs with (default ``shortest``, like SPEP).
+        routing: on-demand routing it runs with (default ``highest_fidelity``: the path most
+            likely to meet the request's ``F_req``; module docstring).
     """
 
     def __init__(
@@ -214,9 +223,9 @@ class ManagedAgent(Agent):
         threshold: float = 0.05,
         min_fidelity: float = 0.6,
         fill: str = "auto",
-        fill_reserve: int = 0,
+        fill_reserve: int | None = None,
         name: str | None = None,
-        routing: str = "shortest",
+        routing: str = "highest_fidelity",
     ) -> None:
         super().__init__()
         for key, value in (("threshold", threshold), ("min_fidelity", min_fidelity)):
@@ -224,8 +233,12 @@ class ManagedAgent(Agent):
                 raise ValueError(f"{key} = {value!r} is invalid: allowed a number in [0, 1]")
         if fill not in FILLS:
             raise ValueError(f"fill = {fill!r} is invalid: allowed one of {', '.join(FILLS)}")
-        if isinstance(fill_reserve, bool) or not isinstance(fill_reserve, int) or fill_reserve < 0:
-            raise ValueError(f"fill_reserve = {fill_reserve!r} is invalid: allowed an int >= 0")
+        if fill_reserve is not None and (
+            isinstance(fill_reserve, bool) or not isinstance(fill_reserve, int) or fill_reserve < 0
+        ):
+            raise ValueError(
+                f"fill_reserve = {fill_reserve!r} is invalid: allowed None or an int >= 0"
+            )
         self.demand = demand
         self.threshold = float(threshold)
         self.min_fidelity = float(min_fidelity)
@@ -283,7 +296,8 @@ class ManagedAgent(Agent):
             chosen += [int(a) for a in candidates if a < num_pairs and a not in chosen]
         if flush:
             held = int(held_or_in_flight(observation).sum())
-            room = cfg.max_prepositioned - self.fill_reserve - held - len(chosen)
+            reserve = cfg.max_new_prepositions if self.fill_reserve is None else self.fill_reserve
+            room = cfg.max_prepositioned - reserve - held - len(chosen)
             if room > 0:
                 feasible = np.flatnonzero(path_fidelity > 0)
                 order = feasible[np.argsort(path_fidelity[feasible], kind="stable")]

@@ -78,10 +78,10 @@ def _observation(queue: list[tuple[int, int, float]], held_fidelity: dict[int, f
     }
 
 
-def _agent(demand: Any = None, **fields: Any) -> ManagedAgent:
-    agent = ManagedAgent(demand, **{k: v for k, v in fields.items() if k in ("fill_reserve",)})
-    cfg = {k: v for k, v in fields.items() if k != "fill_reserve"}
-    agent.reset(seed=0, env=SpepEnv(SpepConfig(num_nodes=5, er_p=0.6, **cfg)))
+def _agent(demand: Any = None, fill_reserve: int | None = 0, **fields: Any) -> ManagedAgent:
+    agent = ManagedAgent(demand, fill_reserve=fill_reserve)
+    cfg = SpepConfig(num_nodes=5, er_p=0.6, routing="highest_fidelity", **fields)
+    agent.reset(seed=0, env=SpepEnv(cfg))
     return agent
 
 
@@ -107,8 +107,16 @@ def test_control_queue_then_demand_then_lowest_fidelity_fill() -> None:
         10,
         10,
     ]
-    # fill_reserve leaves places free: 8 - 2 reserved - 2 held - 2 queue = 2 fill pairs
+    # fill_reserve leaves places free: 8 - 2 reserved - 2 held - 2 queue = 2 fill pairs; the
+    # default reserves max_new_prepositions (2, or 3 here)
     assert _agent(fill_reserve=2).act(obs, {}).tolist() == [2, 5, 8, 4, 10, 10, 10, 10]
+    assert _agent(fill_reserve=None).act(obs, {}).tolist() == [2, 5, 8, 4, 10, 10, 10, 10]
+    assert _agent(fill_reserve=None, max_new_prepositions=3).act(obs, {}).tolist()[:4] == [
+        2,
+        5,
+        8,
+        10,
+    ]
 
 
 def test_control_without_a_blocking_link_layer_spends_no_link_pair() -> None:
@@ -123,7 +131,7 @@ def test_control_without_a_blocking_link_layer_spends_no_link_pair() -> None:
 
 def test_control_equals_its_baseline_where_flushing_cannot_pay() -> None:
     cfg = SpepConfig.tiny(episode_slots=120, link_pool_policy="replace_oldest")
-    rows = [run_episode(name, seed=3, config=cfg) for name in ("managed", "shortest")]
+    rows = [run_episode(name, seed=3, config=cfg) for name in ("managed", "highest_fidelity")]
     for row in rows:
         row.pop("agent"), row.pop("wall_time_s")
     assert rows[0] == rows[1] and rows[0]["prepositions_placed"] == 0
@@ -133,8 +141,8 @@ def test_control_equals_its_baseline_where_flushing_cannot_pay() -> None:
 
 
 def _lockstep(agent: ManagedAgent, cfg: SpepConfig, seed: int, compare: Any) -> int:
-    """Run ``agent`` on ``cfg``; call ``compare(obs, info, env, action)`` before every step."""
-    env = SpepEnv(cfg)
+    """Run ``agent`` on ``cfg``; call ``compare(obs, info, env, action, twin)`` before every step."""
+    env = SpepEnv(cfg.replace(routing="highest_fidelity"))
     obs, info = env.reset(seed=seed)
     agent.reset(seed=seed, env=env)
     twin = ManagedAgent()
@@ -281,8 +289,9 @@ def test_every_managed_agent_runs_a_tiny_episode(name: str) -> None:
 def test_bad_settings_name_the_field() -> None:
     with pytest.raises(ValueError, match="fill = 'x' is invalid"):
         ManagedAgent(fill="x")
-    with pytest.raises(ValueError, match="fill_reserve = -1"):
+    with pytest.raises(ValueError, match="fill_reserve = -1 is invalid: allowed None"):
         ManagedAgent(fill_reserve=-1)
+    assert ManagedAgent().env_config == {"routing": "highest_fidelity"}
     with pytest.raises(ValueError, match="threshold = 2"):
         ManagedAgent(threshold=2)
     with pytest.raises(ValueError, match="history_slots is invalid for agent 'managed'"):
