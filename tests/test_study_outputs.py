@@ -401,3 +401,12 @@ def test_a_full_disk_under_evaluate_out_is_one_line_naming_the_file(
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"spep: error: cannot write {str(rows)!r} (No space left on device)")
     assert list(tmp_path.iterdir()) == []  # no part of it
+
+
+def test_only_a_refused_write_becomes_one_line(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as caught, store.write_errors(tmp_path):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))  # a bug, not the disk: unchanged
+    assert caught.value.errno == errno.EBADF
+    refused = r"cannot write into '.*' \(Read-only file system\)"
+    with pytest.raises(ValueError, match=refused), store.write_errors(tmp_path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
