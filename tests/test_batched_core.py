@@ -489,3 +489,16 @@ def test_the_estimate_bounds_the_largest_degree_and_grows_with_the_batch(topolog
     assert max(d for g in graphs for _, d in g.degree()) <= _max_degree(cfg) <= cfg.n - 1
     one, many = (sum(batched_memory_estimate(cfg, B).values()) for B in (1, 1000))
     assert many == pytest.approx(1000 * one)
+
+
+def test_spep_reproduce_refuses_batches_that_cannot_fit_before_writing(tmp_path) -> None:
+    from agents.study import reproduce
+
+    out = tmp_path / "out"
+    opts = reproduce.Options(
+        agents=("shortest",), topologies=("erdos_renyi",), runs=2, slots=5, out=out,
+        overrides={"queue_capacity": 10**9}, figures=False, progress=False, engine="batched",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"^--runs 2 is too large: .*queue_capacity"):
+        reproduce.reproduce(opts)  # was: the batch failed as a run, its traceback, exit 1
+    assert not out.exists()

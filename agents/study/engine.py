@@ -22,7 +22,15 @@ from typing import Any
 from agents.base import Agent, agent_config, make
 from spep_gym.config import SpepConfig
 
-__all__ = ["DRAWS", "ENGINES", "check_device", "check_engine", "engine_text", "run_batch"]
+__all__ = [
+    "DRAWS",
+    "ENGINES",
+    "check_batches",
+    "check_device",
+    "check_engine",
+    "engine_text",
+    "run_batch",
+]
 
 #: The engines: ``scalar`` (one ``SpepEnv`` per run) and ``batched`` (the runs as one batch).
 ENGINES = ("scalar", "batched")
@@ -90,6 +98,26 @@ def check_device(engine: str, device: str | None, option: str = "") -> str:
     from spep_gym.batched.simulator import resolve_device
 
     return str(resolve_device(device))
+
+
+def check_batches(
+    agents: Iterable[str],
+    configs: Iterable[Mapping[str, Any]],
+    runs: int,
+    device: str | None = None,
+    option: str = "--runs",
+) -> None:
+    """Fail before any run: a batch of ``runs`` networks of an agent and config that cannot fit.
+
+    The batched engine runs the ``runs`` seeds of one agent and config as one batch; each batch
+    is held to :func:`spep_gym.resources.check_batched_memory`, a one-line ValueError naming
+    ``option``.
+    """
+    from spep_gym.resources import check_batched_memory
+
+    for fields in configs:
+        for name in agents:
+            check_batched_memory(agent_config(make(name), fields), runs, device, name=option)
 
 
 def engine_text(meta: Mapping[str, Any]) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from agents.study import backends
-from agents.study.engine import check_device, check_engine
+from agents.study.engine import check_batches, check_device, check_engine
 from agents.study.evaluate import COLUMNS
 from agents.study.plan import (
     MAIN,
@@ -272,6 +272,15 @@ def reproduce(opts: Options) -> int:
                 opts.slots,
                 {**opts.overrides, **factors},
             )
+    if opts.engine == "batched":  # a batch, the runs of one agent and config, must fit
+        main = {**opts.overrides, "episode_slots": opts.slots}
+        configs = [{**main, "topology": t} for t in topologies]
+        if opts.sensitivity:
+            configs += [
+                {**main, **factors, "topology": SENSITIVITY_TOPOLOGY}
+                for _, factors in SENSITIVITY_VARIANTS
+            ]
+        check_batches(check_agents, configs, opts.runs, opts.device)
     with locked_output(Path(opts.out), "spep reproduce", OUTPUTS, ("runs", "figures")) as out:
         return _reproduce(opts, out, check_agents)
 
