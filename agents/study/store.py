@@ -453,11 +453,9 @@ def remove_outputs(out: Path, outputs: Iterable[str]) -> int:
     return len(stale)
 
 
-#: ``errno`` of a write the system refused (a full disk or quota, a file too large, a read-only
-#: or forbidden file): a condition to fix outside spep, said in one line, not a bug.
-WRITE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
-)
+#: ``errno`` of a write the file system refused (a full disk or quota, a file too large, a
+#: read-only file system): a condition to fix outside spep, said in one line, not a bug.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 @contextlib.contextmanager
