@@ -9,9 +9,10 @@ process and wall time), the ratio to the scalar env measured in the same run, th
 batched state per network, and the reset time per network.
 
 Usage: ``python benchmarks/bench_batched.py [--device cpu|cuda] [--sizes 1,64,1024,8192]
-[--slots 240] [--threads 1,2] [--repeats 1]``. ``--device cuda`` defaults to B = 1024 .. 65,536 and
-stops adding sizes when ``--budget`` seconds (default 240) are spent, so it finishes within 5
-minutes. On the CPU each batch size gets one row per ``--threads`` setting: N is the vector env's
+[--slots 240] [--threads 1,2,global1] [--repeats 3]``. ``--device cuda`` defaults to B = 1024 ..
+65,536 and stops adding sizes when ``--budget`` seconds (default 240) are spent, so it finishes
+within 5 minutes. On the CPU each batch size gets one row per ``--threads`` setting (default 1
+alone: two threads on a busy machine can take 20 times as long): N is the vector env's
 ``num_threads=N`` (torch's global count left at its default and restored after each call), and
 ``globalN`` is ``torch.set_num_threads(N)`` for the whole run with ``num_threads=None`` (no switch
 per call: it measures what the switch costs). ``--repeats`` runs the settings interleaved that many
@@ -115,7 +116,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=240, help="slots timed from reset")
     parser.add_argument("--episodes", type=int, default=5, help="scalar episodes per agent")
     parser.add_argument("--agents", default="noop,random")
-    parser.add_argument("--threads", default="1,2", help="num_threads settings (N or globalN)")
+    parser.add_argument("--threads", default="1", help="num_threads settings: N or globalN, ...")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs; medians shown")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds before no new size")
     args = parser.parse_args()
