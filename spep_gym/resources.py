@@ -221,9 +221,12 @@ def batched_memory_estimate(cfg: SpepConfig, num_envs: int) -> dict[str, float]:
 def _device_free_bytes(device: Any) -> int:
     """Free memory of a CUDA ``device`` (torch's ``mem_get_info``); the host's for the CPU."""
     if device is not None and getattr(device, "type", str(device)).startswith("cuda"):
-        import torch  # pragma: no cover  (a GPU machine)
+        import torch
 
-        return int(torch.cuda.mem_get_info(device)[0])  # pragma: no cover
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):  # not readable here: the host's bounds it
+            pass
     return available_memory()
 
 

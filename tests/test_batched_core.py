@@ -502,3 +502,12 @@ def test_spep_reproduce_refuses_batches_that_cannot_fit_before_writing(tmp_path)
     with pytest.raises(ValueError, match=r"^--runs 2 is too large: .*queue_capacity"):
         reproduce.reproduce(opts)  # was: the batch failed as a run, its traceback, exit 1
     assert not out.exists()
+
+
+def test_a_cuda_batch_is_held_to_the_devices_free_memory(monkeypatch) -> None:
+    from spep_gym.resources import check_batched_memory
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**20, 2**34))
+    with pytest.raises(ValueError, match=r"^num_envs 64 is too large: .* than the 0.0 GiB avail"):
+        check_batched_memory(small(), 64, torch.device("cuda:0"))
+    check_batched_memory(small(), 64, torch.device("cpu"))
