@@ -107,6 +107,13 @@ def test_control_queue_then_demand_then_lowest_fidelity_fill() -> None:
         10,
         10,
     ]
+    # without info["arrived"] the arrivals come from the observation's counts (SB3's predict)
+    counted = PredictedDemand(RatePredictor())
+    reader = _agent(counted)
+    reader.act({**obs, "arrivals": np.eye(10, dtype=np.float32)[3] * 2}, {})
+    reader.act(obs, {"next_slot": 2, "arrived": [{"source": 2, "destination": 4}]})
+    assert counted.predictor._hourly.counts.sum(axis=0).tolist() == [0, 0, 0, 2, 0, 0, 0, 0, 1, 0]
+    assert "demand=PredictedDemand" in repr(reader) and "demand=None" in repr(twin)
     # fill_reserve leaves places free: 8 - 2 reserved - 2 held - 2 queue = 2 fill pairs; the
     # default reserves max_new_prepositions (2, or 3 here)
     assert _agent(fill_reserve=2).act(obs, {}).tolist() == [2, 5, 8, 4, 10, 10, 10, 10]
@@ -316,6 +323,7 @@ def test_gamma_poisson_mean_by_hand() -> None:
 def test_rate_predictor_has_no_cold_start_and_learns_the_rates() -> None:
     p = RatePredictor()
     p.reset(num_nodes=4, slots_per_day=240, prediction_window=15, seed=0)
+    assert not p.rates().any()
     p.observe(0, np.zeros(0, np.int64))
     assert p.predict(0).tolist() == [0.0] * 6  # nothing seen: nothing predicted
     p.observe(1, np.array([2]))
