@@ -105,3 +105,91 @@ def test_the_sensitivity_table_of_the_docs_is_the_reports():
         ours = cells(line)
         theirs = reported[ours[0]]
         assert ours[:5] == theirs[:5] and ours[5:] == theirs[-2:], ours[0]
+
+
+def _part(block: str, start: str, end: str) -> str:
+    return block[block.index(start) : block.index(end, block.index(start))]
+
+
+def test_every_number_of_the_tables_has_its_uncertainty(block):
+    comparison = _part(block, "1. **The controlled comparison**", "Every SPEP predictor")
+    rows = [
+        line for line in comparison.splitlines() if line.startswith("   | ") and "---" not in line
+    ]
+    assert len(rows) == 5  # the header and four topologies
+    for row in rows[1:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")][1:]
+        for cell in cells:
+            for value in cell.split(" / "):
+                assert "±" in value or "[" in value, (row, value)
+    claims = _part(block, "| the paper's claim |", "**What the block says**")
+    for row in claims.splitlines()[2:]:
+        if row.startswith("| "):
+            ours = row.split("|")[2]
+            assert "±" in ours or "CI" in ours, row
+    assert "CIs within" in _part(block, "Every SPEP predictor", "2. **The regime map**")
+
+
+def test_the_regime_map_states_its_true_holm_family_and_the_oracle_against_the_best(block):
+    gains = pd.read_csv(results_block.RESULTS / "regimes/gains.csv", dtype=str)
+    success = gains[gains.metric == "success_rate"]
+    distinct = success.drop_duplicates(["cell", "topology", "agent", "baseline"])
+    assert f"over the map's {len(distinct)} distinct success-rate tests" in block
+    assert len(distinct) == 380 and f"{len(success)} success-rate" not in block
+    oracle = success[(success.agent == "spep-oracle") & (success.control == "best")]
+    holm = oracle.wilcoxon_p_holm.astype(float) < 0.05
+    diff = oracle.difference.astype(float)
+    up, down = int((holm & (diff > 0)).sum()), int((holm & (diff < 0)).sum())
+    assert (up, down) == (62, 7)
+    assert f"spep-oracle − the best control above / below zero | **{up}** / {down} |" in block
+    assert "realised requests of the next 3 slots, not a model of the demand" in block
+    # The dependence on the run length, with the rerun's numbers attributed to who measured them.
+    note = json.loads((results_block.RESULTS / "regimes/slots_note.json").read_text())
+    assert "These counts depend on the 500-slot cut" in block
+    assert "48 % of a run" in block and "The author of issue 19" in block
+    assert f"at least {note['beats_both_at_least']}" in block
+
+
+def test_equivalence_with_random_is_a_tost_with_a_stated_margin(block):
+    from statsmodels.stats.weightstats import ttost_paired
+
+    assert results_block.equivalence_margin() == pytest.approx(0.025)  # (13 % - 8 %) / 2
+    runs = pd.read_csv(results_block.RESULTS / "reproduce/results.csv")
+    er = runs[runs.topology == "erdos_renyi"]
+    a = er[er.agent == "spep-frequency"].set_index("seed").success_rate
+    b = er[er.agent == "random"].set_index("seed").success_rate.loc[a.index]
+    tost = results_block.equivalence(runs, ["spep-frequency", "spep-lstm", "spep-arima"])
+    row = tost[(tost.topology == "erdos_renyi") & (tost.agent == "spep-frequency")].iloc[0]
+    assert row.tost_p == pytest.approx(ttost_paired(a.to_numpy(), b.to_numpy(), -0.025, 0.025)[0])
+    shown = int((tost.tost_p_holm < 0.05).sum())
+    assert f"within the margin of `random` in {shown} of {len(tost)} comparisons" in block
+
+
+def test_levels_over_many_seeds_are_stated_beside_the_twenty(block):
+    from scipy import stats
+
+    rows = pd.read_csv(results_block.RESULTS / "levels/shortest_random_regular.csv")
+    assert len(rows) == 150 and sorted(rows.seed) == list(range(150))
+    x = 100 * rows.success_rate
+    half = stats.sem(x) * stats.t.ppf(0.975, len(x) - 1)
+    assert f"{x.mean():.1f} ± {half:.1f}" in _part(block, "Absolute levels", "2. **The regime")
+
+
+def test_the_calibration_is_scored_on_fresh_seeds_with_its_se(block):
+    from agents.study import stats
+
+    folder = results_block.RESULTS / "calibration"
+    check, preset = pd.read_csv(folder / "check.csv"), pd.read_csv(folder / "check_preset.csv")
+    targets = {t: short for t, (_, short) in results_block.PAPER_SUCCESS.items()}
+
+    def rates(df):
+        return {t: g.sort_values("seed").success_rate.to_numpy() for t, g in df.groupby("topology")}
+
+    fit, se = stats.rms_miss(rates(check[check.agent == "shortest"]), targets)
+    base, base_se = stats.rms_miss(rates(preset), targets)
+    part = _part(block, "3. **Calibration**", "| the paper's claim |")
+    assert f"it misses by {100 * fit:.2f} ± {100 * se:.2f} pp" in part
+    assert f"the paper preset by {100 * base:.2f} ± {100 * base_se:.2f} pp" in part
+    stored = json.loads((folder / "trials.json").read_text())
+    assert stored["fresh"]["fit"]["loss_pp"] == pytest.approx(100 * fit)
+    assert "stopped after" in part and stored["meta"]["stop"] in part

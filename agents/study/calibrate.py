@@ -365,7 +365,7 @@ def _calibrate(opts: Options, out: Path) -> int:
     )
     print(
         f"spep calibrate: best fit trial {best['number']} of {len(records)} (RMS "
-        f"{best['loss_pp']:.2f} ± {best['se_pp']:.2f} pp on the search seeds); stopped at {stop}; "
+        f"{best['loss_pp']:.2f} ± {best['se_pp']:.2f} pp on the search seeds); stopped: {stop}; "
         f"out-of-sample check: {len(check_tasks) + len(preset_tasks)} runs",
         file=sys.stderr,
     )
