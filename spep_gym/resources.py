@@ -215,6 +215,9 @@ def batched_memory_estimate(cfg: SpepConfig, num_envs: int) -> dict[str, float]:
         # observations: the core's float32 arrays and a vector env's batched space and buffers
         "num_envs x queue_obs_size (observation)": B * 4.0 * 6 * cfg.queue_obs_size * 6,
         "num_envs x num_nodes (observation)": B * 4.0 * 15 * pairs * 6,
+        # tables shared by the batch, built in Python: decay powers by age, time of day by slot
+        "prediction_window (decay table)": 48.0 * (cfg.prediction_window + n + 2),
+        "slots_per_day (time-of-day table)": 160.0 * cfg.slots_per_day,
     }
 
 
