@@ -208,7 +208,7 @@ def reproduce_part(d: dict[str, Any]) -> list[str]:
         f"1. **The controlled comparison** (`spep reproduce`: {len(TOPOLOGIES)} topologies × "
         f"{len(meta['agents'])} agents × {meta['runs']} runs × {meta['slots']} slots). Success "
         "rate (%): mean of the runs ± the half width of its 95 % CI; differences: mean of the "
-        "paired differences [95 % CI, not corrected], Holm p in brackets:",
+        "paired differences [95 % CI, not corrected], Holm p in parentheses:",
         "",
         "   | topology | shortest | `random` | SPEP "
         + " / ".join(NAMES[a] for a in spep)
