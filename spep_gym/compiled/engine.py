@@ -1,0 +1,184 @@
+"""``CompiledSimulator``: the compiled engine behind the interface of the scalar simulator.
+
+Reset builds the episode as :class:`spep_gym.simulator.Simulator` does (the network, the requests
+and the four named streams of the seed), in Python; every slot then runs in compiled code
+(:mod:`spep_gym.compiled.phases`) and draws from the same streams, so both engines give the same
+episode, to the last bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from spep_gym.compiled import phases
+from spep_gym.compiled.state import (
+    COUNTER_NAMES,
+    EV,
+    EV_FAILED,
+    EV_FAILED_WEIGHT,
+    EV_PLACED,
+    EV_SERVED,
+    EV_SERVED_WEIGHT,
+    FAILED_WEIGHT,
+    FIDELITY_SUM,
+    HELD_LEN,
+    LATENCY_SUM,
+    PAIRS_CONSUMED,
+    PAIRS_EXPIRED,
+    PAIRS_GENERATED,
+    PAIRS_REPLACED,
+    PREPOSITIONS_EXPIRED,
+    QUEUE_LEN,
+    SERVED_WEIGHT,
+    SWAP_FAILURES,
+    T_NOW,
+    State,
+    new_state,
+    params,
+)
+from spep_gym.config import SpepConfig
+from spep_gym.metrics import Metrics
+from spep_gym.simulator import Simulator, SlotEvents
+from spep_gym.topology import Network, generate_graph
+from spep_gym.workload import Workload, generate
+
+#: Config fields the compiled engine does not cover yet, with the value it needs.
+UNSUPPORTED = {"signalling_latency": 0.0}
+
+
+def check_supported(cfg: SpepConfig) -> None:
+    """A ValueError naming the first field of ``cfg`` that the compiled engine does not cover."""
+    for name, allowed in UNSUPPORTED.items():
+        value = getattr(cfg, name)
+        if value != allowed:
+            raise ValueError(
+                f"config field {name!r} = {value!r} is not covered by the compiled engine yet: "
+                f"allowed {allowed!r} (the python engine covers every value)"
+            )
+
+
+class CompiledSimulator:
+    """The scalar simulator's episode, slot loop compiled: ``reset(seed)``, ``step(action)``."""
+
+    def __init__(self, cfg: SpepConfig | None = None) -> None:
+        self.cfg = cfg = cfg or SpepConfig()
+        check_supported(cfg)
+        # the fixed network and the trace, loaded once, as the scalar simulator loads them
+        self._setup = Simulator(cfg)
+        self.params = params(cfg)
+        self.t = 0
+        self.net: Network
+        self.workload: Workload
+        self.state: State
+
+    def reset(self, seed: int) -> SlotEvents:
+        """Start an episode from ``seed`` and run phases 1-3 of slot 0."""
+        cfg, setup = self.cfg, self._setup
+        topo_ss, work_ss, gen_ss, swap_ss = np.random.SeedSequence(seed).spawn(4)
+        if setup.fixed_net is not None:
+            self.net = setup.fixed_net
+        else:
+            self.net = Network.build(generate_graph(cfg, np.random.default_rng(topo_ss)), cfg)
+        trace = setup._trace
+        if trace is not None:
+            self.workload = trace.workload(cfg, self.net)
+        else:
+            self.workload = generate(cfg, self.net, np.random.default_rng(work_ss))
+        self._gen_rng = np.random.default_rng(gen_ss)
+        self._swap_rng = np.random.default_rng(swap_ss)
+        self.state = new_state(cfg, self.net, self.workload)
+        phases.reset(self.state, self.params, self._gen_rng)
+        self.t = 0
+        return self.events(-1)
+
+    @property
+    def done(self) -> bool:
+        """True once every slot of the episode has run."""
+        return self.t >= self.cfg.episode_slots
+
+    def step(self, action: Iterable[int] | np.ndarray = ()) -> SlotEvents:
+        """Finish the current slot with the pre-positioning ``action`` and begin the next."""
+        if self.done:
+            raise RuntimeError("the episode is over (all episode_slots have run): call reset()")
+        slot = self.t
+        phases.step(
+            self.state,
+            self.params,
+            np.asarray(action, dtype=np.int64).reshape(-1),
+            self._gen_rng,
+            self._swap_rng,
+        )
+        self.t = int(self.state.counts[T_NOW])
+        return self.events(slot)
+
+    # ------------------------------------------------------------------ views
+    def events(self, slot: int) -> SlotEvents:
+        """The last step's events as the scalar simulator's :class:`SlotEvents`."""
+        s = self.state
+        c = s.counts.tolist()
+        placed = s.ev_placed[: c[EV_PLACED]].tolist()
+        served = s.ev_served[: c[EV_SERVED]].tolist()
+        lo, hi = (s.starts[self.t], s.starts[self.t + 1]) if not self.done else (0, 0)
+        return SlotEvents(
+            slot=slot,
+            placed=[(int(a), f, int(h)) for a, f, h in placed],
+            served=[(int(r), int(how), f, int(h)) for r, how, f, h in served],
+            failed=s.ev_failed[: c[EV_FAILED]].tolist(),
+            swap_failures=c[EV + SWAP_FAILURES],
+            pairs_consumed=c[EV + PAIRS_CONSUMED],
+            served_weight=float(s.sums[EV_SERVED_WEIGHT]),
+            failed_weight=float(s.sums[EV_FAILED_WEIGHT]),
+            arrived=list(range(int(lo), int(hi))),
+            pairs_generated=c[EV + PAIRS_GENERATED],
+            pairs_expired=c[EV + PAIRS_EXPIRED],
+            pairs_replaced=c[EV + PAIRS_REPLACED],
+            prepositions_expired=c[EV + PREPOSITIONS_EXPIRED],
+        )
+
+    @property
+    def metrics(self) -> Metrics:
+        """The run's counters as the scalar simulator's :class:`Metrics` (a copy)."""
+        s = self.state
+        sums = s.sums.tolist()
+        return Metrics(
+            **dict(zip(COUNTER_NAMES, s.counts[: len(COUNTER_NAMES)].tolist(), strict=True)),
+            latency_sum=sums[LATENCY_SUM],
+            fidelity_sum=sums[FIDELITY_SUM],
+            served_weight=sums[SERVED_WEIGHT],
+            failed_weight=sums[FAILED_WEIGHT],
+        )
+
+    @property
+    def records(self) -> dict[str, np.ndarray]:
+        """The per-request outcome columns (views of the state)."""
+        s = self.state
+        return {
+            "status": s.status,
+            "dispatch_slot": s.dispatch_slot,
+            "end_slot": s.end_slot,
+            "fidelity": s.fidelity,
+            "how": s.how,
+            "hops": s.hops,
+        }
+
+    def queued_requests(self, limit: int | None = None) -> list[int]:
+        """Request ids in service order (the first ``limit`` of them)."""
+        n = int(self.state.counts[QUEUE_LEN])
+        return self.state.queue[: n if limit is None else min(n, limit)].tolist()
+
+    def held(self) -> list[tuple[int, float, int, int, int]]:
+        """(pair, fidelity, placed, hops, expiry) of every pre-positioned pair held, in order."""
+        s = self.state
+        k = int(s.counts[HELD_LEN])
+        return list(
+            zip(
+                s.held_pair[:k].tolist(),
+                s.held_fidelity[:k].tolist(),
+                s.held_placed[:k].tolist(),
+                s.held_hops[:k].tolist(),
+                s.held_expiry[:k].tolist(),
+                strict=True,
+            )
+        )

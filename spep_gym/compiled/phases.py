@@ -1,0 +1,380 @@
+"""One slot (SPEC section 5), compiled: a function per phase over :class:`State`, and ``step``.
+
+The agent decides between phase 3 and phase 4, so a slot is split as in
+:class:`spep_gym.simulator.Simulator`: :func:`begin_slot` (1 discard expired, 2 generate, 3 admit
+arrivals) and :func:`finish_slot` (4 pre-position, 5 serve, 6 fail overdue). :func:`step` runs
+``finish_slot`` of slot t and ``begin_slot`` of slot t + 1, and records the events of both in the
+state's event entries. The draws come from the scalar simulator's own streams (numpy Generators,
+which numba draws from in the same order), so both engines see the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from spep_gym.compiled import laws, links, routing
+from spep_gym.compiled.state import (
+    ARRIVED,
+    EV,
+    EV_FAILED,
+    EV_FAILED_WEIGHT,
+    EV_PLACED,
+    EV_SERVED,
+    EV_SERVED_WEIGHT,
+    FAILED,
+    FAILED_STATUS,
+    FAILED_WEIGHT,
+    FIDELITY_SUM,
+    HELD_LEN,
+    LATENCY_SUM,
+    ON_DEMAND,
+    PAIRS_CONSUMED,
+    PAIRS_DELIVERED,
+    PAIRS_EXPIRED,
+    PAIRS_GENERATED,
+    PAIRS_REPLACED,
+    PREPOSITIONED,
+    PREPOSITIONS_EXPIRED,
+    PREPOSITIONS_PLACED,
+    PREPOSITIONS_USED,
+    QUEUE_LEN,
+    QUEUE_OVERFLOW,
+    QUEUED,
+    SERVED,
+    SERVED_PREPOSITIONED,
+    SERVED_STATUS,
+    SERVED_WEIGHT,
+    SWAP_FAILURES,
+    T_NOW,
+    Params,
+    State,
+)
+
+
+@njit(cache=True)
+def _count(s: State, index: int, n: int) -> None:
+    """Add ``n`` to a metric counter and to the slot's event of the same name."""
+    s.counts[index] += n
+    s.counts[EV + index] += n
+
+
+# ---------------------------------------------------------------------- requests
+@njit(cache=True)
+def _before(s: State, a: int, b: int) -> bool:
+    """Request ``a`` is served before ``b``: priority (high first), deadline, arrival, id."""
+    if s.priority[a] != s.priority[b]:
+        return -s.priority[a] < -s.priority[b]
+    if s.deadline[a] != s.deadline[b]:
+        return s.deadline[a] < s.deadline[b]
+    if s.arrival[a] != s.arrival[b]:
+        return s.arrival[a] < s.arrival[b]
+    return a < b
+
+
+@njit(cache=True)
+def _enqueue(s: State, r: int) -> None:
+    """Insert request ``r`` into the queue in service order."""
+    n = s.counts[QUEUE_LEN]
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _before(s, r, s.queue[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    for i in range(n, lo, -1):
+        s.queue[i] = s.queue[i - 1]
+    s.queue[lo] = r
+    s.counts[QUEUE_LEN] = n + 1
+
+
+@njit(cache=True)
+def _served(s: State, r: int, how: int, fidelity: float, hops: int) -> None:
+    """Record request ``r`` as served now."""
+    t = s.counts[T_NOW]
+    s.status[r] = SERVED_STATUS
+    s.end_slot[r] = t
+    s.fidelity[r] = fidelity
+    s.how[r] = how
+    s.hops[r] = hops
+    s.counts[SERVED] += 1
+    s.sums[LATENCY_SUM] += t - s.arrival[r]
+    s.sums[FIDELITY_SUM] += fidelity
+    s.counts[PAIRS_DELIVERED] += hops
+    s.sums[SERVED_WEIGHT] += s.priority[r]
+    s.sums[EV_SERVED_WEIGHT] += s.priority[r]
+    k = s.counts[EV_SERVED]
+    s.ev_served[k, 0] = r
+    s.ev_served[k, 1] = how
+    s.ev_served[k, 2] = fidelity
+    s.ev_served[k, 3] = hops
+    s.counts[EV_SERVED] = k + 1
+
+
+@njit(cache=True)
+def _fail(s: State, r: int) -> None:
+    """Record request ``r`` as failed now."""
+    s.status[r] = FAILED_STATUS
+    s.end_slot[r] = s.counts[T_NOW]
+    s.counts[FAILED] += 1
+    s.sums[FAILED_WEIGHT] += s.priority[r]
+    s.sums[EV_FAILED_WEIGHT] += s.priority[r]
+    s.ev_failed[s.counts[EV_FAILED]] = r
+    s.counts[EV_FAILED] += 1
+
+
+@njit(cache=True)
+def _drop_held(s: State, i: int) -> None:
+    """Remove the i-th pre-positioned pair, keeping the others in order."""
+    n = s.counts[HELD_LEN]
+    for k in range(i, n - 1):
+        s.held_pair[k] = s.held_pair[k + 1]
+        s.held_fidelity[k] = s.held_fidelity[k + 1]
+        s.held_placed[k] = s.held_placed[k + 1]
+        s.held_hops[k] = s.held_hops[k + 1]
+        s.held_expiry[k] = s.held_expiry[k + 1]
+    s.counts[HELD_LEN] = n - 1
+
+
+# ---------------------------------------------------------------------- swaps
+@njit(cache=True)
+def _consume(
+    s: State, p: Params, path: np.ndarray, hops: int, rng: np.random.Generator
+) -> tuple[float, bool]:
+    """Take the youngest pair of every link on ``path`` and swap: (F_path, the swaps succeeded)."""
+    t = s.counts[T_NOW]
+    for i in range(hops):
+        s.taken[i] = links.take(s, path[i], t)
+    _count(s, PAIRS_CONSUMED, hops)
+    if hops > 1 and p.swap_success < 1.0:
+        ok = True
+        for _ in range(hops - 1):  # every draw is made, as the scalar engine draws hops - 1 at once
+            if not rng.random() < p.swap_success:
+                ok = False
+        if not ok:
+            return 0.0, False
+    product = 1.0
+    for i in range(hops):
+        product *= laws.link_factor(s.taken[i], p.swap_model)
+    return laws.fidelity_from_product(product, p.swap_model), True
+
+
+# ---------------------------------------------------------------------- phases 1-3
+@njit(cache=True)
+def discard_expired(s: State, p: Params) -> None:
+    """Phase 1: discard link pairs past their lifetime and pre-positioned pairs past expiry."""
+    t = s.counts[T_NOW]
+    _count(s, PAIRS_EXPIRED, links.discard_expired(s, t))
+    n = s.counts[HELD_LEN]
+    k = 0
+    for i in range(n):
+        if s.held_expiry[i] > t:
+            s.held_pair[k] = s.held_pair[i]
+            s.held_fidelity[k] = s.held_fidelity[i]
+            s.held_placed[k] = s.held_placed[i]
+            s.held_hops[k] = s.held_hops[i]
+            s.held_expiry[k] = s.held_expiry[i]
+            k += 1
+    s.counts[HELD_LEN] = k
+    _count(s, PREPOSITIONS_EXPIRED, n - k)
+
+
+@njit(cache=True)
+def generate_links(s: State, p: Params, rng: np.random.Generator) -> None:
+    """Phase 2: one uniform per link, drawn for every link whatever its state."""
+    t = s.counts[T_NOW]
+    new, replaced = links.generate(s, t, p.replace_oldest, rng)
+    _count(s, PAIRS_GENERATED, new)
+    _count(s, PAIRS_REPLACED, replaced)
+    links.refresh(s, t)
+
+
+@njit(cache=True)
+def admit_arrivals(s: State, p: Params) -> None:
+    """Phase 3: this slot's requests join the queue; a full queue rejects (fails) a request."""
+    t = s.counts[T_NOW]
+    lo, hi = s.starts[t], s.starts[t + 1]
+    for r in range(lo, hi):
+        if s.counts[QUEUE_LEN] >= p.queue_capacity:
+            s.counts[QUEUE_OVERFLOW] += 1
+            _fail(s, r)
+            continue
+        _enqueue(s, r)
+        s.status[r] = QUEUED
+    s.counts[ARRIVED] += hi - lo
+
+
+@njit(cache=True)
+def begin_slot(s: State, p: Params, gen_rng: np.random.Generator) -> None:
+    """Phases 1-3 of the slot ``counts[T_NOW]``."""
+    discard_expired(s, p)
+    generate_links(s, p, gen_rng)
+    admit_arrivals(s, p)
+
+
+# ---------------------------------------------------------------------- phases 4-6
+@njit(cache=True)
+def preposition_path(s: State, p: Params, a: int, out: np.ndarray) -> int:
+    """The path pre-positioning would use for node pair ``a`` now (its hops; -1: none)."""
+    src, dst = s.pair_nodes[a, 0], s.pair_nodes[a, 1]
+    if p.preposition_path == 0:
+        return routing.static(s, src, dst, out)
+    return routing.shortest(s, src, dst, out)
+
+
+@njit(cache=True)
+def preposition(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Generator) -> None:
+    """Phase 4 (Algorithm 2's placement): try the chosen node pairs in order within the limits."""
+    t = s.counts[T_NOW]
+    num_pairs = s.pair_nodes.shape[0]
+    placed = 0
+    for i in range(action.shape[0]):
+        if placed >= p.max_new_prepositions or s.counts[HELD_LEN] >= p.max_prepositioned:
+            break
+        a = action[i]
+        if a < 0 or a >= num_pairs:
+            continue
+        hops = preposition_path(s, p, a, s.path)
+        if hops < 0:
+            continue
+        fidelity, ok = _consume(s, p, s.path, hops, swap_rng)
+        if not ok:
+            _count(s, SWAP_FAILURES, 1)
+            continue
+        window = laws.slots_until_below(
+            fidelity, p.preposition_rho, p.F_min, p.prediction_window, p.decay_model
+        )
+        k = s.counts[HELD_LEN]
+        s.held_pair[k] = a
+        s.held_fidelity[k] = fidelity
+        s.held_placed[k] = t
+        s.held_hops[k] = hops
+        s.held_expiry[k] = t + window
+        s.counts[HELD_LEN] = k + 1
+        j = s.counts[EV_PLACED]
+        s.ev_placed[j, 0] = a
+        s.ev_placed[j, 1] = fidelity
+        s.ev_placed[j, 2] = hops
+        s.counts[EV_PLACED] = j + 1
+        s.counts[PREPOSITIONS_PLACED] += 1
+        placed += 1
+
+
+@njit(cache=True)
+def serve(s: State, p: Params, swap_rng: np.random.Generator) -> None:
+    """Phase 5: a pre-positioned pair first (the lowest sufficient fidelity), else on demand.
+
+    The route of (s, d) is searched once until a consumption changes the links ("none" stays
+    true after one: links only disappear within a slot).
+    """
+    queued = s.counts[QUEUE_LEN]
+    if queued == 0:
+        return
+    t = s.counts[T_NOW]
+    n = s.seen.shape[0]
+    s.route_len[:] = -2
+    keep = 0
+    for qi in range(queued):
+        r = s.queue[qi]
+        f_req = s.F_req[r]
+        best = -1
+        best_f = np.inf
+        for i in range(s.counts[HELD_LEN]):
+            if s.held_pair[i] == s.pair[r]:
+                f = laws.decayed(
+                    s.held_fidelity[i], p.preposition_rho, t - s.held_placed[i], p.decay_model
+                )
+                if f_req <= f < best_f:
+                    best, best_f = i, f
+        if best >= 0:
+            hops = s.held_hops[best]
+            _drop_held(s, best)
+            s.counts[PREPOSITIONS_USED] += 1
+            s.counts[SERVED_PREPOSITIONED] += 1
+            _served(s, r, PREPOSITIONED, best_f, hops)
+            continue
+        key = s.source[r] * n + s.destination[r]
+        hops = s.route_len[key]
+        if hops == -2:
+            hops = routing.route(s, p.routing, s.source[r], s.destination[r], s.route_links[key])
+            s.route_len[key] = hops
+        if hops < 0:
+            s.queue[keep] = r
+            keep += 1
+            continue
+        path = s.route_links[key]
+        product = 1.0
+        for i in range(hops):
+            product *= s.factor[path[i]]
+        if laws.fidelity_from_product(product, p.swap_model) < f_req or t > s.deadline[r]:
+            s.queue[keep] = r
+            keep += 1
+            continue
+        fidelity, ok = _consume(s, p, path, hops, swap_rng)
+        for k in range(n * n):  # the links changed: forget the routes found, keep the "none"s
+            if s.route_len[k] >= 0:
+                s.route_len[k] = -2
+        s.dispatch_slot[r] = t
+        if ok:
+            _served(s, r, ON_DEMAND, fidelity, hops)
+        else:
+            _count(s, SWAP_FAILURES, 1)
+            s.queue[keep] = r
+            keep += 1
+    s.counts[QUEUE_LEN] = keep
+
+
+@njit(cache=True)
+def fail_overdue(s: State, p: Params) -> None:
+    """Phase 6: a request still queued at the end of its deadline slot fails."""
+    t = s.counts[T_NOW]
+    keep = 0
+    for i in range(s.counts[QUEUE_LEN]):
+        r = s.queue[i]
+        if s.deadline[r] <= t:
+            _fail(s, r)
+        else:
+            s.queue[keep] = r
+            keep += 1
+    s.counts[QUEUE_LEN] = keep
+
+
+@njit(cache=True)
+def finish_slot(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Generator) -> None:
+    """Phases 4-6 of the slot ``counts[T_NOW]``: pre-position ``action``, serve, fail overdue."""
+    preposition(s, p, action, swap_rng)
+    serve(s, p, swap_rng)
+    fail_overdue(s, p)
+
+
+# ---------------------------------------------------------------------- the slot
+@njit(cache=True)
+def clear_events(s: State) -> None:
+    """Zero the slot's event entries."""
+    s.counts[EV:T_NOW] = 0
+    s.sums[EV_SERVED_WEIGHT] = 0.0
+    s.sums[EV_FAILED_WEIGHT] = 0.0
+
+
+@njit(cache=True)
+def reset(s: State, p: Params, gen_rng: np.random.Generator) -> None:
+    """Run phases 1-3 of slot 0 on a new state."""
+    clear_events(s)
+    begin_slot(s, p, gen_rng)
+
+
+@njit(cache=True)
+def step(
+    s: State,
+    p: Params,
+    action: np.ndarray,
+    gen_rng: np.random.Generator,
+    swap_rng: np.random.Generator,
+) -> None:
+    """Finish slot t with the pre-positioning ``action`` (node-pair ids) and begin slot t + 1."""
+    clear_events(s)
+    finish_slot(s, p, action, swap_rng)
+    s.counts[T_NOW] += 1
+    if s.counts[T_NOW] < p.episode_slots:
+        begin_slot(s, p, gen_rng)

@@ -1,0 +1,216 @@
+"""The compiled engine (spep_gym.compiled) equals the scalar simulator bit for bit under the same draws.
+
+This module runs the engine as plain Python (``NUMBA_DISABLE_JIT=1``, set before numba loads), so
+that coverage sees its lines; one test runs the jitted engine in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+
+# before spep_gym.compiled imports numba: plain Python, so coverage sees it (a subprocess sets 0)
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
+
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from spep_gym import physics
+from spep_gym.compiled import CompiledSimulator, laws, links
+from spep_gym.compiled.state import DECAY_MODEL, SWAP_MODEL
+from spep_gym.config import SpepConfig
+from spep_gym.simulator import Simulator
+
+from conftest import write_trace
+
+pytest.importorskip("numba")
+
+
+def held(sim: Simulator) -> list[tuple[int, float, int, int, int]]:
+    return [(p.pair, p.fidelity, p.placed, p.hops, p.expiry) for p in sim.held]
+
+
+def assert_same_episode(cfg: SpepConfig, seed: int, action_seed: int = 0) -> Simulator:
+    """Step both engines with the same random actions; every slot's state and events equal."""
+    ref, fast = Simulator(cfg), CompiledSimulator(cfg)
+    assert ref.reset(seed) == fast.reset(seed)
+    rng = np.random.default_rng(action_seed)
+    num_pairs = ref.net.num_pairs
+    while not ref.done:
+        # entries up to P + 2 (out of range: "none" in both engines), and half of them the pairs
+        # of the last requests, so that pre-positioned pairs get used
+        action = rng.integers(0, num_pairs + 2, cfg.action_len)
+        recent = ref.workload.pair[max(0, ref.workload.starts[ref.t + 1] - 6) :]
+        if len(recent):
+            half = rng.random(cfg.action_len) < 0.5
+            action[half] = rng.choice(recent, int(half.sum()))
+        slot = ref.t
+        assert ref.step(action.tolist()) == fast.step(action), f"events of slot {slot}"
+        assert ref.metrics == fast.metrics, f"metrics after slot {slot}"
+        assert fast.t == ref.t
+        np.testing.assert_array_equal(ref.links.created, fast.state.created)
+        np.testing.assert_array_equal(ref.links.count, fast.state.stored)
+        np.testing.assert_array_equal(ref.links.youngest, fast.state.youngest)
+        assert ref.links.usable == fast.state.usable[:-1].tolist()
+        assert ref.links.factor == fast.state.factor[:-1].tolist()
+        if cfg.routing == "highest_fidelity":
+            assert ref.links.cost == fast.state.cost.tolist()
+        assert ref.queued_requests() == fast.queued_requests()
+        assert held(ref) == fast.held()
+    assert fast.done
+    for name, column in ref.records.items():
+        np.testing.assert_array_equal(column, fast.records[name], err_msg=name)
+    assert ref.queued_requests(3) == fast.queued_requests(3)
+    return ref
+
+
+@pytest.mark.parametrize("topology", ["erdos_renyi", "random_regular", "small_world", "scale_free"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_paper_preset_equals_the_scalar_simulator(topology: str, seed: int) -> None:
+    ref = assert_same_episode(SpepConfig(topology=topology, episode_slots=150, arrival_rate=0.3), seed, seed)
+    m = ref.metrics
+    assert m.served > 0 and m.failed > 0 and m.prepositions_used > 0  # the run exercised them
+
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "werner": {"swap_model": "werner"},
+    "depolarizing": {"decay_model": "depolarizing", "preposition_rho": 0.9},
+    "replace_oldest": {"link_pool_policy": "replace_oldest", "link_capacity": 3, "p_gen": 0.4},
+    "block_capacity": {"link_capacity": 2, "p_gen": 0.4},
+    "cutoff": {"cutoff_fidelity": 0.75},
+    "swap_failures": {"swap_success": 0.7},
+    "reactive": {"routing": "reactive"},
+    "highest_fidelity": {"routing": "highest_fidelity", "link_capacity": 2, "p_gen": 0.3},
+    "available_paths": {"preposition_path": "available", "max_new_prepositions": 3},
+    "queue_overflow": {"queue_capacity": 3, "arrival_rate": 0.5},
+    "physical_without_latency": {"preset": "physical", "signalling_latency": 0.0},
+}
+
+EXERCISED = {
+    "replace_oldest": "pairs_replaced",
+    "swap_failures": "swap_failures",
+    "queue_overflow": "queue_overflow",
+    "physical_without_latency": "pairs_replaced",
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_physics_options_equal_the_scalar_simulator(option: str) -> None:
+    fields = {"num_nodes": 10, "er_p": 0.35, "episode_slots": 150, **OPTIONS[option]}
+    cfg = SpepConfig.from_dict(fields)
+    totals = [assert_same_episode(cfg, seed, seed).metrics for seed in (0, 1)]
+    if option in EXERCISED:  # the option did something in these runs
+        assert sum(getattr(m, EXERCISED[option]) for m in totals) > 0
+
+
+def test_a_user_graph_with_lengths_and_capacities_and_fibre_loss() -> None:
+    g = nx.cycle_graph(7)
+    for i, (u, v) in enumerate(g.edges):
+        g.edges[u, v].update(length_km=10.0 + 15 * i, link_capacity=1 + i % 3)
+    g.add_edge(0, 3, p_gen=0.5, F0=0.97)
+    for length_model in ("paper", "loss"):
+        cfg = SpepConfig(topology=g, length_model=length_model, episode_slots=150, arrival_rate=0.3)
+        assert_same_episode(cfg, 3, 3)
+
+
+def test_a_trace_drives_both_engines_alike(tmp_path) -> None:
+    rows = [(t, t % 5, (t + 2) % 5, 0.6, t + 6, 1 + t % 3) for t in range(0, 60, 2)]
+    cfg = SpepConfig(
+        topology=nx.path_graph(5), trace=write_trace(tmp_path / "t.csv", rows), p_gen=0.6,
+        episode_slots=60,
+    )  # fmt: skip
+    assert_same_episode(cfg, 0)
+
+
+def test_taking_a_pair_leaves_the_link_view_of_the_scalar_pool() -> None:
+    # one link's cost after a take is math.log's, not numpy's: they differ in the last bit for
+    # some factors (links of different lengths have many), and a route searched later in the
+    # slot reads that cost
+    g = nx.random_regular_graph(4, 12, seed=1)
+    lengths = np.random.default_rng(0).uniform(5.0, 60.0, g.number_of_edges()).tolist()
+    nx.set_edge_attributes(g, dict(zip(g.edges, lengths, strict=True)), "length_km")
+    cfg = SpepConfig(topology=g, routing="highest_fidelity", link_capacity=4, p_gen=0.6)
+    ref, fast = Simulator(cfg), CompiledSimulator(cfg)
+    ref.reset(0)
+    fast.reset(0)
+    for _ in range(60):
+        ref.step()
+        fast.step()
+        t = ref.t
+        for e in np.flatnonzero(ref.links.count > 1).tolist():
+            assert ref.links.take(e, t) == links.take(fast.state, e, t)
+        assert ref.links.cost == fast.state.cost.tolist(), f"slot {t}"
+        assert ref.links.factor == fast.state.factor[:-1].tolist()
+        assert ref.links.usable == fast.state.usable[:-1].tolist()
+
+
+def test_signalling_latency_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^config field 'signalling_latency' = 0\.5 is not covered"):
+        CompiledSimulator(SpepConfig(signalling_latency=0.5))
+    with pytest.raises(ValueError, match="signalling_latency"):
+        CompiledSimulator(SpepConfig.physical())
+
+
+def test_a_finished_episode_refuses_a_step() -> None:
+    sim = CompiledSimulator(SpepConfig.tiny(episode_slots=2))
+    sim.reset(0)
+    sim.step()
+    sim.step([0])
+    with pytest.raises(RuntimeError, match="call reset"):
+        sim.step()
+
+
+@pytest.mark.parametrize("model", ["paper", "depolarizing"])
+def test_the_compiled_laws_are_physics_py(model: str) -> None:
+    for f in np.linspace(0.3, 1.0, 15).tolist():
+        for rho in (0.5, 0.9, 0.96, 0.999):
+            for age in range(0, 40, 3):
+                assert laws.decayed(f, rho, age, DECAY_MODEL[model]) == physics.decayed(
+                    f, rho, age, model
+                )
+            assert laws.slots_until_below(
+                f, rho, 0.5, 15, DECAY_MODEL[model]
+            ) == physics.slots_until_below(f, rho, 0.5, 15, model)
+    for swap in ("paper", "werner"):
+        for f in np.linspace(0.25, 1.0, 31).tolist():
+            m = SWAP_MODEL[swap]
+            assert laws.link_factor(f, m) == physics.link_factor(f, swap)
+            assert laws.fidelity_from_product(f, m) == physics.fidelity_from_product(f, swap)
+
+
+def test_import_spep_gym_does_not_load_numba() -> None:
+    code = "import gymnasium as gym, spep_gym, sys; gym.make('Spep-v0'); print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_jitted_engine_equals_the_scalar_simulator() -> None:
+    """The compiled code itself (not the plain-Python run above), in a fresh interpreter."""
+    code = textwrap.dedent(
+        """
+        import numba, numpy as np
+        from spep_gym.compiled import phases
+        from spep_gym.config import SpepConfig
+        from test_compiled import assert_same_episode
+        assert not numba.config.DISABLE_JIT
+        assert_same_episode(SpepConfig(episode_slots=300), 0)
+        assert_same_episode(SpepConfig.from_dict(
+            {"preset": "physical", "signalling_latency": 0.0, "episode_slots": 300,
+             "routing": "highest_fidelity", "preposition_path": "available", "swap_success": 0.8}
+        ), 1, 1)
+        assert phases.step.signatures, "the engine ran as Python"
+        print("ok")
+        """
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=here
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
