@@ -19,16 +19,13 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import write_trace
 
 from spep_gym import physics
 from spep_gym.compiled import CompiledSimulator, laws, links
 from spep_gym.compiled.state import DECAY_MODEL, SWAP_MODEL
 from spep_gym.config import SpepConfig
 from spep_gym.simulator import Simulator
-
-from conftest import write_trace
-
-pytest.importorskip("numba")
 
 
 def held(sim: Simulator) -> list[tuple[int, float, int, int, int]]:
@@ -72,7 +69,9 @@ def assert_same_episode(cfg: SpepConfig, seed: int, action_seed: int = 0) -> Sim
 @pytest.mark.parametrize("topology", ["erdos_renyi", "random_regular", "small_world", "scale_free"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_paper_preset_equals_the_scalar_simulator(topology: str, seed: int) -> None:
-    ref = assert_same_episode(SpepConfig(topology=topology, episode_slots=150, arrival_rate=0.3), seed, seed)
+    ref = assert_same_episode(
+        SpepConfig(topology=topology, episode_slots=150, arrival_rate=0.3), seed, seed
+    )
     m = ref.metrics
     assert m.served > 0 and m.failed > 0 and m.prepositions_used > 0  # the run exercised them
 
@@ -150,7 +149,9 @@ def test_taking_a_pair_leaves_the_link_view_of_the_scalar_pool() -> None:
 
 
 def test_signalling_latency_is_refused_in_one_line() -> None:
-    with pytest.raises(ValueError, match=r"^config field 'signalling_latency' = 0\.5 is not covered"):
+    with pytest.raises(
+        ValueError, match=r"^config field 'signalling_latency' = 0\.5 is not covered"
+    ):
         CompiledSimulator(SpepConfig(signalling_latency=0.5))
     with pytest.raises(ValueError, match="signalling_latency"):
         CompiledSimulator(SpepConfig.physical())
@@ -184,7 +185,9 @@ def test_the_compiled_laws_are_physics_py(model: str) -> None:
 
 
 def test_import_spep_gym_does_not_load_numba() -> None:
-    code = "import gymnasium as gym, spep_gym, sys; gym.make('Spep-v0'); print('numba' in sys.modules)"
+    code = (
+        "import gymnasium as gym, spep_gym, sys; gym.make('Spep-v0'); print('numba' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
