@@ -158,9 +158,10 @@ def _queued_bound(cfg: SpepConfig) -> float:
 
 
 #: Host bytes of one network's graph and link rows while a reset builds the batch (networkx
-#: dicts): per node and per link, measured on the paper preset (about 300 and 700 bytes).
+#: dicts), per node and per link: twice what tracemalloc measured (about 300 and 250 bytes at
+#: 16 and 64 nodes).
 _GRAPH_NODE_BYTES = 600
-_GRAPH_LINK_BYTES = 1400
+_GRAPH_LINK_BYTES = 500
 
 
 def batched_memory_estimate(cfg: SpepConfig, num_envs: int) -> dict[str, float]:
