@@ -130,8 +130,9 @@ def test_sigterm_stops_evaluate_and_keeps_the_rows_done(tmp_path: Path) -> None:
 
 def test_a_worker_dies_when_its_parent_does(tmp_path: Path) -> None:
     """The worker side alone: a grandchild that called die_with_parent ends with its parent."""
+    ready = tmp_path / "child_ready"
     code = (
-        "import os, subprocess, sys, time\n"
+        "import os, pathlib, subprocess, sys, time\n"
         "from agents.study import backends\n"
         "if sys.argv[1] == 'parent':\n"
         "    child = subprocess.Popen([sys.executable, __file__, 'child', str(os.getpid())])\n"
@@ -139,6 +140,7 @@ def test_a_worker_dies_when_its_parent_does(tmp_path: Path) -> None:
         "    time.sleep(60)\n"
         "else:\n"
         "    backends.die_with_parent(int(sys.argv[2]))\n"
+        f"    pathlib.Path({str(ready)!r}).touch()\n"
         "    time.sleep(60)\n"
     )
     script = tmp_path / "tree.py"
@@ -149,8 +151,11 @@ def test_a_worker_dies_when_its_parent_does(tmp_path: Path) -> None:
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    time.sleep(1.0)  # the child is past die_with_parent
-    assert _alive(child)
+    # the child is past die_with_parent: on a loaded machine its imports alone can take seconds
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists() and _alive(child)
     parent.kill()
     parent.wait()
     assert not _wait_gone({child}, 5.0)
