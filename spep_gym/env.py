@@ -20,6 +20,12 @@ from spep_gym.topology import num_pairs
 QUEUE_FEATURES = ("source", "destination", "F_req", "slots_left", "waited", "priority")
 #: Upper bound of the ``demand`` observation: arrival counts are clipped there (Poisson has none).
 DEMAND_OBS_MAX = 1e6
+#: The observation's keys in the order of its dict (the table of SpepEnv's docstring).
+OBSERVATION_KEYS = (
+    "adjacency", "link_pairs", "link_fidelity", "link_age", "link_busy", "path_fidelity",
+    "prepositioned", "prepositioned_fidelity", "prepositioned_in_flight", "requests_in_flight",
+    "demand", "arrivals", "queue", "queue_mask", "time_of_day",
+)  # fmt: skip
 
 
 class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -84,6 +90,9 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     :class:`spep_gym.config.SpepConfig` as a keyword, over ``config`` (a ``SpepConfig`` or a dict of
     fields; default: the paper preset) or over the named ``preset`` (``"paper"`` or ``"physical"``;
     ``gym.make("Spep-physical-v0")`` is the same as ``preset="physical"``).
+    ``engine="compiled"`` runs the slots in the compiled engine (:mod:`spep_gym.compiled`, numba:
+    the ``fast`` extra), equal to the default ``"python"`` engine bit for bit; it does not cover
+    ``signalling_latency`` or rendering yet, and refuses them.
 
     ## Version History
     * v0: first version.
@@ -97,6 +106,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         config: SpepConfig | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
         preset: str | None = None,
+        engine: str = "python",
         **fields: Any,
     ) -> None:
         if isinstance(config, Mapping):  # gym.make(..., config={...}): fields as a dict
@@ -116,7 +126,21 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 f"render_mode={render_mode!r} is invalid: allowed None, 'ansi' or 'rgb_array'"
             )
         self.render_mode = render_mode
-        self.sim = Simulator(cfg)
+        self.engine = engine
+        self.sim: Any
+        if engine == "compiled":
+            if render_mode is not None:
+                raise ValueError(
+                    f"render_mode={render_mode!r} is not covered by engine='compiled' yet: "
+                    "allowed None (engine='python' renders)"
+                )
+            from spep_gym.compiled import CompiledSimulator
+
+            self.sim = CompiledSimulator(cfg)
+        elif engine == "python":
+            self.sim = Simulator(cfg)
+        else:
+            raise ValueError(f"engine = {engine!r} is invalid: allowed 'python' or 'compiled'")
         n = cfg.n
         self.num_pairs = P = num_pairs(n)
         Q = cfg.queue_obs_size
@@ -264,6 +288,13 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         sim, cfg = self.sim, self.config
         P, lp = self.num_pairs, self._link_pair
         t = sim.t
+        Q = cfg.queue_obs_size
+        if self.engine == "compiled":
+            obs = sim.observe(lp, Q)
+            none = np.zeros(P, np.float32)  # no swaps in flight: signalling_latency is 0
+            obs.update(link_busy=none, prepositioned_in_flight=none.copy())
+            obs["requests_in_flight"] = none.copy()
+            return self._with_common(obs)
         link_pairs = np.zeros(P, np.float32)
         links = sim.links
         link_pairs[lp] = links.count
@@ -283,7 +314,6 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         for pair, f in sim.held_fidelities():
             held[pair] += 1.0
             held_fid[pair] = max(held_fid[pair], f)
-        Q = cfg.queue_obs_size
         queue = np.zeros((Q, 6), np.float32)
         mask = np.zeros(Q, np.float32)
         if sim.queue_length:
@@ -297,24 +327,32 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             queue[:k, 4] = t - w.arrival[ids]
             queue[:k, 5] = w.priority[ids]
             mask[:k] = 1.0
-        phase = 2.0 * np.pi * (t % cfg.slots_per_day) / cfg.slots_per_day
-        return {
-            "adjacency": self._adjacency.copy(),
+        obs = {
             "link_pairs": link_pairs,
             "link_fidelity": link_fid,
             "link_age": link_age,
             "link_busy": link_busy,
-            "path_fidelity": self._path_fidelity().astype(np.float32),
             "prepositioned": held,
             "prepositioned_fidelity": held_fid,
             "prepositioned_in_flight": held_flight,
             "requests_in_flight": requests_flight,
-            "demand": np.minimum(self._demand, DEMAND_OBS_MAX),
-            "arrivals": np.minimum(self._arrivals, DEMAND_OBS_MAX),
             "queue": queue.reshape(-1),
             "queue_mask": mask,
+        }
+        return self._with_common(obs)
+
+    def _with_common(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation: the simulator's ``state`` part and the env's own keys, in key order."""
+        cfg = self.config
+        phase = 2.0 * np.pi * (self.sim.t % cfg.slots_per_day) / cfg.slots_per_day
+        common = {
+            "adjacency": self._adjacency.copy(),
+            "path_fidelity": self._path_fidelity().astype(np.float32),
+            "demand": np.minimum(self._demand, DEMAND_OBS_MAX),
+            "arrivals": np.minimum(self._arrivals, DEMAND_OBS_MAX),
             "time_of_day": np.array([np.sin(phase), np.cos(phase)], np.float32),
         }
+        return {k: common[k] if k in common else state[k] for k in OBSERVATION_KEYS}
 
     def _require_reset(self, what: str) -> None:
         if self._events is None:

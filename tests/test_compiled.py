@@ -19,12 +19,13 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import write_trace
+from conftest import assert_same, random_actions, write_trace
 
 from spep_gym import physics
 from spep_gym.compiled import CompiledSimulator, laws, links
 from spep_gym.compiled.state import DECAY_MODEL, SWAP_MODEL
 from spep_gym.config import SpepConfig
+from spep_gym.env import SpepEnv
 from spep_gym.simulator import Simulator
 
 
@@ -58,7 +59,7 @@ def assert_same_episode(cfg: SpepConfig, seed: int, action_seed: int = 0) -> Sim
         if cfg.routing == "highest_fidelity":
             assert ref.links.cost == fast.state.cost.tolist()
         assert ref.queued_requests() == fast.queued_requests()
-        assert held(ref) == fast.held()
+        assert held(ref) == fast.held
     assert fast.done
     for name, column in ref.records.items():
         np.testing.assert_array_equal(column, fast.records[name], err_msg=name)
@@ -148,6 +149,47 @@ def test_taking_a_pair_leaves_the_link_view_of_the_scalar_pool() -> None:
         assert ref.links.usable == fast.state.usable[:-1].tolist()
 
 
+ENV_CONFIGS: dict[str, dict[str, Any]] = {
+    "paper": {"episode_slots": 80, "arrival_rate": 0.4},
+    "available_werner": {
+        "episode_slots": 60, "preposition_path": "available", "swap_model": "werner",
+        "queue_obs_size": 4, "arrival_rate": 0.6, "info_level": "counts",
+    },
+    "physical_without_latency": {
+        "preset": "physical", "signalling_latency": 0.0, "episode_slots": 60, "info_level": "minimal"
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ENV_CONFIGS))
+def test_the_env_on_the_compiled_engine_equals_the_python_engine(name: str) -> None:
+    """Observations (keys in order), rewards, ends, infos and masks equal, step by step."""
+    envs = [SpepEnv(engine=e, **ENV_CONFIGS[name]) for e in ("python", "compiled")]
+    first = [env.reset(seed=5) for env in envs]
+    assert list(first[0][0]) == list(first[1][0])
+    assert_same(*first, "reset")
+    rng = np.random.default_rng(0)
+    for slot in range(envs[0].config.episode_slots):
+        assert_same(*(env.action_masks() for env in envs), f"mask of slot {slot}")
+        # the python engine's mask chooses: places that succeed, then "none" and out-of-path pairs
+        action = random_actions(envs[0], rng)
+        action[-1] = rng.integers(0, envs[0].num_pairs + 1)
+        steps = [env.step(action) for env in envs]
+        assert_same(*steps, f"step of slot {slot}")
+    assert steps[0][3] and "episode_metrics" in steps[0][4]
+
+
+def test_the_compiled_engine_refuses_what_it_does_not_cover_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^engine = 'numba' is invalid: allowed 'python' or"):
+        SpepEnv(engine="numba")
+    with pytest.raises(
+        ValueError, match=r"^render_mode='ansi' is not covered by engine='compiled'"
+    ):
+        SpepEnv(engine="compiled", render_mode="ansi")
+    with pytest.raises(ValueError, match=r"^config field 'signalling_latency' = 0\.5 is not"):
+        SpepEnv(engine="compiled", signalling_latency=0.5)
+
+
 def test_signalling_latency_is_refused_in_one_line() -> None:
     with pytest.raises(
         ValueError, match=r"^config field 'signalling_latency' = 0\.5 is not covered"
@@ -199,13 +241,16 @@ def test_the_jitted_engine_equals_the_scalar_simulator() -> None:
         import numba, numpy as np
         from spep_gym.compiled import phases
         from spep_gym.config import SpepConfig
-        from test_compiled import assert_same_episode
+        from test_compiled import (
+            assert_same_episode, test_the_env_on_the_compiled_engine_equals_the_python_engine
+        )
         assert not numba.config.DISABLE_JIT
         assert_same_episode(SpepConfig(episode_slots=300), 0)
         assert_same_episode(SpepConfig.from_dict(
             {"preset": "physical", "signalling_latency": 0.0, "episode_slots": 300,
              "routing": "highest_fidelity", "preposition_path": "available", "swap_success": 0.8}
         ), 1, 1)
+        test_the_env_on_the_compiled_engine_equals_the_python_engine("available_werner")
         assert phases.step.signatures, "the engine ran as Python"
         print("ok")
         """

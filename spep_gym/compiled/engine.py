@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from spep_gym.compiled import phases
+from spep_gym.compiled import observe, phases
 from spep_gym.compiled.state import (
     COUNTER_NAMES,
     EV,
@@ -68,6 +68,13 @@ class CompiledSimulator:
         # the fixed network and the trace, loaded once, as the scalar simulator loads them
         self._setup = Simulator(cfg)
         self.params = params(cfg)
+        #: Bounds of the observation, as the scalar simulator gives them.
+        self.max_link_capacity = self._setup.max_link_capacity
+        self.max_deadline_slots = self._setup.max_deadline_slots
+        self.max_priority = self._setup.max_priority
+        self.delays = self._setup.delays
+        #: Swaps in flight: none (``signalling_latency`` is 0 here).
+        self.in_flight: list[object] = []
         self.t = 0
         self.net: Network
         self.workload: Workload
@@ -168,6 +175,7 @@ class CompiledSimulator:
         n = int(self.state.counts[QUEUE_LEN])
         return self.state.queue[: n if limit is None else min(n, limit)].tolist()
 
+    @property
     def held(self) -> list[tuple[int, float, int, int, int]]:
         """(pair, fidelity, placed, hops, expiry) of every pre-positioned pair held, in order."""
         s = self.state
@@ -182,3 +190,38 @@ class CompiledSimulator:
                 strict=True,
             )
         )
+
+    def preposition_fidelity(self) -> np.ndarray:
+        """(P,) fidelity a pre-position of each node pair would get now; 0 where it cannot."""
+        out = np.empty(self.net.num_pairs)
+        observe.preposition_fidelity(self.state, self.params, out)
+        return out
+
+    def observe(self, link_pair: np.ndarray, queue_rows: int) -> dict[str, np.ndarray]:
+        """The state's part of the env's observation, in new float32 arrays (see observe.py)."""
+        P = self.net.num_pairs
+        names = (
+            "link_pairs",
+            "link_fidelity",
+            "link_age",
+            "prepositioned",
+            "prepositioned_fidelity",
+        )
+        obs = {k: np.zeros(P, np.float32) for k in names}
+        queue = np.zeros((queue_rows, 6), np.float32)
+        mask = np.zeros(queue_rows, np.float32)
+        observe.observe(
+            self.state,
+            self.params,
+            link_pair,
+            obs["link_pairs"],
+            obs["link_fidelity"],
+            obs["link_age"],
+            obs["prepositioned"],
+            obs["prepositioned_fidelity"],
+            queue,
+            mask,
+        )
+        obs["queue"] = queue.reshape(-1)
+        obs["queue_mask"] = mask
+        return obs

@@ -1,0 +1,112 @@
+"""What the agent sees (the observation of :class:`spep_gym.env.SpepEnv`), compiled.
+
+The arrays are the caller's, zeroed: nothing is allocated here. The values equal those the env
+builds from the scalar simulator, float32 rounding included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from spep_gym.compiled import laws
+from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
+
+
+@njit(cache=True)
+def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
+    """(P,) fidelity a pre-position of each node pair would get now into ``out``; 0: it cannot.
+
+    Static paths multiply their links' factors hop by hop from the first (as the scalar engine's
+    product over the padded path matrix does); "available" paths are breadth-first from the lower
+    node, multiplied from the higher node back.
+    """
+    num_pairs, H = s.static_paths.shape
+    if p.preposition_path == 0:
+        for a in range(num_pairs):
+            product = 1.0
+            ok = True
+            for k in range(H):
+                e = s.static_paths[a, k]
+                if not s.usable[e]:
+                    ok = False
+                    break
+                product = s.factor[e] if k == 0 else product * s.factor[e]
+            out[a] = laws.fidelity_from_product(product, p.swap_model) if ok else 0.0
+        return
+    n = s.seen.shape[0]
+    a = 0
+    for i in range(n):
+        # breadth-first from i over usable links, every node (the predecessor: first discoverer)
+        s.seen[:] = 0
+        s.seen[i] = 1
+        s.parent_node[i] = -1
+        head, tail = 0, 1
+        s.frontier[0] = i
+        while head < tail:
+            u = s.frontier[head]
+            head += 1
+            for k in range(s.nbr_start[u], s.nbr_start[u + 1]):
+                v, e = s.nbr_node[k], s.nbr_link[k]
+                if s.usable[e] and not s.seen[v]:
+                    s.seen[v] = 1
+                    s.parent_node[v] = u
+                    s.parent_link[v] = e
+                    s.frontier[tail] = v
+                    tail += 1
+        for j in range(i + 1, n):
+            if not s.seen[j]:
+                out[a] = 0.0
+            else:
+                node = j
+                product = s.factor[s.parent_link[node]]
+                node = s.parent_node[node]
+                while node != i:
+                    product *= s.factor[s.parent_link[node]]
+                    node = s.parent_node[node]
+                out[a] = laws.fidelity_from_product(product, p.swap_model)
+            a += 1
+
+
+@njit(cache=True)
+def observe(
+    s: State,
+    p: Params,
+    link_pair: np.ndarray,
+    link_pairs: np.ndarray,
+    link_fidelity: np.ndarray,
+    link_age: np.ndarray,
+    prepositioned: np.ndarray,
+    prepositioned_fidelity: np.ndarray,
+    queue: np.ndarray,
+    queue_mask: np.ndarray,
+) -> None:
+    """The state's part of the observation into the caller's zeroed float32 arrays.
+
+    ``link_pair`` (E,) is the node pair of each link; ``queue`` is (Q, 6): source, destination,
+    F_req, slots left, slots waited, priority of the first Q queued requests.
+    """
+    t = s.counts[T_NOW]
+    last = s.fidelity_table.shape[1] - 1
+    for e in range(s.stored.shape[0]):
+        a = link_pair[e]
+        link_pairs[a] = s.stored[e]
+        if s.stored[e] > 0:
+            age = t - s.youngest[e]
+            link_fidelity[a] = s.fidelity_table[e, min(age, last)]
+            link_age[a] = age
+    for i in range(s.counts[HELD_LEN]):
+        a = s.held_pair[i]
+        f = laws.decayed(s.held_fidelity[i], p.preposition_rho, t - s.held_placed[i], p.decay_model)
+        prepositioned[a] += 1.0
+        if f > prepositioned_fidelity[a]:
+            prepositioned_fidelity[a] = f
+    for k in range(min(s.counts[QUEUE_LEN], queue.shape[0])):
+        r = s.queue[k]
+        queue[k, 0] = s.source[r]
+        queue[k, 1] = s.destination[r]
+        queue[k, 2] = s.F_req[r]
+        queue[k, 3] = s.deadline[r] - t
+        queue[k, 4] = t - s.arrival[r]
+        queue[k, 5] = s.priority[r]
+        queue_mask[k] = 1.0
