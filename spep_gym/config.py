@@ -252,11 +252,7 @@ def _is_finite(value: Any) -> bool:
 def _int(cfg: SpepConfig, name: str, low: int, high: float = MAX_INT) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        upper = ""
-        if high == MAX_INT:
-            upper = f" and <= {MAX_INT} (2**53)"
-        elif high != math.inf:
-            upper = f" and <= {int(high)}"
+        upper = f" and <= {MAX_INT} (2**53)" if high == MAX_INT else ""
         _fail(name, value, f"an integer >= {low}{upper}")
 
 
