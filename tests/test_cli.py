@@ -216,3 +216,109 @@ def test_spep_evaluate_takes_an_entry_point_agent_in_workers(tmp_path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(out)["agent"].tolist() == ["idle-custom"] * 2 + ["noop"] * 2
+
+
+# ---------------------------------------------------------------------- messages (issue 19)
+
+
+@pytest.mark.parametrize("command", ["reproduce", "regimes", "calibrate"])
+def test_a_ray_address_without_the_ray_backend_is_refused(
+    command: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    # --slots 0 too: the ray check comes first (without it, this one line would be about slots)
+    argv = [command, "--ray-address", "10.0.0.1:6379", "--out", str(out), "--slots", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "spep: error: --ray-address '10.0.0.1:6379' is invalid with --backend local: allowed "
+        "only with --backend ray\n"
+    )
+    assert not out.exists()
+
+
+def test_a_ray_cluster_that_does_not_answer_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import ray
+
+    from agents.study import backends
+
+    never = threading.Event()
+
+    def blocking_init(**kwargs: object) -> None:  # a cluster that never answers (10 s here)
+        never.wait(10)
+        raise RuntimeError("ray.init blocked for 10 s")
+
+    monkeypatch.setattr(ray, "init", blocking_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(backends, "RAY_CONNECT_TIMEOUT_S", 0.2)
+    with pytest.raises(
+        ValueError, match=r"^--ray-address '127.0.0.1:1': no Ray cluster answered within 0.2 s"
+    ):
+        backends.run(abs, [1, 2], print, backend="ray", address="127.0.0.1:1")
+    never.set()
+    assert (
+        backends.RAY_CONNECT_TIMEOUT_S == 0.2
+        and "RAY_CONNECT_TIMEOUT_S" in backends.run_ray.__doc__
+    )
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        ("load=", "--only load=: the level is empty: allowed levels of load: paper, heavy"),
+        ("load=,", "--only load=,: the level is empty: allowed levels of load: paper, heavy"),
+        (
+            "load=light",
+            "--only load=light: unknown level 'light': allowed levels of load: paper, heavy",
+        ),
+        ("speed=1", "--only speed=1: unknown factor 'speed': allowed factors: link_layer, "),
+    ],
+)
+def test_only_refuses_with_the_allowed_levels(
+    only: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["regimes", "--only", only, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spep: error: {message}") and len(err.splitlines()) == 1, err
+
+
+def test_only_compares_numeric_levels_as_numbers() -> None:
+    from agents.study.cli import parse_only
+
+    assert parse_only(["latency=0.50", "load=paper"]) == {"latency": ("0.5",), "load": ("paper",)}
+    assert parse_only(["latency=0.0,5e-1"]) == {"latency": ("0", "0.5")}
+    with pytest.raises(ValueError, match=r"unknown level '0\.25'"):
+        parse_only(["latency=0.25"])
+
+
+@pytest.mark.parametrize("command", ["regimes", "calibrate"])
+def test_help_shows_a_single_percent_sign(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "%%" not in text and " %" in text
+
+
+def test_evaluate_help_lists_the_topologies(capsys: pytest.CaptureFixture[str]) -> None:
+    from spep_gym.config import TOPOLOGIES
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in TOPOLOGIES), text
+
+
+def test_regimes_without_figures_names_only_what_it_wrote(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "map"
+    argv = ["regimes", "--agents", "shortest,spep-frequency", "--topologies", "erdos_renyi"]
+    argv += ["--runs", "2", "--slots", "40", "--jobs", "1", "--out", str(out), "--no-progress"]
+    argv += ["--only", "link_layer=block", "--only", "physics=paper", "--only", "end_memory=equal"]
+    argv += ["--only", "latency=0", "--only", "load=paper", "--set", "num_nodes=6", "--no-figures"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "spep regimes: done" in err and "heatmaps" not in err
+    assert not list(out.rglob("*.png"))

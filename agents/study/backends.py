@@ -71,6 +71,8 @@ def check_backend(backend: str) -> None:
         raise ValueError(f"--backend = {backend!r} is invalid: allowed 'local' or 'ray'")
 
 
+#: Seconds :func:`run_ray` waits for the Ray cluster at an address to answer (``ray.init``).
+RAY_CONNECT_TIMEOUT_S = 60.0
 #: Seconds between a worker's checks that its parent is alive.
 PARENT_POLL_S = 0.5
 #: ``prctl`` option that sends a signal to a process when its parent dies (Linux).
@@ -290,13 +292,15 @@ def run_ray(
 ) -> None:
     """Run ``fn`` on the items as Ray tasks of one CPU each (Ray started here unless running).
 
-    An interrupt cancels the tasks not finished (``ray.cancel(force=True)``).
+    An interrupt cancels the tasks not finished (``ray.cancel(force=True)``). A cluster at
+    ``address`` that has not answered in :data:`RAY_CONNECT_TIMEOUT_S` seconds is a
+    ``ValueError`` (``ray.init`` would wait for it for ever).
     """
     import ray
 
     started = not ray.is_initialized()
     if started and address:
-        ray.init(address=address, log_to_driver=False)
+        _connect_ray(ray, address)
     elif started:
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1)(fn)
@@ -313,3 +317,29 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _connect_ray(ray: Any, address: str) -> None:
+    """``ray.init(address=...)``, given up after :data:`RAY_CONNECT_TIMEOUT_S` seconds.
+
+    ``ray.init`` runs in a daemon thread, which is left waiting when it times out (it ends with
+    this process).
+    """
+    failed: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except BaseException as err:  # handed to the caller's thread
+            failed.append(err)
+
+    thread = threading.Thread(target=connect, name="ray-init", daemon=True)
+    thread.start()
+    thread.join(RAY_CONNECT_TIMEOUT_S)
+    if thread.is_alive():
+        raise ValueError(
+            f"--ray-address {address!r}: no Ray cluster answered within "
+            f"{RAY_CONNECT_TIMEOUT_S:g} s (agents.study.backends.RAY_CONNECT_TIMEOUT_S)"
+        )
+    if failed:
+        raise failed[0]

@@ -102,7 +102,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser, runs: int) -> None:
     """The options that choose the runs of ``spep evaluate`` and ``spep quality``."""
-    parser.add_argument("--topology", default=None, help="topology name (default: the config's)")
+    parser.add_argument(
+        "--topology",
+        default=None,
+        help=f"topology: {', '.join(TOPOLOGIES)} (default: the config's)",
+    )
     parser.add_argument("--runs", type=int, default=runs, help=f"runs (default {runs})")
     parser.add_argument("--slots", type=int, default=None, help="episode_slots (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="run i uses seed SEED+i")
@@ -289,8 +293,7 @@ def add_reproduce(subparsers: Any) -> None:
         "--seed", type=int, default=default.seed, help="run i uses seed SEED+i, for every agent"
     )
     p.add_argument("--out", default=str(default.out), help="output folder (default: results)")
-    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    add_backend_options(p, default.backend)
     p.add_argument(
         "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
     )
@@ -313,9 +316,33 @@ def add_reproduce(subparsers: Any) -> None:
     p.set_defaults(func=cmd_reproduce)
 
 
+def add_backend_options(parser: argparse.ArgumentParser, backend: str) -> None:
+    """``--backend`` and ``--ray-address`` (:mod:`agents.study.backends`)."""
+    from agents.study.backends import RAY_CONNECT_TIMEOUT_S
+
+    parser.add_argument("--backend", choices=BACKENDS, default=backend)
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="the Ray cluster's address, with --backend ray (default: a local Ray); one that "
+        f"does not answer in {RAY_CONNECT_TIMEOUT_S:g} s is an error",
+    )
+
+
+def check_ray_address(args: argparse.Namespace) -> None:
+    """``--ray-address`` only with ``--backend ray`` (elsewhere it would be ignored)."""
+    if args.ray_address is not None and args.backend != "ray":
+        raise ValueError(
+            f"--ray-address {args.ray_address!r} is invalid with --backend {args.backend}: allowed "
+            "only with --backend ray"
+        )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``spep reproduce`` with the options of ``args``."""
     from agents.study.reproduce import reproduce
+
+    check_ray_address(args)
 
     opts = Options(
         agents=parse_names(args.agents, "--agents"),
@@ -356,7 +383,7 @@ def add_regimes(subparsers: Any) -> None:
             "memory, signalling latency, load) on each topology, each cell with every agent on "
             "the same seeds, each run written at once to OUT/runs/ (run the same command again to "
             "resume); then regimes.csv, cells.csv, gains.csv (gains over the best control and "
-            "over random, 95 %% CIs, raw and Holm-corrected Wilcoxon p), cells.md, heatmaps and "
+            "over random, 95 % CIs, raw and Holm-corrected Wilcoxon p), cells.md, heatmaps and "
             f"summary.md. Factor levels: {levels}. The default grid is 128 cells x 4 agents x "
             f"{default.runs} runs x {default.slots} slots: the slots are cut from the paper's 2000 "
             "to keep the map near 20 minutes on a 2-core machine (the runs are not cut: fewer "
@@ -384,8 +411,7 @@ def add_regimes(subparsers: Any) -> None:
     p.add_argument(
         "--out", default=str(default.out), help=f"output folder (default: {default.out})"
     )
-    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    add_backend_options(p, default.backend)
     p.add_argument(
         "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
     )
@@ -405,7 +431,12 @@ def add_regimes(subparsers: Any) -> None:
 
 
 def parse_only(items: list[str]) -> dict[str, tuple[str, ...]]:
-    """``["load=paper", "latency=0,0.5"]`` to ``{"load": ("paper",), "latency": ("0", "0.5")}``."""
+    """``["load=paper", "latency=0,0.50"]`` to ``{"load": ("paper",), "latency": ("0", "0.5")}``.
+
+    Levels by their names (:func:`agents.study.regimes.check_only`: numbers compared as numbers).
+    """
+    from agents.study import regimes
+
     out: dict[str, tuple[str, ...]] = {}
     for item in items:
         if "=" not in item:
@@ -413,13 +444,15 @@ def parse_only(items: list[str]) -> dict[str, tuple[str, ...]]:
                 f"--only {item!r}: expected FACTOR=LEVEL[,LEVEL], e.g. --only load=heavy"
             )
         factor, levels = (s.strip() for s in item.split("=", 1))
-        out[factor] = (*out.get(factor, ()), *parse_names(levels))
-    return out
+        out[factor] = (*out.get(factor, ()), *(s.strip() for s in levels.split(",")))
+    return regimes.check_only(out)
 
 
 def cmd_regimes(args: argparse.Namespace) -> int:
     """Run ``spep regimes`` with the options of ``args``."""
     from agents.study import regimes
+
+    check_ray_address(args)
 
     opts = regimes.Options(
         agents=parse_names(args.agents),
@@ -455,10 +488,10 @@ def add_calibrate(subparsers: Any) -> None:
         help="fit the fields the paper leaves open to its shortest-path success rates (Optuna)",
         description=(
             "Fit open config fields (--params) to the paper's shortest-path success rates (ER 29, "
-            "regular 8, small-world 26, scale-free 14 %%) with Optuna's seeded TPE sampler, on a "
+            "regular 8, small-world 26, scale-free 14 %) with Optuna's seeded TPE sampler, on a "
             "fixed set of seeds (common random numbers); then run shortest, random and "
             "spep-frequency under the best fit on fresh seeds and compare SPEP with the paper's "
-            "39-41 / 13-14 / 33-35 / 20-21 %%. Every run is a run file in OUT/runs: the same "
+            "39-41 / 13-14 / 33-35 / 20-21 %. Every run is a run file in OUT/runs: the same "
             "command proposes the same trials and reuses their runs (resumable). Writes "
             "calibration.md, trials.json, check.csv and check_preset.csv (the preset's shortest "
             "path on the same fresh seeds: both scored out of sample). Fields: "
@@ -507,8 +540,7 @@ def add_calibrate(subparsers: Any) -> None:
     p.add_argument(
         "--out", default=str(default.out), help=f"output folder (default: {default.out})"
     )
-    p.add_argument("--backend", choices=BACKENDS, default=default.backend)
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    add_backend_options(p, default.backend)
     p.add_argument(
         "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
     )
@@ -520,6 +552,8 @@ def add_calibrate(subparsers: Any) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Run ``spep calibrate`` with the options of ``args``."""
     from agents.study import calibrate
+
+    check_ray_address(args)
 
     opts = calibrate.Options(
         trials=args.trials,

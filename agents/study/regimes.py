@@ -118,23 +118,52 @@ def regimes(only: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, s
     ``only`` keeps some levels of some factors (``{"load": ["paper"]}``); unknown factors or levels
     raise ``ValueError``.
     """
-    only = dict(only or {})
-    for factor, levels in only.items():
-        if factor not in FACTORS:
-            raise ValueError(
-                f"--only {factor}=...: unknown factor {factor!r}; factors: {', '.join(FACTORS)}"
-            )
-        known = [name for name, _ in FACTORS[factor]]
-        bad = [level for level in levels if level not in known]
-        if bad or not levels:
-            raise ValueError(
-                f"--only {factor}={','.join(levels)}: unknown level {', '.join(map(repr, bad))}; "
-                f"levels of {factor}: {', '.join(known)}"
-            )
+    only = check_only(only or {})
     choices = [
         [name for name, _ in FACTORS[f] if f not in only or name in only[f]] for f in FACTORS
     ]
     return [dict(zip(FACTORS, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def check_only(only: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """``only`` with each level by its name in :data:`FACTORS` (``0.50`` is ``0.5``).
+
+    A level is its name, or a number equal to a numeric level's.
+
+    Raises:
+        ValueError: an unknown factor, an unknown level or none, with the allowed ones.
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for factor, levels in only.items():
+        given = f"--only {factor}={','.join(levels)}"
+        if factor not in FACTORS:
+            raise ValueError(
+                f"{given}: unknown factor {factor!r}: allowed factors: {', '.join(FACTORS)}"
+            )
+        known = [name for name, _ in FACTORS[factor]]
+        allowed = f"allowed levels of {factor}: {', '.join(known)}"
+        if not [level for level in levels if level.strip()]:
+            raise ValueError(f"{given}: the level is empty: {allowed}")
+        names = []
+        for level in (level.strip() for level in levels):
+            if not level:
+                continue  # a blank in a list (load=paper,)
+            name = next((k for k in known if _same_level(k, level)), None)
+            if name is None:
+                raise ValueError(f"{given}: unknown level {level!r}: {allowed}")
+            names.append(name)
+        out[factor] = tuple(dict.fromkeys(names))
+    return out
+
+
+def _same_level(name: str, text: str) -> bool:
+    """``text`` names level ``name``: the same word, or the same number (``0.50`` and ``0.5``)."""
+    if text == name:
+        return True
+    try:
+        return float(text) == float(name)
+    except ValueError:
+        return False
 
 
 def regime_fields(regime: Mapping[str, str]) -> dict[str, Any]:
@@ -356,7 +385,8 @@ def _run_regimes(opts: Options, out: Path, grid: list[dict[str, str]]) -> int:
     write_summary(out, meta)  # again, with the total wall time
     print(
         f"spep regimes: done in {meta['wall_time_s']:.1f} s ({len(todo)} runs executed); wrote "
-        f"{out / 'summary.md'}, {out / 'cells.md'}, {out / 'gains.csv'} and the heatmaps",
+        f"{out / 'summary.md'}, {out / 'cells.md'}, {out / 'gains.csv'}"
+        + (" and the heatmaps" if opts.figures else ""),
         file=sys.stderr,
     )
     return 0
