@@ -659,9 +659,11 @@ def test_issue19_hyper_lists_only_public_constructor_hyperparameters(algo: str) 
     assert not [n for n in names if n.startswith("_") or n.endswith("_class")]
     assert "learning_rate" in names and "gamma" in names
     assert ("n_epochs" in names) == (algo != "dqn")
-    with pytest.raises(ValueError, match="Allowed: ") as info:
+    with pytest.raises(ValueError, match=r"'learnin_rate' \(did you mean 'learning_rate'\?\); al"):
         rl.config.check_hyperparameters(algo, {"learnin_rate": 1e-3})
-    allowed = str(info.value).split("Allowed: ")[1].split(", ")
+    with pytest.raises(ValueError, match="has no hyperparameter 'foo'; allowed: ") as info:
+        rl.config.check_hyperparameters(algo, {"foo": 1})
+    allowed = str(info.value).split("allowed: ")[1].split(", ")
     assert allowed == list(names)
     for private in ("_init_setup_model", "rollout_buffer_class", "replay_buffer_class"):
         with pytest.raises(ValueError, match=f"has no hyperparameter {private!r}"):

@@ -304,10 +304,10 @@ def check_hyperparameters(algo: str, hyperparameters: Mapping[str, Any]) -> None
             raise ValueError(f"--hyper {name}=...: set by spep train itself (use its own options)")
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"--hyper {name}={value!r}: {algo} has no hyperparameter {name!r}{hint} "
-                f"Allowed: {', '.join(known)}"
+                f"--hyper {name}={value!r}: {algo} has no hyperparameter {name!r}{hint}; "
+                f"allowed: {', '.join(known)}"
             )
         if name not in HYPER_RANGES:
             continue
