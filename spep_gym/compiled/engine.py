@@ -23,6 +23,8 @@ from spep_gym.compiled.state import (
     EV_SERVED_WEIGHT,
     FAILED_WEIGHT,
     FIDELITY_SUM,
+    GEN_CHUNK,
+    GEN_ROW,
     HELD_LEN,
     LATENCY_SUM,
     PAIRS_CONSUMED,
@@ -32,7 +34,9 @@ from spep_gym.compiled.state import (
     PREPOSITIONS_EXPIRED,
     QUEUE_LEN,
     SERVED_WEIGHT,
+    SWAP_END,
     SWAP_FAILURES,
+    SWAP_POS,
     T_NOW,
     State,
     new_state,
@@ -95,8 +99,10 @@ class CompiledSimulator:
             self.workload = generate(cfg, self.net, np.random.default_rng(work_ss))
         self._gen_rng = np.random.default_rng(gen_ss)
         self._swap_rng = np.random.default_rng(swap_ss)
-        self.state = new_state(cfg, self.net, self.workload)
-        phases.reset(self.state, self.params, self._gen_rng)
+        self.state = s = new_state(cfg, self.net, self.workload)
+        self._swap_reserve = (len(s.swap_u) - 1) // 2  # the most swap draws one step reads
+        self._draw_ahead()
+        phases.reset(s, self.params)
         self.t = 0
         return self.events(-1)
 
@@ -110,15 +116,26 @@ class CompiledSimulator:
         if self.done:
             raise RuntimeError("the episode is over (all episode_slots have run): call reset()")
         slot = self.t
-        phases.step(
-            self.state,
-            self.params,
-            np.asarray(action, dtype=np.int64).reshape(-1),
-            self._gen_rng,
-            self._swap_rng,
-        )
+        self._draw_ahead()
+        phases.step(self.state, self.params, np.asarray(action, dtype=np.int64).reshape(-1))
         self.t = int(self.state.counts[T_NOW])
         return self.events(slot)
+
+    def _draw_ahead(self) -> None:
+        """Fill the state's draw buffers from the streams, in their order, before a slot needs them.
+
+        ``gen_u`` gets the next GEN_CHUNK slots' rows once its rows are used; ``swap_u`` keeps at
+        least as many unread uniforms as one step can read (a swap of h links reads h - 1).
+        """
+        s, c = self.state, self.state.counts
+        if c[GEN_ROW] in (0, GEN_CHUNK):
+            s.gen_u[:] = self._gen_rng.random(s.gen_u.shape)
+            c[GEN_ROW] = 0
+        if self.cfg.swap_success < 1.0 and c[SWAP_END] - c[SWAP_POS] < self._swap_reserve:
+            left = s.swap_u[c[SWAP_POS] : c[SWAP_END]].copy()
+            s.swap_u[: len(left)] = left
+            s.swap_u[len(left) :] = self._swap_rng.random(len(s.swap_u) - len(left))
+            c[SWAP_POS], c[SWAP_END] = 0, len(s.swap_u)
 
     # ------------------------------------------------------------------ views
     def events(self, slot: int) -> SlotEvents:

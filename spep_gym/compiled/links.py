@@ -36,7 +36,7 @@ def discard_expired(s: State, t: int) -> int:
 
 
 @njit(cache=True)
-def generate(s: State, t: int, replace_oldest: bool, rng: np.random.Generator) -> tuple[int, int]:
+def generate(s: State, t: int, replace_oldest: bool, uniforms: np.ndarray) -> tuple[int, int]:
     """Phase 2: one uniform per link, a new pair where it is below p_gen; ``(new, replaced)``.
 
     A full link generates nothing under ``block``; under ``replace_oldest`` the new pair replaces
@@ -46,7 +46,7 @@ def generate(s: State, t: int, replace_oldest: bool, rng: np.random.Generator) -
     new = 0
     replaced = 0
     for e in range(E):
-        if not rng.random() < s.p_gen[e]:
+        if not uniforms[e] < s.p_gen[e]:
             continue
         if s.stored[e] < s.capacity[e]:
             j = 0

@@ -4,8 +4,9 @@ The agent decides between phase 3 and phase 4, so a slot is split as in
 :class:`spep_gym.simulator.Simulator`: :func:`begin_slot` (1 discard expired, 2 generate, 3 admit
 arrivals) and :func:`finish_slot` (4 pre-position, 5 serve, 6 fail overdue). :func:`step` runs
 ``finish_slot`` of slot t and ``begin_slot`` of slot t + 1, and records the events of both in the
-state's event entries. The draws come from the scalar simulator's own streams (numpy Generators,
-which numba draws from in the same order), so both engines see the same numbers.
+state's event entries. The draws come from the scalar simulator's own streams, drawn ahead into
+``gen_u`` and ``swap_u`` by the caller (:class:`spep_gym.compiled.engine.CompiledSimulator`) and
+read here in their order, so both engines see the same numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from spep_gym.compiled.state import (
     FAILED_STATUS,
     FAILED_WEIGHT,
     FIDELITY_SUM,
+    GEN_ROW,
     HELD_LEN,
     LATENCY_SUM,
     ON_DEMAND,
@@ -46,6 +48,7 @@ from spep_gym.compiled.state import (
     SERVED_STATUS,
     SERVED_WEIGHT,
     SWAP_FAILURES,
+    SWAP_POS,
     T_NOW,
     Params,
     State,
@@ -139,9 +142,7 @@ def _drop_held(s: State, i: int) -> None:
 
 # ---------------------------------------------------------------------- swaps
 @njit(cache=True)
-def _consume(
-    s: State, p: Params, path: np.ndarray, hops: int, rng: np.random.Generator
-) -> tuple[float, bool]:
+def _consume(s: State, p: Params, path: np.ndarray, hops: int) -> tuple[float, bool]:
     """Take the youngest pair of every link on ``path`` and swap: (F_path, the swaps succeeded)."""
     t = s.counts[T_NOW]
     for i in range(hops):
@@ -149,9 +150,10 @@ def _consume(
     _count(s, PAIRS_CONSUMED, hops)
     if hops > 1 and p.swap_success < 1.0:
         ok = True
-        for _ in range(hops - 1):  # every draw is made, as the scalar engine draws hops - 1 at once
-            if not rng.random() < p.swap_success:
+        for _ in range(hops - 1):  # every draw is read, as the scalar engine draws hops - 1 at once
+            if not s.swap_u[s.counts[SWAP_POS]] < p.swap_success:
                 ok = False
+            s.counts[SWAP_POS] += 1
         if not ok:
             return 0.0, False
     product = 1.0
@@ -181,10 +183,11 @@ def discard_expired(s: State, p: Params) -> None:
 
 
 @njit(cache=True)
-def generate_links(s: State, p: Params, rng: np.random.Generator) -> None:
-    """Phase 2: one uniform per link, drawn for every link whatever its state."""
+def generate_links(s: State, p: Params) -> None:
+    """Phase 2: one uniform per link, drawn for every link whatever its state (a row of gen_u)."""
     t = s.counts[T_NOW]
-    new, replaced = links.generate(s, t, p.replace_oldest, rng)
+    new, replaced = links.generate(s, t, p.replace_oldest, s.gen_u[s.counts[GEN_ROW]])
+    s.counts[GEN_ROW] += 1
     _count(s, PAIRS_GENERATED, new)
     _count(s, PAIRS_REPLACED, replaced)
     links.refresh(s, t)
@@ -206,10 +209,10 @@ def admit_arrivals(s: State, p: Params) -> None:
 
 
 @njit(cache=True)
-def begin_slot(s: State, p: Params, gen_rng: np.random.Generator) -> None:
+def begin_slot(s: State, p: Params) -> None:
     """Phases 1-3 of the slot ``counts[T_NOW]``."""
     discard_expired(s, p)
-    generate_links(s, p, gen_rng)
+    generate_links(s, p)
     admit_arrivals(s, p)
 
 
@@ -224,7 +227,7 @@ def preposition_path(s: State, p: Params, a: int, out: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def preposition(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Generator) -> None:
+def preposition(s: State, p: Params, action: np.ndarray) -> None:
     """Phase 4 (Algorithm 2's placement): try the chosen node pairs in order within the limits."""
     t = s.counts[T_NOW]
     num_pairs = s.pair_nodes.shape[0]
@@ -238,7 +241,7 @@ def preposition(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Gen
         hops = preposition_path(s, p, a, s.path)
         if hops < 0:
             continue
-        fidelity, ok = _consume(s, p, s.path, hops, swap_rng)
+        fidelity, ok = _consume(s, p, s.path, hops)
         if not ok:
             _count(s, SWAP_FAILURES, 1)
             continue
@@ -262,7 +265,7 @@ def preposition(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Gen
 
 
 @njit(cache=True)
-def serve(s: State, p: Params, swap_rng: np.random.Generator) -> None:
+def serve(s: State, p: Params) -> None:
     """Phase 5: a pre-positioned pair first (the lowest sufficient fidelity), else on demand.
 
     The route of (s, d) is searched once until a consumption changes the links ("none" stays
@@ -311,7 +314,7 @@ def serve(s: State, p: Params, swap_rng: np.random.Generator) -> None:
             s.queue[keep] = r
             keep += 1
             continue
-        fidelity, ok = _consume(s, p, path, hops, swap_rng)
+        fidelity, ok = _consume(s, p, path, hops)
         for k in range(n * n):  # the links changed: forget the routes found, keep the "none"s
             if s.route_len[k] >= 0:
                 s.route_len[k] = -2
@@ -341,10 +344,10 @@ def fail_overdue(s: State, p: Params) -> None:
 
 
 @njit(cache=True)
-def finish_slot(s: State, p: Params, action: np.ndarray, swap_rng: np.random.Generator) -> None:
+def finish_slot(s: State, p: Params, action: np.ndarray) -> None:
     """Phases 4-6 of the slot ``counts[T_NOW]``: pre-position ``action``, serve, fail overdue."""
-    preposition(s, p, action, swap_rng)
-    serve(s, p, swap_rng)
+    preposition(s, p, action)
+    serve(s, p)
     fail_overdue(s, p)
 
 
@@ -358,23 +361,21 @@ def clear_events(s: State) -> None:
 
 
 @njit(cache=True)
-def reset(s: State, p: Params, gen_rng: np.random.Generator) -> None:
+def reset(s: State, p: Params) -> None:
     """Run phases 1-3 of slot 0 on a new state."""
     clear_events(s)
-    begin_slot(s, p, gen_rng)
+    begin_slot(s, p)
 
 
 @njit(cache=True)
-def step(
-    s: State,
-    p: Params,
-    action: np.ndarray,
-    gen_rng: np.random.Generator,
-    swap_rng: np.random.Generator,
-) -> None:
-    """Finish slot t with the pre-positioning ``action`` (node-pair ids) and begin slot t + 1."""
+def step(s: State, p: Params, action: np.ndarray) -> None:
+    """Finish slot t with the pre-positioning ``action`` (node-pair ids) and begin slot t + 1.
+
+    The caller has drawn the uniforms ahead: a row of ``gen_u`` left, and in ``swap_u`` at least
+    as many swap uniforms as the links hold pairs.
+    """
     clear_events(s)
-    finish_slot(s, p, action, swap_rng)
+    finish_slot(s, p, action)
     s.counts[T_NOW] += 1
     if s.counts[T_NOW] < p.episode_slots:
-        begin_slot(s, p, gen_rng)
+        begin_slot(s, p)

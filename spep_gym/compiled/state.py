@@ -34,7 +34,10 @@ COUNTER_NAMES = (
 EV = 14  # offset: counts[EV + PAIRS_GENERATED] is the slot's pairs generated, and so on
 EV_PLACED, EV_SERVED, EV_FAILED = 28, 29, 30  # entries used in the event buffers
 T_NOW, QUEUE_LEN, HELD_LEN = 31, 32, 33  # the slot t, requests queued, pre-positions held
-NUM_COUNTS = 34
+GEN_ROW, SWAP_POS, SWAP_END = 34, 35, 36  # next row of gen_u; next and end of swap_u's draws
+NUM_COUNTS = 37
+#: Slots of generation uniforms drawn at a time.
+GEN_CHUNK = 64
 # Indices of ``State.sums`` (float64).
 LATENCY_SUM, FIDELITY_SUM, SERVED_WEIGHT, FAILED_WEIGHT = 0, 1, 2, 3
 EV_SERVED_WEIGHT, EV_FAILED_WEIGHT = 4, 5
@@ -120,6 +123,9 @@ class State(NamedTuple):
     ev_placed: np.ndarray  # (max_new_prepositions, 3) float: pair, fidelity, hops
     ev_served: np.ndarray  # (Q, 4) float: request, how, fidelity, hops
     ev_failed: np.ndarray  # (Q + max arrivals of a slot,) int, request ids
+    # the draws, taken ahead from the scalar simulator's streams (in their order)
+    gen_u: np.ndarray  # (GEN_CHUNK, E) float, generation uniforms of the next slots, a row each
+    swap_u: np.ndarray  # (2 S + 1,) float, swap uniforms (S = the pairs all links can store)
     # scratch of the searches (no allocation per slot)
     path: np.ndarray  # (n,) int, the links of the path found
     path2: np.ndarray  # (n,) int, a second path buffer
@@ -216,6 +222,8 @@ def new_state(cfg: SpepConfig, net: Network, work: Workload) -> State:
         held_hops=np.zeros(K, dtype=i64),
         held_expiry=np.zeros(K, dtype=i64),
         counts=np.zeros(NUM_COUNTS, dtype=i64),
+        gen_u=np.zeros((GEN_CHUNK, E)),
+        swap_u=np.zeros(2 * int(net.capacity.sum()) + 1),
         sums=np.zeros(NUM_SUMS),
         ev_placed=np.zeros((max(cfg.max_new_prepositions, 1), 3)),
         ev_served=np.zeros((max(Q, 1), 4)),
