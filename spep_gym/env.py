@@ -136,7 +136,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 )
             from spep_gym.compiled import CompiledSimulator
 
-            self.sim = CompiledSimulator(cfg)
+            self.sim = CompiledSimulator(cfg, observe=True)
         elif engine == "python":
             self.sim = Simulator(cfg)
         else:
@@ -290,7 +290,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         t = sim.t
         Q = cfg.queue_obs_size
         if self.engine == "compiled":
-            obs = sim.observe(lp, Q)
+            obs = sim.observe()
             none = np.zeros(P, np.float32)  # no swaps in flight: signalling_latency is 0
             obs.update(link_busy=none, prepositioned_in_flight=none.copy())
             obs["requests_in_flight"] = none.copy()

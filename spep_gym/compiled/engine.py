@@ -19,6 +19,7 @@ from spep_gym.compiled.state import (
     EV_FAILED,
     EV_FAILED_WEIGHT,
     EV_PLACED,
+    EV_PREDICTIVE_HITS,
     EV_SERVED,
     EV_SERVED_WEIGHT,
     FAILED_WEIGHT,
@@ -63,11 +64,25 @@ def check_supported(cfg: SpepConfig) -> None:
             )
 
 
-class CompiledSimulator:
-    """The scalar simulator's episode, slot loop compiled: ``reset(seed)``, ``step(action)``."""
+#: The observation keys :meth:`CompiledSimulator.observe` fills (the rest are the env's).
+OBSERVED = (
+    "link_pairs", "link_fidelity", "link_age", "prepositioned", "prepositioned_fidelity", "queue",
+    "queue_mask",
+)  # fmt: skip
 
-    def __init__(self, cfg: SpepConfig | None = None) -> None:
+
+class CompiledSimulator:
+    """The scalar simulator's episode, slot loop compiled: ``reset(seed)``, ``step(action)``.
+
+    With ``observe=True`` (the env's), every reset and step also fills new observation arrays in
+    the same compiled call (:meth:`observe`, :meth:`preposition_fidelity` return them).
+    """
+
+    def __init__(self, cfg: SpepConfig | None = None, observe: bool = False) -> None:
         self.cfg = cfg = cfg or SpepConfig()
+        self.observing = observe
+        self._views: dict[str, np.ndarray] | None = None  # this slot's observation arrays
+        self._pf: np.ndarray | None = None
         check_supported(cfg)
         # the fixed network and the trace, loaded once, as the scalar simulator loads them
         self._setup = Simulator(cfg)
@@ -104,6 +119,11 @@ class CompiledSimulator:
         self._draw_ahead()
         phases.reset(s, self.params)
         self.t = 0
+        net = self.net
+        self._link_pair = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
+        self._views = self._pf = None
+        if self.observing:
+            self.observe()
         return self.events(-1)
 
     @property
@@ -117,7 +137,18 @@ class CompiledSimulator:
             raise RuntimeError("the episode is over (all episode_slots have run): call reset()")
         slot = self.t
         self._draw_ahead()
-        phases.step(self.state, self.params, np.asarray(action, dtype=np.int64).reshape(-1))
+        a = np.asarray(action, dtype=np.int64).reshape(-1)
+        if self.observing:
+            v, pf = self._new_views()
+            observe.step_observe(
+                self.state, self.params, a, self._link_pair, v["link_pairs"], v["link_fidelity"],
+                v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
+                v["queue_mask"], pf,
+            )  # fmt: skip
+            self._views, self._pf = v, pf
+        else:
+            phases.step(self.state, self.params, a)
+            self._views = self._pf = None
         self.t = int(self.state.counts[T_NOW])
         return self.events(slot)
 
@@ -145,7 +176,7 @@ class CompiledSimulator:
         placed = s.ev_placed[: c[EV_PLACED]].tolist()
         served = s.ev_served[: c[EV_SERVED]].tolist()
         lo, hi = (s.starts[self.t], s.starts[self.t + 1]) if not self.done else (0, 0)
-        return SlotEvents(
+        events = SlotEvents(
             slot=slot,
             placed=[(int(a), f, int(h)) for a, f, h in placed],
             served=[(int(r), int(how), f, int(h)) for r, how, f, h in served],
@@ -160,6 +191,9 @@ class CompiledSimulator:
             pairs_replaced=c[EV + PAIRS_REPLACED],
             prepositions_expired=c[EV + PREPOSITIONS_EXPIRED],
         )
+        if hasattr(events, "predictive_hits"):  # a field being added to SlotEvents now
+            events.predictive_hits = c[EV_PREDICTIVE_HITS]
+        return events
 
     @property
     def metrics(self) -> Metrics:
@@ -208,37 +242,29 @@ class CompiledSimulator:
             )
         )
 
+    def _new_views(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Zeroed observation arrays for one slot and its pre-position fidelities."""
+        P, Q = self.net.num_pairs, self.cfg.queue_obs_size
+        views = {k: np.zeros(P, np.float32) for k in OBSERVED[:-2]}
+        views["queue"] = np.zeros((Q, 6), np.float32)
+        views["queue_mask"] = np.zeros(Q, np.float32)
+        return views, np.empty(P)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The state's part of the env's observation now (the OBSERVED keys; float32 arrays)."""
+        if self._views is None:
+            v, pf = self._new_views()
+            observe.observe_all(
+                self.state, self.params, self._link_pair, v["link_pairs"], v["link_fidelity"],
+                v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
+                v["queue_mask"], pf,
+            )  # fmt: skip
+            self._views, self._pf = v, pf
+        return {**self._views, "queue": self._views["queue"].reshape(-1)}
+
     def preposition_fidelity(self) -> np.ndarray:
         """(P,) fidelity a pre-position of each node pair would get now; 0 where it cannot."""
-        out = np.empty(self.net.num_pairs)
-        observe.preposition_fidelity(self.state, self.params, out)
-        return out
-
-    def observe(self, link_pair: np.ndarray, queue_rows: int) -> dict[str, np.ndarray]:
-        """The state's part of the env's observation, in new float32 arrays (see observe.py)."""
-        P = self.net.num_pairs
-        names = (
-            "link_pairs",
-            "link_fidelity",
-            "link_age",
-            "prepositioned",
-            "prepositioned_fidelity",
-        )
-        obs = {k: np.zeros(P, np.float32) for k in names}
-        queue = np.zeros((queue_rows, 6), np.float32)
-        mask = np.zeros(queue_rows, np.float32)
-        observe.observe(
-            self.state,
-            self.params,
-            link_pair,
-            obs["link_pairs"],
-            obs["link_fidelity"],
-            obs["link_age"],
-            obs["prepositioned"],
-            obs["prepositioned_fidelity"],
-            queue,
-            mask,
-        )
-        obs["queue"] = queue.reshape(-1)
-        obs["queue_mask"] = mask
-        return obs
+        if self._pf is None:
+            self.observe()
+        assert self._pf is not None
+        return self._pf

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from spep_gym.compiled import laws
+from spep_gym.compiled import laws, phases
 from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
 
 
@@ -110,3 +110,48 @@ def observe(
         queue[k, 4] = t - s.arrival[r]
         queue[k, 5] = s.priority[r]
         queue_mask[k] = 1.0
+
+
+@njit(cache=True)
+def observe_all(
+    s: State,
+    p: Params,
+    link_pair: np.ndarray,
+    link_pairs: np.ndarray,
+    link_fidelity: np.ndarray,
+    link_age: np.ndarray,
+    prepositioned: np.ndarray,
+    prepositioned_fidelity: np.ndarray,
+    queue: np.ndarray,
+    queue_mask: np.ndarray,
+    path_fidelity: np.ndarray,
+) -> None:
+    """:func:`observe` and :func:`preposition_fidelity` (into ``path_fidelity``, float64)."""
+    observe(
+        s, p, link_pair, link_pairs, link_fidelity, link_age, prepositioned,
+        prepositioned_fidelity, queue, queue_mask,
+    )  # fmt: skip
+    preposition_fidelity(s, p, path_fidelity)
+
+
+@njit(cache=True)
+def step_observe(
+    s: State,
+    p: Params,
+    action: np.ndarray,
+    link_pair: np.ndarray,
+    link_pairs: np.ndarray,
+    link_fidelity: np.ndarray,
+    link_age: np.ndarray,
+    prepositioned: np.ndarray,
+    prepositioned_fidelity: np.ndarray,
+    queue: np.ndarray,
+    queue_mask: np.ndarray,
+    path_fidelity: np.ndarray,
+) -> None:
+    """:func:`spep_gym.compiled.phases.step`, then :func:`observe_all`: one call per env step."""
+    phases.step(s, p, action)
+    observe_all(
+        s, p, link_pair, link_pairs, link_fidelity, link_age, prepositioned,
+        prepositioned_fidelity, queue, queue_mask, path_fidelity,
+    )  # fmt: skip

@@ -21,6 +21,7 @@ from spep_gym.compiled.state import (
     EV_FAILED,
     EV_FAILED_WEIGHT,
     EV_PLACED,
+    EV_PREDICTIVE_HITS,
     EV_SERVED,
     EV_SERVED_WEIGHT,
     FAILED,
@@ -291,10 +292,12 @@ def serve(s: State, p: Params) -> None:
                 if f_req <= f < best_f:
                     best, best_f = i, f
         if best >= 0:
-            hops = s.held_hops[best]
+            hops, placed = s.held_hops[best], s.held_placed[best]
             _drop_held(s, best)
             s.counts[PREPOSITIONS_USED] += 1
             s.counts[SERVED_PREPOSITIONED] += 1
+            if placed < s.arrival[r]:  # a predictive hit: placed before the request arrived
+                s.counts[EV_PREDICTIVE_HITS] += 1
             _served(s, r, PREPOSITIONED, best_f, hops)
             continue
         key = s.source[r] * n + s.destination[r]
@@ -356,6 +359,7 @@ def finish_slot(s: State, p: Params, action: np.ndarray) -> None:
 def clear_events(s: State) -> None:
     """Zero the slot's event entries."""
     s.counts[EV:T_NOW] = 0
+    s.counts[EV_PREDICTIVE_HITS] = 0
     s.sums[EV_SERVED_WEIGHT] = 0.0
     s.sums[EV_FAILED_WEIGHT] = 0.0
 

@@ -35,7 +35,8 @@ EV = 14  # offset: counts[EV + PAIRS_GENERATED] is the slot's pairs generated, a
 EV_PLACED, EV_SERVED, EV_FAILED = 28, 29, 30  # entries used in the event buffers
 T_NOW, QUEUE_LEN, HELD_LEN = 31, 32, 33  # the slot t, requests queued, pre-positions held
 GEN_ROW, SWAP_POS, SWAP_END = 34, 35, 36  # next row of gen_u; next and end of swap_u's draws
-NUM_COUNTS = 37
+EV_PREDICTIVE_HITS = 37  # the slot's pre-positioned pairs used by a request that arrived later
+NUM_COUNTS = 38
 #: Slots of generation uniforms drawn at a time.
 GEN_CHUNK = 64
 # Indices of ``State.sums`` (float64).
