@@ -322,3 +322,36 @@ def test_regimes_without_figures_names_only_what_it_wrote(
     err = capsys.readouterr().err
     assert "spep regimes: done" in err and "heatmaps" not in err
     assert not list(out.rglob("*.png"))
+
+
+def test_loading_errors_name_their_cause(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, isolated_registry: None
+) -> None:
+    import agents
+    from agents.base import import_modules
+
+    _plugin(tmp_path)
+    (tmp_path / "plugin_agents.py").write_text(AGENT_MODULE + "NOT_A_FACTORY = 3\n")
+    entry = tmp_path / "spep_plugin-0.1.dist-info" / "entry_points.txt"
+    entry.write_text("[spep.agents]\nidle-bad = plugin_agents:NOT_A_FACTORY\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"entry point 'plugin_agents:NOT_A_FACTORY' .* is a int"):
+        agents.make("idle-bad")
+    (tmp_path / "my_agents.py").write_text("import no_such_dependency_of_mine\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_of_mine"):
+        import_modules(["my_agents"])  # found, and broken: its own traceback
+
+
+def test_a_ray_init_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    from agents.study import backends
+
+    def refusing_init(**kwargs: object) -> None:
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(ray, "init", refusing_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(ConnectionError, match="refused"):
+        backends.run(abs, [1, 2], print, backend="ray", address="127.0.0.1:1")
