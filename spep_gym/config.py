@@ -36,7 +36,10 @@ MAX_INT = 2**53
 #: finite in the float32 observation and a learner's float32 buffers, and so in float64 too.
 MAX_PRIORITY_WEIGHT = 1e19
 #: Fields that hold a tuple; a list, any other sequence or a 1-D numpy array becomes a tuple.
-TUPLE_FIELDS = ("business_hours", "fidelity_req_range", "deadline_range", "priority_weights")
+TUPLE_FIELDS = (
+    "business_hours", "fidelity_req_range", "deadline_range", "priority_weights",
+    "demand_ema_half_lives",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,15 @@ class SpepConfig:
     queue_obs_size: int = 32  # queued requests shown in the observation (padded, masked)
     queue_capacity: int = 256  # requests waiting or in flight at most; more arrivals fail at once
     demand_obs_slots: int = 15  # window of the "demand" observation (recent arrivals per pair)
+    # observation "demand_ema": per-pair requests per slot, exponential means of these half-lives
+    # in slots (one row each); (): no such key
+    demand_ema_half_lives: tuple[int, ...] = ()
+    demand_hour_obs: bool = False  # observation "demand_by_hour": requests per pair by hour of day
     reward_served: float = 1.0  # reward per priority weight of a served request
     reward_failed: float = 1.0  # penalty per priority weight of a failed request
+    # reward per predictive hit: a pre-positioned pair used by a request that arrived after it was
+    # placed (0: the reward is served minus failed alone)
+    reward_predictive_hit: float = 0.0
     info_level: str = "full"  # what a step's info holds: "full", "counts" or "minimal" (cheaper)
 
     def __post_init__(self) -> None:
@@ -350,8 +360,16 @@ def _validate(cfg: SpepConfig) -> None:
     _int(cfg, "queue_obs_size", 1)
     _int(cfg, "queue_capacity", 1)
     _int(cfg, "demand_obs_slots", 1)
+    h = cfg.demand_ema_half_lives
+    if not isinstance(h, tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INT for v in h
+    ):
+        _fail("demand_ema_half_lives", h, f"a sequence of integers h with 1 <= h <= {MAX_INT}")
+    if not isinstance(cfg.demand_hour_obs, bool):
+        _fail("demand_hour_obs", cfg.demand_hour_obs, "True or False")
     _real(cfg, "reward_served", -math.inf, math.inf)
     _real(cfg, "reward_failed", -math.inf, math.inf)
+    _real(cfg, "reward_predictive_hit", -math.inf, math.inf)
     if cfg.topology_seed is not None:
         _int(cfg, "topology_seed", 0, math.inf)  # a seed is never a float
     _validate_topology(cfg)

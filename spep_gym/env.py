@@ -12,7 +12,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 
-from spep_gym.config import SpepConfig
+from spep_gym import demand_obs
+from spep_gym.config import DEFAULTS, SpepConfig
 from spep_gym.metrics import HOW_NAMES, PREPOSITIONED
 from spep_gym.simulator import Simulator, SlotEvents
 from spep_gym.topology import num_pairs
@@ -69,10 +70,16 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | queue | (6 Q,) | queued requests in service order, 6 numbers each (row-major): source, destination, F_req, slots left, slots waited, priority |
     | queue_mask | (Q,) | 1 for a real request, 0 for padding |
     | time_of_day | (2,) | sin and cos of the slot's phase in the day |
+    | demand_ema | (H, P) | only with ``demand_ema_half_lives`` (H of them): per pair, mean requests per slot, exponentially weighted (one row per half-life) |
+    | demand_by_hour | (24, P) | only with ``demand_hour_obs``: per pair, requests arrived so far in each hour of day, row 0 the current hour, row k the hour k hours later |
+
+    The last two (:mod:`spep_gym.demand_obs`) are off by default: the observation is then the first
+    15 keys alone.
 
     ## Rewards
     ``reward_served * (priority weight served this slot) - reward_failed * (priority weight failed)``,
-    the terms in ``info["rewards"]``.
+    the terms in ``info["rewards"]``; with ``reward_predictive_hit`` (default 0) plus that much per
+    predictive hit: a pre-positioned pair used by a request that arrived after it was placed.
 
     ## Starting State
     An empty network (no pairs, requests or history) at slot 0, midnight; the topology and the whole
@@ -129,6 +136,13 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.engine = engine
         self.sim: Any
         if engine == "compiled":
+            for name in ("demand_ema_half_lives", "demand_hour_obs", "reward_predictive_hit"):
+                if getattr(cfg, name) != DEFAULTS[name]:
+                    raise ValueError(
+                        f"config field {name!r} = {getattr(cfg, name)!r} is not covered by "
+                        f"engine='compiled' yet: allowed {DEFAULTS[name]!r} (engine='python' "
+                        "covers every value)"
+                    )
             if render_mode is not None:
                 raise ValueError(
                     f"render_mode={render_mode!r} is not covered by engine='compiled' yet: "
@@ -171,8 +185,11 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 ),
                 "queue_mask": box(0.0, 1.0, (Q,), f32),
                 "time_of_day": box(-1.0, 1.0, (2,), f32),
+                **demand_obs.observation_spaces(cfg, P),
             }
         )
+        self._keys = (*OBSERVATION_KEYS, *demand_obs.observation_spaces(cfg, P))
+        self._demand_stats = demand_obs.DemandStats(cfg, P) if demand_obs.enabled(cfg) else None
         self.action_space = spaces.MultiDiscrete(np.full(cfg.action_len, P + 1, dtype=np.int64))
         self._demand = np.zeros(P, dtype=np.float32)
         self._events: SlotEvents | None = None
@@ -193,6 +210,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._adjacency = np.zeros(self.num_pairs, dtype=np.float32)
         self._adjacency[self._link_pair] = 1.0
         self._demand[:] = 0.0
+        if self._demand_stats is not None:
+            self._demand_stats.reset()
         self._update_demand(events)
         self._events = events
         return self._observation(), self._info(events, 0.0, 0.0)
@@ -209,6 +228,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         served = self.config.reward_served * events.served_weight
         failed = self.config.reward_failed * events.failed_weight
         reward = served - failed
+        if self.config.reward_predictive_hit:
+            reward += self.config.reward_predictive_hit * events.predictive_hits
         truncated = self.sim.done
         info = self._info(events, served, failed)
         if truncated:
@@ -283,6 +304,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             lo, hi = w.starts[old], w.starts[old + 1]
             if hi > lo:
                 np.subtract.at(self._demand, pair[lo:hi], 1.0)
+        if self._demand_stats is not None and not self.sim.done:
+            self._demand_stats.update(self._arrivals, t)
 
     def _observation(self) -> dict[str, np.ndarray]:
         sim, cfg = self.sim, self.config
@@ -352,7 +375,9 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "arrivals": np.minimum(self._arrivals, DEMAND_OBS_MAX),
             "time_of_day": np.array([np.sin(phase), np.cos(phase)], np.float32),
         }
-        return {k: common[k] if k in common else state[k] for k in OBSERVATION_KEYS}
+        if self._demand_stats is not None:
+            common.update(self._demand_stats.observe(self.sim.t))
+        return {k: common[k] if k in common else state[k] for k in self._keys}
 
     def _require_reset(self, what: str) -> None:
         if self._events is None:

@@ -77,6 +77,7 @@ class SlotEvents:
     pairs_consumed: int = 0
     served_weight: float = 0.0
     failed_weight: float = 0.0
+    predictive_hits: int = 0  # pre-positioned pairs used by a request that arrived after placement
     # phases 1-3 of the slot that begins next (outcomes received in its phase 1 add to the above)
     arrived: list[int] = field(default_factory=list)  # request ids now queued
     pairs_generated: int = 0
@@ -367,6 +368,8 @@ class Simulator:
                 self.held.remove(best)
                 self.metrics.prepositions_used += 1
                 self.metrics.served_prepositioned += 1
+                if best.placed < self._arrival[r]:
+                    events.predictive_hits += 1
                 self._served(r, PREPOSITIONED, best_f, best.hops, events)
                 continue
             ends = (self._src[r], self._dst[r])

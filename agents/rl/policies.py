@@ -4,12 +4,16 @@ Every node pair is scored by the same small network from its own features (link 
 fidelity a pre-position would get, pre-positioned pairs held, recent demand, queued requests) and a
 summary of all pairs, so the policy has a few thousand weights whatever the network size, learns
 "which pair is worth pre-positioning" once for all pairs, and applies to any graph of the same node
-count. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
+count. The extractor's ``extra`` argument (``policy_kwargs={"features_extractor_kwargs":
+{"extra": [...]}}``) adds per-pair features of :data:`EXTRA_FEATURES` (the arrivals, the in-flight
+counts, ``link_busy``, the long-run demand keys); the default adds none, so a saved model of the
+default policy loads and acts as before. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
 :class:`PairExtractor` and :class:`PairHead`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,12 +28,48 @@ from spep_gym.topology import num_nodes, pair_index_matrix
 
 #: Features per node pair (see :meth:`PairExtractor.forward`).
 PAIR_FEATURES = 10
+#: Observation keys the extractor can read as extra per-pair features (its ``extra`` argument),
+#: each as the observation gives it (``VecNormalize`` scales them in training); ``demand_ema``
+#: gives one feature per half-life, ``demand_by_hour`` two: the current hour's and the next's.
+EXTRA_FEATURES = (
+    "arrivals", "prepositioned_in_flight", "requests_in_flight", "link_busy", "demand_ema",
+    "demand_by_hour",
+)  # fmt: skip
+
+
+def extra_width(observation_space: spaces.Dict, extra: Sequence[str]) -> int:
+    """Columns the ``extra`` features add per node pair.
+
+    Raises:
+        ValueError: a name that is not in :data:`EXTRA_FEATURES`, repeated, or not in the
+            observation (``demand_ema`` and ``demand_by_hour`` are there only when the config asks).
+    """
+    if isinstance(extra, str) or len(set(extra)) != len(extra):
+        raise ValueError(
+            f"extra = {extra!r} is invalid: allowed a list of distinct names of {EXTRA_FEATURES}"
+        )
+    width = 0
+    for name in extra:
+        if name not in EXTRA_FEATURES:
+            raise ValueError(f"extra feature {name!r} is invalid: allowed one of {EXTRA_FEATURES}")
+        if name not in observation_space.spaces:
+            raise ValueError(
+                f"extra feature {name!r} is not in the observation: set the config field that "
+                "adds it (demand_ema_half_lives for demand_ema, demand_hour_obs for demand_by_hour)"
+            )
+        shape = observation_space[name].shape
+        assert shape is not None
+        width += {"demand_ema": shape[0], "demand_by_hour": 2}.get(name, 1)
+    return width
 
 
 class PairExtractor(BaseFeaturesExtractor):
     """Observation -> ``(P + 1) * hidden`` features: an embedding per node pair, then a global one."""
 
-    def __init__(self, observation_space: spaces.Dict, hidden: int = 32) -> None:
+    def __init__(
+        self, observation_space: spaces.Dict, hidden: int = 32, extra: Sequence[str] = ()
+    ) -> None:
+        width = extra_width(observation_space, extra)
         P = int(observation_space["adjacency"].shape[0])  # type: ignore[index]
         super().__init__(observation_space, features_dim=(P + 1) * hidden)
         self.num_nodes = n = num_nodes(P)
@@ -43,7 +83,8 @@ class PairExtractor(BaseFeaturesExtractor):
         )
         self.pair_index: torch.Tensor
         self.register_buffer("pair_index", torch.as_tensor(index), persistent=False)
-        self.encode = nn.Sequential(nn.Linear(PAIR_FEATURES, hidden), nn.ReLU())
+        self.extra = tuple(extra)
+        self.encode = nn.Sequential(nn.Linear(PAIR_FEATURES + width, hidden), nn.ReLU())
         self.mix = nn.Sequential(nn.Linear(2 * hidden + 2, hidden), nn.ReLU())
         self.summary = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU())
 
@@ -59,21 +100,27 @@ class PairExtractor(BaseFeaturesExtractor):
         zeros = torch.zeros(B, P + 1, device=mask.device)
         queued = zeros.scatter_add(1, pid, mask)[:, :P]
         weight = zeros.scatter_add(1, pid, mask * queue[..., 5])[:, :P]
-        x = torch.stack(
-            [
-                obs["adjacency"],
-                obs["link_pairs"],
-                obs["link_fidelity"],
-                obs["link_age"] / self.age_scale,
-                obs["path_fidelity"],
-                obs["prepositioned"],
-                obs["prepositioned_fidelity"],
-                torch.log1p(obs["demand"]),
-                torch.log1p(queued),
-                torch.log1p(weight),
-            ],
-            dim=-1,
-        )
+        columns = [
+            obs["adjacency"],
+            obs["link_pairs"],
+            obs["link_fidelity"],
+            obs["link_age"] / self.age_scale,
+            obs["path_fidelity"],
+            obs["prepositioned"],
+            obs["prepositioned_fidelity"],
+            torch.log1p(obs["demand"]),
+            torch.log1p(queued),
+            torch.log1p(weight),
+        ]
+        for name in self.extra:
+            value = obs[name]
+            if name == "demand_ema":
+                columns.extend(value.unbind(1))
+            elif name == "demand_by_hour":
+                columns.extend(value[:, :2].unbind(1))  # the current hour and the next
+            else:
+                columns.append(value)
+        x = torch.stack(columns, dim=-1)
         t = obs["time_of_day"].unsqueeze(1).expand(B, P, 2)
         h = self.encode(x)
         h = self.mix(torch.cat([h, h.mean(1, keepdim=True).expand_as(h), t], dim=-1))

@@ -1,0 +1,75 @@
+"""The pair policy's extra per-pair features (issue 21, item 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sb3_contrib")
+
+from agents.rl.policies import EXTRA_FEATURES, MaskablePairPolicy  # noqa: E402
+from spep_gym.config import SpepConfig  # noqa: E402
+from spep_gym.env import SpepEnv  # noqa: E402
+
+#: A MaskablePairPolicy (hidden 16, tiny config, action_len 2) saved by the code before the extra
+#: features existed (commit fd6a7a8), its weights perturbed, with 30 observations and its logits.
+FIXTURE = Path(__file__).parent / "data" / "pair_policy_v0.npz"
+DEMAND = {"demand_ema_half_lives": (4, 60), "demand_hour_obs": True}
+
+
+def _policy(env: SpepEnv, **extractor: object) -> MaskablePairPolicy:
+    return MaskablePairPolicy(
+        env.observation_space,
+        env.action_space,
+        lambda _: 1e-3,
+        features_extractor_kwargs={"hidden": 16, **extractor},
+    )
+
+
+def _logits(policy: MaskablePairPolicy, obs: dict[str, np.ndarray]) -> np.ndarray:
+    o = {k: torch.as_tensor(v) for k, v in obs.items()}
+    with torch.no_grad():
+        features = policy.extract_features(o)
+        return policy.action_net(policy.mlp_extractor.forward_actor(features)).numpy()
+
+
+def test_a_saved_default_pair_policy_loads_and_gives_the_same_logits() -> None:
+    data = np.load(FIXTURE)
+    policy = _policy(SpepEnv(SpepConfig.tiny(action_len=2)))
+    params = {k[6:]: torch.as_tensor(data[k]) for k in data.files if k.startswith("param/")}
+    policy.load_state_dict(params, strict=True)
+    obs = {k[4:]: data[k] for k in data.files if k.startswith("obs/")}
+    np.testing.assert_array_equal(_logits(policy, obs), data["logits"])
+
+
+def test_extra_features_widen_the_pair_input_and_are_read() -> None:
+    env = SpepEnv(SpepConfig.tiny(action_len=2, **DEMAND))
+    obs, _ = env.reset(seed=1)
+    for _ in range(30):
+        obs, *_ = env.step(np.full(2, env.num_pairs))
+    torch.manual_seed(0)
+    policy = _policy(env, extra=list(EXTRA_FEATURES))
+    # 10 base + arrivals, two in-flight counts, link_busy + 2 half-lives + 2 hours
+    assert policy.features_extractor.encode[0].in_features == 10 + 4 + 2 + 2
+    batch = {k: v[None] for k, v in obs.items()}
+    before = _logits(policy, batch)
+    for key in EXTRA_FEATURES:
+        changed = {**batch, key: batch[key] + 1.0}
+        assert not np.array_equal(_logits(policy, changed), before), key
+    # the default policy ignores them
+    plain = _policy(env)
+    base = _logits(plain, batch)
+    assert np.array_equal(_logits(plain, {**batch, "demand_ema": batch["demand_ema"] + 1}), base)
+
+
+def test_bad_extra_features_are_refused_in_one_line() -> None:
+    env = SpepEnv(SpepConfig.tiny())
+    with pytest.raises(ValueError, match="'demand' is invalid: allowed one of"):
+        _policy(env, extra=["demand"])
+    with pytest.raises(ValueError, match="'demand_ema' is not in the observation"):
+        _policy(env, extra=["demand_ema"])
+    with pytest.raises(ValueError, match="distinct names"):
+        _policy(env, extra=["arrivals", "arrivals"])
