@@ -15,6 +15,7 @@ pytest.importorskip("sb3_contrib")
 
 import agents
 from agents import learned, rl, run_episode
+from agents.baselines import BASELINES
 from agents.cli import main
 from agents.rl import checkpoints
 from agents.rl.config import algorithm_class
@@ -788,3 +789,111 @@ def test_issue19_6_a_zip_without_its_members_or_failing_its_crc_is_not_whole(
     assert rl.checkpoints.resumable_checkpoint(folder) == (ckpts / "rl_model_256_steps.zip", 256)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no policy.pth in it" in err and "CRC" in err
+
+
+def test_issue21_5_periodic_evaluation_keep_checkpoints_and_the_timing_split(
+    tmp_path: Path,
+) -> None:
+    """--eval-freq evaluates on fixed seeds (as the checkpoint's agent would), beside the controls;
+    --keep-checkpoints keeps the newest; model.json splits collection from updates."""
+    import pandas as pd
+
+    folder = tmp_path / "run"
+    extra = ["--eval-freq", "128", "--eval-seeds", "100-101", "--keep-checkpoints", "2"]
+    assert train_cli(folder, "maskable_ppo", 384, *extra, "--no-progress") == 0
+    ckpts = folder / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == sorted(
+        f"rl_model_{kind}{n}_steps.{ext}"
+        for n in (256, 384)
+        for kind, ext in (("", "zip"), ("meta_", "json"), ("obs_stats_", "npz"))
+    )
+    rows = pd.read_csv(folder / "evaluations.csv")
+    assert rows.groupby("timesteps")["seed"].apply(list).to_dict() == {
+        128: [100, 101],
+        256: [100, 101],
+        384: [100, 101],
+    }
+    config = {"num_nodes": 6, "er_p": 0.5, "episode_slots": 100}
+    again = agents.evaluate(
+        agents.make("sb3", path=ckpts / "rl_model_256_steps.zip", label="learned"),
+        runs=2,
+        seed=100,
+        jobs=1,
+        config=config,
+    )
+    at_256 = rows[rows.timesteps == 256].drop(columns=["timesteps", "wall_time_s"])
+    pd.testing.assert_frame_equal(
+        at_256.reset_index(drop=True), again.drop(columns=["wall_time_s"]), check_dtype=False
+    )
+    controls = pd.read_csv(folder / "eval_controls.csv")
+    assert list(controls["agent"].unique())[0::2] == ["random", "managed"]
+    assert controls["agent"].unique()[1] in BASELINES
+    assert sorted(set(controls["seed"])) == [100, 101]
+    assert (folder / "evaluation_curve.png").stat().st_size > 1000
+    timing = json.loads((folder / "model.json").read_text())["timing"]
+    assert timing["collect_s"] > 0 and timing["update_s"] > 0 and timing["eval_s"] > 0
+    assert timing["collect_steps_per_s"] == pytest.approx(384 / timing["collect_s"], rel=0.01)
+    assert timing["update_steps_per_s"] == pytest.approx(384 / timing["update_s"], rel=0.01)
+
+
+def test_issue21_5_evaluation_seeds_that_overlap_training_seeds_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "run"
+    for seeds, message in (
+        ("4-9", "--eval-seeds 4-9 is invalid: it overlaps the training seeds 3-4"),
+        ("9-4", "--eval-seeds '9-4' is invalid: allowed a seed range A-B"),
+    ):
+        assert train_cli(folder, "ppo", 128, "--eval-freq", "64", "--eval-seeds", seeds) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+        assert not folder.exists()
+    assert train_cli(folder, "ppo", 128, "--keep-checkpoints", "-1") == 2
+    assert "keep_checkpoints=-1 is invalid" in capsys.readouterr().err
+
+
+def test_issue21_5_pruning_keeps_the_newest_whole_checkpoints(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Older checkpoints go with their files; a broken newest zip never counts toward N."""
+    import shutil
+
+    src = runs["maskable_ppo"] / "checkpoints"
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    for steps in (100, 200, 300, 400):
+        for name in ("rl_model_{}_steps.zip", "rl_model_obs_stats_{}_steps.npz"):
+            shutil.copy(src / name.format(256), ckpts / name.format(steps))
+    (ckpts / "rl_model_400_steps.zip").write_bytes(b"")  # an interrupted save
+    assert checkpoints.prune_checkpoints(tmp_path, 0) == []
+    assert checkpoints.prune_checkpoints(tmp_path, 5) == []
+    assert checkpoints.prune_checkpoints(tmp_path, 1) == [
+        ckpts / "rl_model_200_steps.zip",
+        ckpts / "rl_model_100_steps.zip",
+    ]
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        "rl_model_300_steps.zip",
+        "rl_model_400_steps.zip",
+        "rl_model_obs_stats_300_steps.npz",
+        "rl_model_obs_stats_400_steps.npz",
+    ]
+    assert checkpoints.resumable_checkpoint(tmp_path) == (ckpts / "rl_model_300_steps.zip", 300)
+
+
+def test_issue21_5_torchrl_engine_evaluates_prunes_and_times(tmp_path: Path) -> None:
+    pytest.importorskip("torchrl")
+    import pandas as pd
+
+    folder = tmp_path / "run"
+    args = ["train", "--engine", "torchrl", "--timesteps", "320", "--out", str(folder)]
+    args += ["--n-envs", "8", "--hyper", "n_steps=20", "--hyper", "batch_size=64"]
+    args += ["--hyper", "n_epochs=1", "--checkpoint-freq", "160", "--seed", "3", "--no-progress"]
+    args += ["--set", "num_nodes=6", "--set", "er_p=0.5", "--set", "episode_slots=20"]
+    args += ["--eval-freq", "160", "--eval-seeds", "50-51", "--keep-checkpoints", "1"]
+    assert main(args) == 0
+    zips = sorted(p.name for p in (folder / "checkpoints").glob("*.zip"))
+    assert zips == ["rl_model_320_steps.zip"]
+    rows = pd.read_csv(folder / "evaluations.csv")
+    assert sorted(set(rows["timesteps"])) == [160, 320] and sorted(set(rows["seed"])) == [50, 51]
+    timing = json.loads((folder / "model.json").read_text())["timing"]
+    assert timing["collect_s"] > 0 and timing["update_s"] > 0 and timing["eval_s"] > 0

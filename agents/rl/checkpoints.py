@@ -196,6 +196,37 @@ def _not_whole(path: Path) -> str | None:
     return None
 
 
+def prune_checkpoints(out: Path, keep: int) -> list[Path]:
+    """Delete the checkpoints older than the ``keep`` newest whole ones (0: keep all); the deleted.
+
+    A checkpoint's zip goes first, then its statistics and settings beside it, so that an
+    interrupted pruning leaves no zip without them. Zips newer than the oldest one kept (whole or
+    not) are left: the newest whole checkpoint is never deleted, and ``--resume`` finds it.
+    """
+    if keep == 0:
+        return []
+    found = sorted(
+        (
+            (int(m.group(1)), p)
+            for p in (out / "checkpoints").glob("rl_model_*_steps.zip")
+            if (m := CHECKPOINT_RE.search(p.name))
+        ),
+        reverse=True,
+    )
+    whole = 0
+    for i, (_, path) in enumerate(found):
+        whole += _not_whole(path) is None
+        if whole == keep:
+            old = [p for _, p in found[i + 1 :]]
+            break
+    else:
+        return []
+    for path in old:
+        for member in (path, obs_stats_path(path), checkpoint_meta_path(path)):
+            member.unlink(missing_ok=True)
+    return old
+
+
 def saved_num_timesteps(zip_path: str | Path) -> int:
     """``num_timesteps`` from a stable-baselines3 zip, read as JSON (no unpickling)."""
     with zipfile.ZipFile(zip_path) as archive:
@@ -262,12 +293,13 @@ def save_beside(checkpoint: Path, stats: Any | None, identity: Mapping[str, Any]
 
 
 def checkpoint_callback(
-    save_freq: int, out: Path, identity: Mapping[str, Any] | None = None
+    save_freq: int, out: Path, identity: Mapping[str, Any] | None = None, keep: int = 0
 ) -> Any:
     """SB3's CheckpointCallback into ``out/checkpoints``, with more beside each zip.
 
     Beside each zip: the observation statistics, and ``rl_model_meta_<N>_steps.json`` holding
-    ``identity`` (the run's settings, :data:`agents.rl.config.RUN_IDENTITY`).
+    ``identity`` (the run's settings, :data:`agents.rl.config.RUN_IDENTITY`). After each save the
+    checkpoints older than the ``keep`` newest are deleted (:func:`prune_checkpoints`; 0: none).
     """
     from stable_baselines3.common.callbacks import CheckpointCallback
 
@@ -279,6 +311,7 @@ def checkpoint_callback(
                 zip_path = Path(self._checkpoint_path(extension="zip"))
                 save_beside(zip_path, self.model.get_vec_normalize_env(), identity)
                 save_model(self.model, zip_path)  # last: a checkpoint counts once its zip is there
+                prune_checkpoints(out, keep)
             return True
 
     return Checkpoint(save_freq=save_freq, save_path=str(out / "checkpoints"))
@@ -298,6 +331,50 @@ def success_callback() -> Any:
             return True
 
     return SuccessRate()
+
+
+def timing_callback(timing: dict[str, float]) -> Any:
+    """A callback that adds the seconds of collecting rollouts and of updating the policy.
+
+    ``timing["collect_s"]`` grows by each rollout (``_on_rollout_start`` to ``_on_rollout_end``,
+    less ``timing["eval_s"]`` spent inside it by :func:`evaluation_callback`), and
+    ``timing["update_s"]`` by what follows it, to the next rollout or the end of training.
+    """
+    import time
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    for key in ("collect_s", "update_s", "eval_s"):
+        timing.setdefault(key, 0.0)
+
+    class Timing(BaseCallback):
+        """Times the rollouts and the updates between them."""
+
+        started: tuple[float, float] | None = None
+        ended: float | None = None
+
+        def _on_rollout_start(self) -> None:
+            now = time.perf_counter()
+            if self.ended is not None:
+                timing["update_s"] += now - self.ended
+            self.started, self.ended = (now, timing["eval_s"]), None
+
+        def _on_rollout_end(self) -> None:
+            now = time.perf_counter()
+            if self.started is not None:
+                start, eval_before = self.started
+                timing["collect_s"] += now - start - (timing["eval_s"] - eval_before)
+            self.ended = now
+
+        def _on_training_end(self) -> None:
+            if self.ended is not None:
+                timing["update_s"] += time.perf_counter() - self.ended
+                self.ended = None
+
+        def _on_step(self) -> bool:
+            return True
+
+    return Timing()
 
 
 def advance(bar: Any, steps: int) -> None:

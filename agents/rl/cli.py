@@ -18,6 +18,7 @@ from agents.rl.config import (
     PREPOSITION_BONUS,
     TRAIN_DEFAULTS,
 )
+from agents.rl.evaluation import EVAL_SEEDS
 
 
 def add_cli(subparsers: Any) -> None:
@@ -64,6 +65,28 @@ def add_cli(subparsers: Any) -> None:
         help="where the policy trains (and, with --engine batched or torchrl, the batched core runs)",
     )
     p.add_argument("--checkpoint-freq", type=int, default=10_000, help="timesteps between saves")
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=3,
+        metavar="N",
+        help="keep the N newest checkpoints, delete older ones (default: %(default)s; 0: keep all)",
+    )
+    p.add_argument(
+        "--eval-freq",
+        type=int,
+        default=0,
+        metavar="N",
+        help="evaluate the policy every N timesteps and at the end on --eval-seeds, into "
+        "DIR/evaluations.csv and DIR/evaluation_curve.png, with the controls (random, the best "
+        "baseline, managed) on the same seeds once (default: 0, none)",
+    )
+    p.add_argument(
+        "--eval-seeds",
+        default=EVAL_SEEDS,
+        metavar="A-B",
+        help="evaluation seeds A to B, disjoint from the training seeds (default: %(default)s)",
+    )
     p.add_argument(
         "--hyper",
         action="append",
@@ -121,6 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         preposition_bonus=args.preposition_bonus,
         engine=args.engine,
         progress=not args.no_progress,
+        keep_checkpoints=args.keep_checkpoints,
+        eval_freq=args.eval_freq,
+        eval_seeds=args.eval_seeds,
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "

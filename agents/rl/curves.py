@@ -48,3 +48,37 @@ def plot_training_curve(
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
+
+
+def plot_evaluation(out: str | Path, png: str | Path) -> None:
+    """The periodic evaluation of a run (``evaluations.csv``) against the controls' levels.
+
+    The policy's mean success rate on the evaluation seeds, with its 95 % CI, against training
+    timesteps; each control of ``eval_controls.csv`` is a horizontal line at its mean on the same
+    seeds.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from agents.study.stats import summarize
+
+    rows = pd.read_csv(Path(out, "evaluations.csv"))
+    levels = pd.read_csv(Path(out, "eval_controls.csv"))
+    curve = summarize(rows, ["success_rate"], by=("timesteps",)).sort_values("timesteps")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(curve["timesteps"], curve["mean"], marker="o", label="learned policy")
+    ax.fill_between(curve["timesteps"], curve["ci_low"], curve["ci_high"], alpha=0.25)
+    for i, (agent, df) in enumerate(levels.groupby("agent", sort=False)):
+        ax.axhline(df["success_rate"].mean(), color=f"C{i + 1}", linestyle="--", label=agent)
+    seeds = sorted(rows["seed"].unique())
+    ax.set_title(f"evaluation on seeds {seeds[0]}-{seeds[-1]} (mean, 95 % CI)", fontsize=9)
+    ax.set_ylabel("success rate")
+    ax.set_xlabel("training timesteps (slots)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -327,6 +327,8 @@ def learn(
     monitor_csv: Path,
     stats: Mapping[str, np.ndarray] | None = None,
     bar: Any = None,
+    timing: dict[str, float] | None = None,
+    after_rollout: Callable[[int], None] | None = None,
 ) -> ReturnScale:
     """Train ``model``'s policy with TorchRL from ``done`` to ``timesteps`` environment steps.
 
@@ -337,7 +339,10 @@ def learn(
     Every ``checkpoint_freq`` steps (at the end of a rollout) ``save(steps, scale)`` writes a
     checkpoint. Each finished episode is appended to ``monitor_csv`` in SB3's Monitor format.
     ``stats`` are the reward statistics to resume from; ``bar`` (a tqdm bar, or None) moves on by
-    each rollout's steps. Returns the reward scaling (its statistics).
+    each rollout's steps. ``timing["collect_s"]`` and ``timing["update_s"]`` (when given) grow by
+    the seconds of each rollout's collection and of its update (reward scaling, advantages and
+    PPO's epochs). ``after_rollout(steps)`` runs after each rollout's update (the periodic
+    evaluation). Returns the reward scaling (its statistics).
     """
     frames, batch_size = n_envs * model.n_steps, model.batch_size
     policy = model.policy
@@ -391,8 +396,14 @@ def learn(
         extra_keys=("success_rate",),
     )  # fmt: skip
     steps, next_save = done, (done // checkpoint_freq + 1) * checkpoint_freq
+    timing = {} if timing is None else timing
+    for key in ("collect_s", "update_s"):
+        timing.setdefault(key, 0.0)
     try:
+        mark = time.perf_counter()
         for batch in collector:
+            collected = time.perf_counter()
+            timing["collect_s"] += collected - mark
             scale(batch)
             with torch.no_grad():
                 critic(batch["next"])
@@ -401,6 +412,7 @@ def learn(
             buffer.extend(batch.reshape(-1))
             minibatches = math.ceil(frames / batch_size)
             update(loss, buffer, optimizer, model.n_epochs, minibatches, model.max_grad_norm)
+            timing["update_s"] += time.perf_counter() - collected
             steps += frames
             model.num_timesteps = steps
             if bar is not None:
@@ -412,6 +424,9 @@ def learn(
             if steps >= next_save:
                 save(steps, scale)
                 next_save = (steps // checkpoint_freq + 1) * checkpoint_freq
+            if after_rollout is not None:
+                after_rollout(steps)
+            mark = time.perf_counter()
     finally:
         collector.shutdown()
         monitor.close()

@@ -35,6 +35,7 @@ from agents.rl.checkpoints import (
     load_weights,
     obs_stats_path,
     progress_callback,
+    prune_checkpoints,
     restore_obs_stats,
     resumable_checkpoint,
     save_beside,
@@ -42,6 +43,7 @@ from agents.rl.checkpoints import (
     save_obs_stats,
     saved_num_timesteps,
     success_callback,
+    timing_callback,
 )
 from agents.rl.config import (
     DEFAULT_N_ENVS,
@@ -65,6 +67,13 @@ from agents.rl.config import (
     run_identity,
 )
 from agents.rl.envs import check_engine, make_env, make_vec
+from agents.rl.evaluation import (
+    EVAL_SEEDS,
+    PeriodicEvaluation,
+    check_disjoint,
+    evaluation_callback,
+    parse_seeds,
+)
 from spep_gym.config import SpepConfig
 
 
@@ -85,6 +94,9 @@ def train(
     preposition_bonus: float = PREPOSITION_BONUS,
     engine: str = "scalar",
     progress: bool = False,
+    keep_checkpoints: int = 3,
+    eval_freq: int = 0,
+    eval_seeds: str = EVAL_SEEDS,
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -103,6 +115,12 @@ def train(
     defaults to :data:`agents.rl.config.DEFAULT_N_ENVS` of the engine. The model is the same
     either way: it evaluates on ``SpepEnv``. ``progress`` shows a tqdm bar of the steps done.
 
+    After each checkpoint the checkpoints older than the ``keep_checkpoints`` newest whole ones are
+    deleted (0: all kept). With ``eval_freq`` (0: none) the model is evaluated every ``eval_freq``
+    steps and at the end on ``eval_seeds`` (``"A-B"``, disjoint from the training seeds), and the
+    controls once (:mod:`agents.rl.evaluation`). ``model.json`` gets ``timing``: the seconds of
+    collecting rollouts and of updating the policy (evaluations apart), and the steps/s of each.
+
     Raises:
         ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
             another run, or (``resume``) settings or a checkpoint that differ from the run's,
@@ -119,9 +137,12 @@ def train(
     for name, value, low in (
         ("timesteps", timesteps, 1),
         ("checkpoint_freq", checkpoint_freq, 1),
+        ("keep_checkpoints", keep_checkpoints, 0),
+        ("eval_freq", eval_freq, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} is invalid: allowed an integer >= {low}")
+    seeds = parse_seeds(eval_seeds)
     if policy not in POLICIES:
         raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
     if device not in ("cpu", "cuda", "auto"):
@@ -179,6 +200,8 @@ def train(
         # read now, so that nothing is written for a checkpoint that cannot be resumed
         weights = load_weights(start_ckpt[0])
         stats = load_obs_stats(obs_stats_path(start_ckpt[0]))
+        if eval_freq:
+            check_disjoint(seeds, [(seed, n_envs), (seed + start_ckpt[1], n_envs)])
     else:
         if out.is_dir() and any(out.iterdir()):
             held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
@@ -194,6 +217,8 @@ def train(
         hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
         check_policy_fits(algo, policy, POLICY_KWARGS[policy], make_env(cfg, algo), "policy")
+        if eval_freq:
+            check_disjoint(seeds, [(seed, n_envs)])
         meta = {
             "algo": algo,
             "config": config_to_json(cfg),
@@ -212,17 +237,25 @@ def train(
     monitor = out / "monitor" / (f"resumed_{start_ckpt[1]}" if start_ckpt else "")
     # a resumed run starts its environments from new seeds rather than replaying the first episodes
     env_seed = seed + (start_ckpt[1] if start_ckpt else 0)
+    evaluator = None
+    if eval_freq:
+        evaluator = PeriodicEvaluation(
+            out, meta, cfg, seeds, eval_freq, start_ckpt[1] if start_ckpt else 0
+        )
+        evaluator.controls()
     bar = _progress_bar(timesteps, start_ckpt[1] if start_ckpt else 0, algo, engine, progress)
+    timing: dict[str, float] = {"collect_s": 0.0, "update_s": 0.0, "eval_s": 0.0}
+    saving = (checkpoint_freq, keep_checkpoints)
     try:
         if engine == "torchrl":
             model, done, wall = _learn_torchrl(
                 meta, cfg, out, timesteps, env_seed, (start_ckpt, weights, stats), monitor,
-                torch_device, checkpoint_freq, bar,
+                torch_device, saving, bar, timing, evaluator,
             )  # fmt: skip
         else:
             model, done, wall = _learn_sb3(
                 meta, cfg, out, timesteps, env_seed, (start_ckpt, weights, stats), monitor, device,
-                checkpoint_freq, subproc, verbose, resume, bar,
+                saving, subproc, verbose, resume, bar, timing, evaluator,
             )  # fmt: skip
     finally:
         if bar is not None:
@@ -235,9 +268,23 @@ def train(
         "wall_time_s": round(wall, 2),
         "steps_per_s": round(steps / wall, 1) if wall > 0 and steps > 0 else None,
         "device": str(model.device),
+        "timing": _timing(timing, steps),
     }
     _write_json(out / "model.json", meta)
+    if evaluator is not None:
+        from agents.rl.curves import plot_evaluation
+
+        plot_evaluation(out, out / "evaluation_curve.png")
     return meta
+
+
+def _timing(timing: dict[str, float], steps: int) -> dict[str, float | None]:
+    """``model.json``'s ``timing``: seconds of each phase, and steps/s of collecting and updating."""
+    out: dict[str, float | None] = {k: round(v, 6) for k, v in timing.items()}
+    for phase in ("collect", "update"):
+        seconds = timing[f"{phase}_s"]
+        out[f"{phase}_steps_per_s"] = round(steps / seconds, 1) if seconds > 0 < steps else None
+    return out
 
 
 def _learn_sb3(
@@ -249,15 +296,18 @@ def _learn_sb3(
     resume_from: tuple[tuple[Path, int] | None, dict[str, Any] | None, dict[str, Any] | None],
     monitor: Path,
     device: str,
-    checkpoint_freq: int,
+    saving: tuple[int, int],
     subproc: bool,
     verbose: int,
     resume: bool,
     bar: Any,
+    timing: dict[str, float],
+    evaluator: PeriodicEvaluation | None,
 ) -> tuple[Any, int, float]:
     """SB3's ``learn`` on the scalar or batched engine; the model, the steps resumed from, the time.
 
-    ``resume_from`` is the checkpoint resumed from, its weights and its statistics (None: a new run).
+    ``resume_from`` is the checkpoint resumed from, its weights and its statistics (None: a new run);
+    ``saving`` the checkpoint frequency and how many checkpoints are kept.
     """
     algo, engine, n_envs, hp = meta["algo"], meta["engine"], meta["n_envs"], meta["hyperparameters"]
     vec = make_vec(
@@ -290,9 +340,13 @@ def _learn_sb3(
 
     callbacks = CallbackList(
         [
-            checkpoint_callback(max(checkpoint_freq // n_envs, 1), out, run_identity(meta)),
+            checkpoint_callback(
+                max(saving[0] // n_envs, 1), out, run_identity(meta), keep=saving[1]
+            ),
             success_callback(),
             *([progress_callback(bar)] if bar is not None else []),
+            timing_callback(timing),  # before the evaluation: its last one is not an update
+            *([evaluation_callback(evaluator, timing)] if evaluator is not None else []),
         ]
     )
     start = time.perf_counter()
@@ -319,8 +373,10 @@ def _learn_torchrl(
     resume_from: tuple[tuple[Path, int] | None, dict[str, Any] | None, dict[str, Any] | None],
     monitor: Path,
     device: Any,
-    checkpoint_freq: int,
+    saving: tuple[int, int],
     bar: Any,
+    timing: dict[str, float],
+    evaluator: PeriodicEvaluation | None,
 ) -> tuple[Any, int, float]:
     """TorchRL's loop (:mod:`agents.rl.torchrl_ppo`) on an SB3 model's policy; as :func:`_learn_sb3`.
 
@@ -352,6 +408,14 @@ def _learn_torchrl(
         ckpt = out / "checkpoints" / f"rl_model_{steps}_steps.zip"
         save_beside(ckpt, scale, identity)
         save_model(model, ckpt)  # last: a checkpoint counts once its zip is there
+        prune_checkpoints(out, saving[1])
+
+    def evaluate(steps: int, final: bool = False) -> None:
+        # the pair policy scales its own inputs: its reward statistics do not change how it acts
+        if evaluator is not None:
+            before = evaluator.seconds
+            evaluator.maybe(steps, model, None, final)
+            timing["eval_s"] += evaluator.seconds - before
 
     start = time.perf_counter()
     scale = torchrl_ppo.learn(
@@ -364,11 +428,14 @@ def _learn_torchrl(
         device,
         meta.get("preposition_bonus", 0.0),
         save,
-        checkpoint_freq,
+        saving[0],
         monitor / "torchrl.monitor.csv",
         stats,
         bar,
+        timing,
+        evaluate,
     )
+    evaluate(int(model.num_timesteps), final=True)
     wall = time.perf_counter() - start
     spaces.close()
     save_model(model, out / "model.zip")
