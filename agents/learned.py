@@ -38,9 +38,11 @@ from spep_gym.config import PHYSICAL, SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.topology import num_pairs
 
-#: Fields that define a model's observation: its shape (num_nodes, queue_obs_size) and the window
-#: of its demand counts.
-OBSERVATION_FIELDS = ("num_nodes", "queue_obs_size", "demand_obs_slots")
+#: Fields that define a model's observation: its shape (num_nodes, queue_obs_size), the window
+#: of its demand counts and its long-run demand keys.
+OBSERVATION_FIELDS = (
+    "num_nodes", "queue_obs_size", "demand_obs_slots", "demand_ema_half_lives", "demand_hour_obs",
+)  # fmt: skip
 #: Fields that define the physics of a model's training env: those the presets set
 #: (``--set preset=physical``).
 PHYSICS_FIELDS = tuple(PHYSICAL)

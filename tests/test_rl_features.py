@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sb3_contrib")
 
-from agents.rl.policies import EXTRA_FEATURES, MaskablePairPolicy  # noqa: E402
+from agents.rl.config import EXTRA_FEATURES  # noqa: E402
+from agents.rl.policies import MaskablePairPolicy  # noqa: E402
 from spep_gym.config import SpepConfig  # noqa: E402
 from spep_gym.env import SpepEnv  # noqa: E402
 
@@ -73,3 +75,43 @@ def test_bad_extra_features_are_refused_in_one_line() -> None:
         _policy(env, extra=["demand_ema"])
     with pytest.raises(ValueError, match="distinct names"):
         _policy(env, extra=["arrivals", "arrivals"])
+
+
+TINY = ["--set", "num_nodes=6", "--set", "er_p=0.5", "--set", "episode_slots=100"]
+FAST = ["--hyper", "n_steps=64", "--hyper", "batch_size=64", "--hyper", "n_epochs=1"]
+DEMAND_SET = ["--set", "demand_ema_half_lives=[4, 60]", "--set", "demand_hour_obs=True"]
+
+
+@pytest.mark.parametrize("engine", ["scalar"])
+def test_train_smoke_with_demand_keys_extra_features_and_predictive_hits(
+    tmp_path: Path, engine: str
+) -> None:
+    """``spep train`` end to end with the three options, then the model evaluates."""
+    from agents.cli import main
+
+    folder = tmp_path / engine
+    args = ["train", "--timesteps", "512", "--out", str(folder), "--engine", engine]
+    args += ["--n-envs", "2", "--seed", "3", "--checkpoint-freq", "256", "--no-progress"]
+    args += [*TINY, *FAST, *DEMAND_SET, "--predictive-hit-reward", "0.5"]
+    args += ["--pair-features", ",".join(EXTRA_FEATURES)]
+    assert main(args) == 0
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["config"]["reward_predictive_hit"] == 0.5
+    assert meta["config"]["demand_ema_half_lives"] == [4, 60]
+    assert meta["policy_kwargs"]["features_extractor_kwargs"]["extra"] == list(EXTRA_FEATURES)
+    argv = ["evaluate", "--agent", "sb3", "--param", f"path={folder}", "--runs", "1"]
+    assert main([*argv, "--slots", "20", "--jobs", "1", "--no-progress"]) == 0
+
+
+def test_train_refuses_a_feature_the_observation_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.cli import main
+
+    args = ["train", "--timesteps", "64", "--out", str(tmp_path / "run"), *TINY]
+    assert main([*args, "--pair-features", "demand_ema"]) == 2
+    err = capsys.readouterr().err
+    assert "--pair-features: extra feature 'demand_ema' is not in the observation" in err
+    assert not (tmp_path / "run").exists()
+    assert main([*args, "--policy", "mlp", "--pair-features", "arrivals"]) == 2
+    assert "allowed with --policy pair" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from agents.rl.config import (
     ALGOS,
     DEFAULT_N_ENVS,
     ENGINES,
+    EXTRA_FEATURES,
     POLICIES,
     PREPOSITION_BONUS,
     TRAIN_DEFAULTS,
@@ -102,6 +103,23 @@ def add_cli(subparsers: Any) -> None:
         "training is shaped; 0: the env's own reward)",
     )
     p.add_argument(
+        "--predictive-hit-reward",
+        type=float,
+        default=None,
+        metavar="X",
+        help="reward X per predictive hit: a pre-positioned pair used by a request that arrived "
+        "after it was placed (the config field reward_predictive_hit; default: the config's, 0)",
+    )
+    p.add_argument(
+        "--pair-features",
+        default="",
+        metavar="A,B",
+        help="extra per-pair inputs of the pair policy, comma-separated, of: "
+        + ", ".join(EXTRA_FEATURES)
+        + " (demand_ema and demand_by_hour need --set demand_ema_half_lives=[...] and "
+        "--set demand_hour_obs=True; default: none)",
+    )
+    p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument("--plot", action="store_true", help="write DIR/training_curve.png")
@@ -127,6 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.torch_threads)  # small networks: more threads only contend
 
     fields = {"topology": args.topology, **parse_overrides(args.overrides)}
+    if args.predictive_hit_reward is not None:
+        fields["reward_predictive_hit"] = args.predictive_hit_reward
     meta = train(
         args.algo,
         args.out,
@@ -147,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         eval_freq=args.eval_freq,
         eval_seeds=args.eval_seeds,
+        pair_features=[f.strip() for f in args.pair_features.split(",") if f.strip()],
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "

@@ -27,6 +27,14 @@ POLICY_KWARGS: dict[str, dict[str, Any]] = {
     "pair": {"features_extractor_kwargs": {"hidden": 16}},
     "mlp": {"net_arch": [64, 64]},
 }
+#: Observation keys the pair policy can read as extra per-pair features (its extractor's ``extra``,
+#: ``spep train --pair-features``), each as the observation gives it (``VecNormalize`` scales them
+#: in training); ``demand_ema`` gives one feature per half-life, ``demand_by_hour`` two: the
+#: current hour's and the next's.
+EXTRA_FEATURES = (
+    "arrivals", "prepositioned_in_flight", "requests_in_flight", "link_busy", "demand_ema",
+    "demand_by_hour",
+)  # fmt: skip
 #: Default hyperparameters of each algorithm (``--hyper NAME=VALUE`` overrides one).
 HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     # gamma 0.95: a request's deadline is at most 12 slots and a pre-position lasts 15. A larger

@@ -5,7 +5,7 @@ fidelity a pre-position would get, pre-positioned pairs held, recent demand, que
 summary of all pairs, so the policy has a few thousand weights whatever the network size, learns
 "which pair is worth pre-positioning" once for all pairs, and applies to any graph of the same node
 count. The extractor's ``extra`` argument (``policy_kwargs={"features_extractor_kwargs":
-{"extra": [...]}}``) adds per-pair features of :data:`EXTRA_FEATURES` (the arrivals, the in-flight
+{"extra": [...]}}``) adds per-pair features of :data:`agents.rl.config.EXTRA_FEATURES` (the arrivals, the in-flight
 counts, ``link_busy``, the long-run demand keys); the default adds none, so a saved model of the
 default policy loads and acts as before. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
 :class:`PairExtractor` and :class:`PairHead`.
@@ -24,17 +24,11 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import MultiInputPolicy as DQNMultiInputPolicy
 from torch import nn
 
+from agents.rl.config import EXTRA_FEATURES
 from spep_gym.topology import num_nodes, pair_index_matrix
 
 #: Features per node pair (see :meth:`PairExtractor.forward`).
 PAIR_FEATURES = 10
-#: Observation keys the extractor can read as extra per-pair features (its ``extra`` argument),
-#: each as the observation gives it (``VecNormalize`` scales them in training); ``demand_ema``
-#: gives one feature per half-life, ``demand_by_hour`` two: the current hour's and the next's.
-EXTRA_FEATURES = (
-    "arrivals", "prepositioned_in_flight", "requests_in_flight", "link_busy", "demand_ema",
-    "demand_by_hour",
-)  # fmt: skip
 
 
 def extra_width(observation_space: spaces.Dict, extra: Sequence[str]) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ def train(
     keep_checkpoints: int = 3,
     eval_freq: int = 0,
     eval_seeds: str = EVAL_SEEDS,
+    pair_features: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -120,6 +121,8 @@ def train(
     steps and at the end on ``eval_seeds`` (``"A-B"``, disjoint from the training seeds), and the
     controls once (:mod:`agents.rl.evaluation`). ``model.json`` gets ``timing``: the seconds of
     collecting rollouts and of updating the policy (evaluations apart), and the steps/s of each.
+    ``pair_features`` (the pair policy only) are extra per-pair inputs of
+    :data:`agents.rl.config.EXTRA_FEATURES`, stored in ``policy_kwargs``.
 
     Raises:
         ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
@@ -173,6 +176,8 @@ def train(
             asked["config"] = config_to_json(_config(config))
         stored = {k: meta.get(k) for k in asked}
         stored["engine"] = meta.get("engine", "scalar")  # runs before --engine were scalar
+        asked["pair_features"] = list(pair_features)
+        stored["pair_features"] = _pair_features(meta.get("policy_kwargs", {}))
         diff = differences(json.loads(json.dumps(stored)), json.loads(json.dumps(asked)))
         if diff:
             raise ValueError(
@@ -216,7 +221,8 @@ def train(
         check_engine(engine, cfg, subproc)
         hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
-        check_policy_fits(algo, policy, POLICY_KWARGS[policy], make_env(cfg, algo), "policy")
+        policy_kwargs = _with_pair_features(policy, pair_features, make_env(cfg, algo))
+        check_policy_fits(algo, policy, policy_kwargs, make_env(cfg, algo), "policy")
         if eval_freq:
             check_disjoint(seeds, [(seed, n_envs)])
         meta = {
@@ -228,7 +234,7 @@ def train(
             "hyperparameters": hp,
             "policy": policy,
             "preposition_bonus": preposition_bonus,
-            "policy_kwargs": POLICY_KWARGS[policy],
+            "policy_kwargs": policy_kwargs,
         }
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "train.json", meta)
@@ -515,3 +521,33 @@ def _config(config: SpepConfig | Mapping[str, Any] | None) -> SpepConfig:
     if isinstance(config, SpepConfig):
         return config
     return SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})
+
+
+def _with_pair_features(policy: str, pair_features: Sequence[str], env: Any) -> dict[str, Any]:
+    """``POLICY_KWARGS[policy]``, with ``pair_features`` as the pair extractor's ``extra``.
+
+    Raises:
+        ValueError: features with another policy than ``pair``, or a feature the pair policy
+            cannot read from ``env``'s observation (:func:`agents.rl.policies.extra_width`).
+    """
+    kwargs = POLICY_KWARGS[policy]
+    if not pair_features:
+        return kwargs
+    if policy != "pair":
+        raise ValueError(
+            f"--pair-features {','.join(pair_features)} is invalid with --policy {policy}: "
+            "allowed with --policy pair"
+        )
+    from agents.rl.policies import extra_width
+
+    try:
+        extra_width(env.observation_space, list(pair_features))
+    except ValueError as err:
+        raise ValueError(f"--pair-features: {err}") from None
+    extractor = {**kwargs["features_extractor_kwargs"], "extra": list(pair_features)}
+    return {**kwargs, "features_extractor_kwargs": extractor}
+
+
+def _pair_features(policy_kwargs: Mapping[str, Any]) -> list[str]:
+    """The ``extra`` features of a run's ``policy_kwargs`` (none for runs before them)."""
+    return list(policy_kwargs.get("features_extractor_kwargs", {}).get("extra", []))
