@@ -238,6 +238,16 @@ def test_compare_pairs_the_learned_agent_with_others_on_the_same_seeds(
     assert table.loc[1, "learned_minus_agent"] == pytest.approx((mine - noop).mean())
     assert table.loc[0, "learned_minus_agent"] == 0 and table.loc[0, "wilcoxon_p"] == 1
     assert (table["ci_low"] <= table["success_rate"]).all()
+    # issue 21 item 5: the difference's CI, and Holm over the table's two comparisons
+    from agents.study.stats import holm, mean_ci
+
+    _, low, high, _ = mean_ci(mine - noop)
+    assert (table.loc[1, "diff_ci_low"], table.loc[1, "diff_ci_high"]) == pytest.approx(
+        (low, high), nan_ok=True
+    )
+    assert table["wilcoxon_p_holm"][1:].tolist() == pytest.approx(
+        holm(table["wilcoxon_p"][1:]).tolist(), nan_ok=True
+    )
 
 
 def test_a_sampling_agent_is_reproducible_from_the_episode_seed(runs: dict[str, Path]) -> None:

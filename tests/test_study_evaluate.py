@@ -230,3 +230,46 @@ def test_cli_evaluate_labels_agents_and_gives_each_its_parameters(
         assert main([*base, "--agent", agent, *params]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_issue21_5_paired_table_against_a_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each agent minus the reference, paired by seed, with its CI, Wilcoxon p and Holm p."""
+    from agents.study.stats import holm, mean_ci, paired_table, wilcoxon_paired
+
+    df = pd.concat(
+        [agents.evaluate(a, runs=6, seed=0, jobs=1, **TINY) for a in ("shortest", "random", "noop")]
+    )
+    table = paired_table(df)
+    assert list(table["reference"].unique()) == ["shortest"]
+    assert list(table["agent"].unique()) == ["random", "noop"]
+    row = table.set_index(["agent", "metric"]).loc[("random", "success_rate")]
+    a = df[df.agent == "random"].set_index("seed")["success_rate"]
+    b = df[df.agent == "shortest"].set_index("seed")["success_rate"]
+    mean, low, high, n = mean_ci(a - b)
+    assert (row["mean_paired_difference"], row["diff_ci_low"], row["diff_ci_high"]) == (
+        pytest.approx((mean, low, high))
+    )
+    assert row["pairs"] == n == 6 and row["wilcoxon_p"] == wilcoxon_paired(a, b)[1]
+    assert table["wilcoxon_p_holm"].tolist() == pytest.approx(
+        holm(table["wilcoxon_p"]).tolist(), nan_ok=True
+    )  # one family: the whole table
+    other = paired_table(df, reference="noop")
+    assert set(other["agent"]) == {"shortest", "random"}
+    with pytest.raises(
+        ValueError, match=r"reference 'oracle' is invalid: allowed one of the agents"
+    ):
+        paired_table(df, reference="oracle")
+
+    argv = ["evaluate", "--agent", "random,noop", "--runs", "3", "--slots", "100", "--jobs", "1"]
+    argv += ["--no-progress", "--set", "num_nodes=6"]
+    assert main([*argv, "--reference", "noop"]) == 0
+    out = capsys.readouterr().out
+    assert "agent - reference" in out and "wilcoxon_p_holm" in out
+    lines = [line.split() for line in out.splitlines() if "success_rate" in line]
+    assert lines[-1][1:5] == ["random", "noop", "success_rate", "3"]
+    assert main([*argv, "--reference", "shortest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "spep: error: --reference 'shortest' is invalid: allowed one of the agents evaluated: "
+        "random, noop"
+    )

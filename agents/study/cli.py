@@ -67,6 +67,13 @@ def add_evaluate(subparsers: Any) -> None:
         help="agent keyword argument (repeatable) for every agent, or with LABEL. for that agent "
         "only, e.g. --param threshold=0.1 --param a.path=runs/a",
     )
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="AGENT",
+        help="with two or more agents, each other agent's paired differences from AGENT (its "
+        "label; default: the first agent): mean, 95 %% CI, Wilcoxon p and Holm p over the table",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
     add_common(p)
@@ -201,6 +208,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         agents_.append(agent)
     draws = check_engine(args.engine, args.draws, option="--")
     device = check_device(args.engine, args.device, option="--")  # no such device: one line
+    labels = [a.name for a in agents_]
+    if args.reference is not None and args.reference not in labels:
+        raise ValueError(
+            f"--reference {args.reference!r} is invalid: allowed one of the agents evaluated: "
+            f"{', '.join(labels)}"
+        )
     for a in agents_:  # every config and input-file problem shows before the first run
         check_inputs(agent_config(a, fields))
         if args.engine == "batched":
@@ -224,6 +237,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     df = pd.concat(frames, ignore_index=True)
     print("mean over the runs with its 95 % CI (Student t); n: the runs where it is defined")
     print(summary_table(df).to_string(index=False))
+    if len(agents_) > 1:
+        from agents.study.stats import paired_table
+
+        table = paired_table(df, args.reference, option="--reference")
+        print(
+            "\npaired by seed, agent - reference: mean difference [95 % CI], Wilcoxon signed-rank "
+            "p, Holm p over this table"
+        )
+        print(table.drop(columns=["mean_agent", "mean_reference"]).round(4).to_string(index=False))
     if args.out:
         print(f"wrote {len(df)} rows to {args.out}")
     return 0

@@ -164,8 +164,8 @@ def compare(
     """Each of ``agents`` (default: the SPEP agents) against each baseline, per ``by`` group.
 
     One row per (group, agent, baseline, metric): the means, their difference (agent - baseline)
-    and relative difference, the mean of the paired differences with its 95 % Student-t interval
-    (``diff_ci_low``, ``diff_ci_high``), Mann–Whitney U and p, and the Wilcoxon W and p over runs
+    and relative difference, the mean of the paired differences (``mean_paired_difference``) with
+    its 95 % Student-t interval (``diff_ci_low``, ``diff_ci_high``), Mann–Whitney U and p, and the Wilcoxon W and p over runs
     paired by seed.
     """
     import pandas as pd
@@ -184,7 +184,7 @@ def compare(
                     u, p_u = mann_whitney(a, b)
                     paired = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
                     w, p_w, pairs = wilcoxon_paired(paired["a"], paired["b"])
-                    _, diff_low, diff_high, _ = mean_ci(paired["a"] - paired["b"])
+                    diff, diff_low, diff_high, _ = mean_ci(paired["a"] - paired["b"])
                     mean_a, mean_b = _mean(a), _mean(b)
                     rows.append(
                         {
@@ -198,6 +198,7 @@ def compare(
                             "relative_difference": (mean_a - mean_b) / mean_b
                             if mean_b
                             else math.nan,
+                            "mean_paired_difference": diff,
                             "diff_ci_low": diff_low,
                             "diff_ci_high": diff_high,
                             "mwu_u": u,
@@ -208,6 +209,44 @@ def compare(
                         }
                     )
     return pd.DataFrame(rows)
+
+
+def paired_table(
+    df: pd.DataFrame,
+    reference: str | None = None,
+    metrics: Sequence[str] = TESTED_METRICS,
+    option: str = "reference",
+) -> pd.DataFrame:
+    """Every other agent of ``df`` against ``reference`` (default: the first agent), paired by seed.
+
+    One row per (topology, agent, metric): the agent's and the reference's means, the mean paired
+    difference (agent - reference) with its 95 % Student-t interval, the pairs, the Wilcoxon
+    signed-rank p and its Holm correction over the whole table (one family):
+    :func:`compare` and :func:`add_holm`.
+
+    Raises:
+        ValueError: ``reference`` is not an agent of ``df`` (named as ``option``).
+    """
+    agents = [str(a) for a in df["agent"].unique()]
+    reference = agents[0] if reference is None else reference
+    if reference not in agents:
+        raise ValueError(
+            f"{option} {reference!r} is invalid: allowed one of the agents evaluated: "
+            f"{', '.join(agents)}"
+        )
+    others = [a for a in agents if a != reference]
+    tests = compare(df, metrics, agents=others, baselines=(reference,))
+    if tests.empty:
+        return tests
+    tests = add_holm(tests, columns=("wilcoxon_p",), family=("baseline",))
+    tests = tests.rename(columns={"baseline": "reference", "mean_baseline": "mean_reference"})
+    return tests[
+        [
+            "topology", "agent", "reference", "metric", "pairs", "mean_agent", "mean_reference",
+            "mean_paired_difference", "diff_ci_low", "diff_ci_high", "wilcoxon_p",
+            "wilcoxon_p_holm",
+        ]
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------- controls (SPEC section 10)
