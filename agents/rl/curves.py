@@ -70,7 +70,8 @@ def plot_evaluation(out: str | Path, png: str | Path) -> None:
     curve = summarize(rows, ["success_rate"], by=("timesteps",)).sort_values("timesteps")
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(curve["timesteps"], curve["mean"], marker="o", label="learned policy")
-    ax.fill_between(curve["timesteps"], curve["ci_low"], curve["ci_high"], alpha=0.25)
+    band = curve[["ci_low", "ci_high"]].clip(0, 1)  # a rate: few seeds give a wide t interval
+    ax.fill_between(curve["timesteps"], band["ci_low"], band["ci_high"], alpha=0.25)
     for i, (agent, df) in enumerate(levels.groupby("agent", sort=False)):
         ax.axhline(df["success_rate"].mean(), color=f"C{i + 1}", linestyle="--", label=agent)
     seeds = sorted(rows["seed"].unique())
