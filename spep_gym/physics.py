@@ -18,22 +18,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+#: A fidelity, or an array of them (numpy or torch): the laws are plain arithmetic on either.
+Value = TypeVar("Value", float, np.ndarray, "Tensor")
 
 SWAP_MODELS = ("paper", "werner")
 DECAY_MODELS = ("paper", "depolarizing")
 LENGTH_MODELS = ("paper", "loss")
 
 
-def link_factor(fidelity: np.ndarray | float, swap_model: str) -> np.ndarray | float:
+def link_factor(fidelity: Value, swap_model: str) -> Value:
     """The per-link factor of ``swap_model`` for a pair of fidelity ``fidelity``."""
     if swap_model == "paper":
         return (3.0 * fidelity + 1.0) / 4.0
     return (4.0 * fidelity - 1.0) / 3.0
 
 
-def fidelity_from_product(product: np.ndarray | float, swap_model: str) -> np.ndarray | float:
+def fidelity_from_product(product: Value, swap_model: str) -> Value:
     """Path fidelity from the product of the links' factors."""
     if swap_model == "paper":
         return product
@@ -48,18 +55,25 @@ def path_fidelity(fidelities: Iterable[float], swap_model: str = "paper") -> flo
 
 def decayed(f_create: float, rho: float, age: int, decay_model: str = "paper") -> float:
     """Fidelity of a pair made with ``f_create`` after ``age`` slots of decay ``rho`` per slot."""
-    if decay_model == "paper":
-        return f_create * rho**age
-    return 0.25 + (f_create - 0.25) * rho**age
+    return decayed_by(f_create, rho**age, decay_model)
 
 
 def decayed_array(
     f_create: np.ndarray, rho: float, age: np.ndarray, decay_model: str
 ) -> np.ndarray:
     """:func:`decayed` elementwise over arrays of fidelities and ages."""
+    return decayed_by(f_create, rho**age, decay_model)
+
+
+def decayed_by(f_create: Value, power: Value, decay_model: str) -> Value:
+    """The decay law itself, given ``power = rho ** age`` (a float, or numpy or torch arrays).
+
+    :func:`decayed` and :func:`decayed_array` compute the power and call it; the batched core
+    looks the power up in a table of Python pows and calls it on tensors.
+    """
     if decay_model == "paper":
-        return f_create * rho**age
-    return 0.25 + (f_create - 0.25) * rho**age
+        return f_create * power
+    return 0.25 + (f_create - 0.25) * power
 
 
 def slots_until_below(
