@@ -176,7 +176,7 @@ class CompiledSimulator:
         placed = s.ev_placed[: c[EV_PLACED]].tolist()
         served = s.ev_served[: c[EV_SERVED]].tolist()
         lo, hi = (s.starts[self.t], s.starts[self.t + 1]) if not self.done else (0, 0)
-        events = SlotEvents(
+        return SlotEvents(
             slot=slot,
             placed=[(int(a), f, int(h)) for a, f, h in placed],
             served=[(int(r), int(how), f, int(h)) for r, how, f, h in served],
@@ -190,10 +190,8 @@ class CompiledSimulator:
             pairs_expired=c[EV + PAIRS_EXPIRED],
             pairs_replaced=c[EV + PAIRS_REPLACED],
             prepositions_expired=c[EV + PREPOSITIONS_EXPIRED],
+            predictive_hits=c[EV_PREDICTIVE_HITS],
         )
-        if hasattr(events, "predictive_hits"):  # a field being added to SlotEvents now
-            events.predictive_hits = c[EV_PREDICTIVE_HITS]
-        return events
 
     @property
     def metrics(self) -> Metrics:
