@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {
     "evaluate": [
         "--agent", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress",
-        "--out", "--param", "--runs", "--seed", "--set", "--slots", "--topology",
+        "--out", "--param", "--reference", "--runs", "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [
         "--out", "--predictors", "--runs", "--seed", "--set", "--slots", "--top-k", "--topology",
@@ -38,9 +38,10 @@ OPTIONS = {
         "--trials",
     ],
     "train": [
-        "--algo", "--checkpoint-freq", "--device", "--engine", "--hyper", "--n-envs", "--no-progress",
-        "--out", "--plot", "--policy", "--preposition-bonus", "--resume", "--seed", "--set",
-        "--subproc", "--timesteps", "--topology", "--torch-threads", "--verbose",
+        "--algo", "--checkpoint-freq", "--device", "--engine", "--eval-freq", "--eval-seeds",
+        "--hyper", "--keep-checkpoints", "--n-envs", "--no-progress", "--out", "--pair-features",
+        "--plot", "--policy", "--predictive-hit-reward", "--preposition-bonus", "--resume", "--seed",
+        "--set", "--subproc", "--timesteps", "--topology", "--torch-threads", "--verbose",
     ],
 }  # fmt: skip
 
