@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import networkx as nx
 import numpy as np
 
 if TYPE_CHECKING:
-    from spep_gym.env import SpepEnv
+    from spep_gym.config import SpepConfig
+    from spep_gym.simulator import Simulator
 
 
-def ansi(env: SpepEnv) -> str:
+class Viewed(Protocol):
+    """What the views read of an environment (a ``SpepEnv``; the env imports this module)."""
+
+    sim: Simulator
+    config: SpepConfig
+
+
+def ansi(env: Viewed) -> str:
     """The slot, every link's pairs, the pre-positioned pairs and the queue, as text."""
     sim = env.sim
     net = sim.net
@@ -44,7 +52,7 @@ def ansi(env: SpepEnv) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rgb_array(env: SpepEnv) -> np.ndarray:
+def rgb_array(env: Viewed) -> np.ndarray:
     """The network drawn with link states, pre-positioned pairs and the queue: (H, W, 3) uint8."""
     try:
         import matplotlib

@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 
-if TYPE_CHECKING:
-    from spep_gym.config import SpepConfig
+#: A :class:`spep_gym.config.SpepConfig`, read by attribute. Not imported, not even for type
+#: checking: config imports this module (its validation checks the sizes), and no import goes back.
+SpepConfig = Any
 
 GIB = 2**30
 

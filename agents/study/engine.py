@@ -175,7 +175,7 @@ def run_batch(
         ValueError: the agent has no batched form, a bad config, draws or device.
     """
     from agents.batched import batched_agent
-    from agents.study.evaluate import COLUMNS
+    from agents.study.store import COLUMNS
     from spep_gym.batched import BatchedSimulator
     from spep_gym.metrics import Metrics
 

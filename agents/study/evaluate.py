@@ -17,6 +17,7 @@ import numpy as np
 
 from agents.base import Agent, agent_config, check_inputs, make
 from agents.study import backends
+from agents.study.store import COLUMNS
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 
@@ -32,13 +33,6 @@ __all__ = [
     "summary_table",
     "write_frame",
 ]
-
-# Columns every result row has (the CSV of ``spep evaluate`` and ``spep reproduce``), in order.
-COLUMNS = (
-    "agent", "topology", "seed", "slots", "success_rate", "avg_latency", "avg_fidelity",
-    "utilization", "arrived", "served", "failed", "pending", "pairs_generated",
-    "prepositions_placed", "prepositions_used",
-)  # fmt: skip
 
 
 def run_episode(

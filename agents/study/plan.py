@@ -94,9 +94,9 @@ def code_hash() -> str:
 @functools.cache
 def agent_params(name: str) -> dict[str, Any]:
     """The parameters of the agent registered as ``name``, made with its defaults (cached)."""
-    import agents
+    from agents.base import make  # importing agents.base imports agents: the agents are registered
 
-    params: dict[str, Any] = agents.make(name).params()
+    params: dict[str, Any] = make(name).params()
     return params
 
 
@@ -290,14 +290,13 @@ def validate(
     agents: Sequence[str], topologies: Sequence[str], slots: int, overrides: dict[str, Any]
 ) -> None:
     """Fail before any run starts: unknown agents or topologies, bad config fields."""
-    import agents as registry
-    from agents.base import agent_config, check_inputs
+    from agents.base import agent_config, check_inputs, make, names
 
     for name in ("topology", "episode_slots"):
         if name in overrides:
             option = "--topologies" if name == "topology" else "--slots"
             raise ValueError(f"--set {name}=...: use {option} to choose {name!r}")
-    known = registry.names()
+    known = names()
     unknown = [a for a in agents if a not in known]
     if unknown:
         raise ValueError(
@@ -311,4 +310,4 @@ def validate(
     for topology in topologies:
         cfg = {**overrides, "topology": topology, "episode_slots": slots}
         for name in agents:
-            check_inputs(agent_config(registry.make(name), cfg))
+            check_inputs(agent_config(make(name), cfg))

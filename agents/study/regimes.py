@@ -45,70 +45,21 @@ from typing import TYPE_CHECKING, Any
 from agents.study import stats
 from agents.study.engine import check_device
 from agents.study.plan import MAIN, Task, check_numbers, option_words, schedule, validate
-from spep_gym.config import PHYSICAL, TOPOLOGIES
+from agents.study.regimes_grid import (
+    DEFAULT_AGENTS,
+    DEFAULT_RUNS,
+    DEFAULT_SLOTS,
+    FACTOR_FIELDS,
+    FACTOR_NAMES,
+    FACTORS,
+)
+from agents.study.regimes_grid import HEAVY_ARRIVAL_RATE as HEAVY_ARRIVAL_RATE  # re-exported
+from agents.study.regimes_grid import PHYSICAL_LAWS as PHYSICAL_LAWS  # re-exported
+from spep_gym.config import TOPOLOGIES
 
 if TYPE_CHECKING:
     pass
 
-#: The heavy load: five times the paper's arrival rate (the sensitivity study's 0.5). On the paper
-#: preset's networks the requests then ask, on their static paths, for about half the link pairs
-#: the links can generate over a day (0.1: a tenth), and in business hours (three times the rate)
-#: for about all of them or more: links are contended without the network being saturated all
-#: day (``summary.md`` computes this "offered load" for each topology and physics).
-HEAVY_ARRIVAL_RATE = 0.5
-#: The cut-off of the managed link layer: the lowest required fidelity (as the physical preset).
-CUTOFF_FIDELITY = PHYSICAL["cutoff_fidelity"]
-#: The physical preset's laws and time scales (its link layer and latency are factors of their own).
-PHYSICAL_LAWS = {
-    k: PHYSICAL[k] for k in ("swap_model", "decay_model", "p_gen", "F0", "rho", "max_lifetime")
-}
-
-#: factor -> ((level, config fields), ...); the first level of each is the paper preset's.
-FACTORS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
-    "link_layer": (
-        ("block", {}),
-        (
-            "replace_oldest",
-            {"link_pool_policy": "replace_oldest", "cutoff_fidelity": CUTOFF_FIDELITY},
-        ),
-    ),
-    "physics": (("paper", {}), ("physical", PHYSICAL_LAWS)),
-    "end_memory": (("equal", {}), ("better", {"preposition_rho": 1.0})),
-    "latency": (("0", {}), ("0.5", {"signalling_latency": PHYSICAL["signalling_latency"]})),
-    "load": (("paper", {}), ("heavy", {"arrival_rate": HEAVY_ARRIVAL_RATE})),
-}
-FACTOR_NAMES = tuple(FACTORS)
-#: Config fields the factors set: ``--set`` cannot override them.
-FACTOR_FIELDS = frozenset(k for levels in FACTORS.values() for _, f in levels for k in f)
-
-#: The agents of the default map: a non-predictive baseline, the random control, SPEP with its
-#: frequency predictor and the oracle reference.
-DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
-#: Runs per cell (paired by seed). 20 keeps the Holm-corrected tests able to find a difference:
-#: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, and Holm over the default map's 512
-#: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
-DEFAULT_RUNS = 20
-#: Slots per run. The paper's 2000 would take about four times as long as 500, far over the goal of
-#: 20 minutes on a 2-core machine with the scalar engine (``--engine batched`` runs a cell's 20
-#: runs as one batch, which on a CPU gains little at that size), so the default map cuts the slots,
-#: not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
-#: ``--slots 2000`` restores the paper's length.
-DEFAULT_SLOTS = 500
-#: Table metrics: (metric, label, format of a mean, format of a difference).
-METRICS = (
-    ("success_rate", "success (%)", "pct"),
-    ("avg_latency", "latency (slots)", "num"),
-    ("avg_fidelity", "fidelity", "fid"),
-    ("utilization", "utilization (%)", "pct"),
-)
-METRIC_NAMES = tuple(m for m, _, _ in METRICS)
-#: The gains drawn as heatmaps: (agent, control role, title).
-HEATMAPS = (
-    ("spep-frequency", "best", "SPEP-frequency − best control"),
-    ("spep-frequency", "random", "SPEP-frequency − random"),
-    ("spep-oracle", "random", "oracle reference − random"),
-)
-ORACLE = "spep-oracle"
 REGIMES = "regimes"
 
 

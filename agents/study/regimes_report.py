@@ -17,7 +17,7 @@ import numpy as np
 
 from agents.study import stats
 from agents.study.engine import engine_text
-from agents.study.regimes import (
+from agents.study.regimes_grid import (
     DEFAULT_SLOTS,
     FACTOR_NAMES,
     FACTORS,

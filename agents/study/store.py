@@ -36,6 +36,7 @@ from agents.study.plan import MAIN, RUN_FILE_VERSION, SENSITIVITY, Task, json_ke
 from spep_gym.metrics import Metrics
 
 __all__ = [
+    "COLUMNS",
     "LOCK_NAME",
     "RUN_FILE_VERSION",
     "FolderInUse",
@@ -56,6 +57,12 @@ __all__ = [
     "write_text",
 ]
 
+#: Columns every result row has (the CSV of ``spep evaluate`` and ``spep reproduce``), in order.
+COLUMNS = (
+    "agent", "topology", "seed", "slots", "success_rate", "avg_latency", "avg_fidelity",
+    "utilization", "arrived", "served", "failed", "pending", "pairs_generated",
+    "prepositions_placed", "prepositions_used",
+)  # fmt: skip
 #: Row columns that hold text; every other one holds a number (or None: a rate undefined in a run).
 TEXT_COLUMNS = ("agent", "topology")
 #: The run's counters (:class:`spep_gym.metrics.Metrics`), as a row holds them.
@@ -108,9 +115,6 @@ def write_text(path: Path, text: str, sync: bool = False) -> None:
 @functools.cache
 def row_columns() -> frozenset[str]:
     """Every column of a result row: :func:`agents.study.evaluate.run_episode`'s."""
-    from agents.study.evaluate import COLUMNS
-    from spep_gym.metrics import Metrics
-
     return frozenset({*COLUMNS, *Metrics().summary(), "wall_time_s"})
 
 
