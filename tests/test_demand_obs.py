@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from batched_util import compare_runs, random_actions, small
 from conftest import line_graph, trace_config
 from gymnasium.utils.env_checker import check_env
 
+from spep_gym.batched import BatchedSimulator
+from spep_gym.batched.vector_env import SpepVectorEnv
 from spep_gym.config import SpepConfig
 from spep_gym.env import OBSERVATION_KEYS, SpepEnv
 from spep_gym.workload import hour_of_day
@@ -58,6 +62,32 @@ def test_keys_equal_their_definition_from_past_arrivals_only() -> None:
             obs, *_ = env.step(np.full(cfg.action_len, P))
 
 
+@pytest.mark.parametrize("fields", [ON, {"demand_ema_half_lives": (7,)}, {"demand_hour_obs": True}])
+def test_batched_keys_equal_the_scalar_env(fields: dict) -> None:
+    """Every observation key (the new ones included) of the batched core equals SpepEnv's."""
+    compare_runs(small(slots_per_day=24, arrival_rate=0.4, **fields), [0, 1, 2], steps=40)
+
+
+def test_batched_keys_after_a_reset_of_some_networks() -> None:
+    cfg = small(episode_slots=30, **ON)
+    sim = BatchedSimulator(cfg, num_envs=3, draws="scalar")
+    sim.reset([0, 1, 2])
+    P = sim.num_pairs
+    for _ in range(10):
+        sim.step(torch.full((3, cfg.action_len), P))
+    sim.reset([7], rows=[1])
+    env = SpepEnv(cfg)
+    obs, _ = env.reset(seed=7)
+    got = {k: v[1].numpy() for k, v in sim.observation().items()}
+    for key in ("demand_ema", "demand_by_hour"):
+        np.testing.assert_array_equal(obs[key], got[key])
+    env0 = SpepEnv(cfg)
+    env0.reset(seed=0)
+    for _ in range(10):
+        obs0, *_ = env0.step(np.full(cfg.action_len, P))
+    np.testing.assert_array_equal(obs0["demand_ema"], sim.observation()["demand_ema"][0].numpy())
+
+
 def test_bad_half_lives_refused() -> None:
     for bad in ((0,), (2.5,), "x", (True,)):
         with pytest.raises(ValueError, match="demand_ema_half_lives"):
@@ -103,3 +133,28 @@ def test_predictive_hit_reward_is_off_by_default(tmp_path: Path) -> None:
     pair = int(env.sim.net.pair_index[0, 2])
     rewards = [env.step(np.array([pair if t == 3 else env.num_pairs]))[1] for t in range(8)]
     assert rewards[5] == 2.0
+
+
+def test_predictive_hit_reward_batched_equals_scalar() -> None:
+    cfg = small(
+        num_nodes=6, er_p=0.5, p_gen=0.4, episode_slots=60, arrival_rate=1.0,
+        reward_predictive_hit=0.7, **ON,
+    )  # fmt: skip
+    seeds = [0, 1, 2, 3]
+    envs = [SpepEnv(cfg) for _ in seeds]
+    for env, s in zip(envs, seeds, strict=True):
+        env.reset(seed=s)
+    vec = SpepVectorEnv(len(seeds), cfg, draws="scalar")
+    vec.reset(seed=seeds)
+    rng = np.random.default_rng(1)
+    P, hits = envs[0].num_pairs, 0.0
+    for step in range(cfg.episode_slots):
+        acts = random_actions([e.action_masks() for e in envs], P, cfg.action_len, rng)
+        out = [env.step(a) for env, a in zip(envs, acts, strict=True)]
+        obs, rewards, _, _, _ = vec.step(acts)
+        assert [o[1] for o in out] == rewards.tolist(), f"step {step}: rewards"
+        assert vec.observation_space.contains(obs)
+        for key in ("demand_ema", "demand_by_hour"):
+            assert np.array_equal(np.stack([o[0][key] for o in out]), obs[key]), key
+        hits += sum(o[1] - o[4]["rewards"]["served"] - o[4]["rewards"]["failed"] for o in out)
+    assert hits > 0  # the run had predictive hits to pay

@@ -82,7 +82,7 @@ FAST = ["--hyper", "n_steps=64", "--hyper", "batch_size=64", "--hyper", "n_epoch
 DEMAND_SET = ["--set", "demand_ema_half_lives=[4, 60]", "--set", "demand_hour_obs=True"]
 
 
-@pytest.mark.parametrize("engine", ["scalar"])
+@pytest.mark.parametrize("engine", ["scalar", "batched", "torchrl"])
 def test_train_smoke_with_demand_keys_extra_features_and_predictive_hits(
     tmp_path: Path, engine: str
 ) -> None:

@@ -186,6 +186,8 @@ class SpepTorchEnv(EnvBase):
         reward = cfg.reward_served * events.served_weight - cfg.reward_failed * events.failed_weight
         if self.preposition_bonus:
             reward = reward + self.preposition_bonus * events.served_prepositioned
+        if cfg.reward_predictive_hit:
+            reward = reward + cfg.reward_predictive_hit * events.predictive_hits
         self._returns += reward
         done = self.sim.done
         if bool(done.any()):
@@ -224,7 +226,8 @@ class _Features(nn.Module):
 
     def forward(self, *obs: Tensor) -> Tensor:
         lead = obs[0].shape[:-1]  # (B,) when stepping, (B, T) over a rollout: flattened for SB3
-        flat = {k: o.reshape(-1, o.shape[-1]) for k, o in zip(self.keys, obs, strict=True)}
+        n = len(lead)  # a key's own shape follows (demand_ema and demand_by_hour have two axes)
+        flat = {k: o.reshape(-1, *o.shape[n:]) for k, o in zip(self.keys, obs, strict=True)}
         features = self.extractor(flat)
         return features.view(*lead, features.shape[-1])
 

@@ -9,7 +9,7 @@ from spep_gym import physics
 from spep_gym.batched.links import consume, dispatch, group_rank, path_product
 from spep_gym.batched.preposition import held_now_fidelity
 from spep_gym.batched.queue import compact_queue
-from spep_gym.batched.records import count_one, record_served, set_record, tally
+from spep_gym.batched.records import count_one, record_served, set_record, tally, work_at
 from spep_gym.batched.routing import route
 from spep_gym.batched.state import BIG, BatchedState, BatchEvents, flat_take, pick
 from spep_gym.metrics import IN_FLIGHT, ON_DEMAND, PREPOSITIONED
@@ -213,6 +213,8 @@ def apply_events(
         tie = hm & (hn == low[:, None])
         kpos = hb * K + torch.where(tie, sim.held_seq.index_select(0, hb), BIG).argmin(dim=1)
         used[hi] = flat_take(sim.held_hops, kpos)
+        ahead = flat_take(sim.held_placed, kpos) < work_at(sim, "arrival", hb, req[h])
+        tally(sim, hb[ahead], events, {}, {"predictive_hits": 1.0})
         sim.held_pair.view(-1)[kpos] = sim.num_pairs
         fidelity[hi] = low
         served[hi] = True

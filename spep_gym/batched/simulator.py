@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from spep_gym import physics
-from spep_gym.batched import observe, records, search
+from spep_gym.batched import demand_obs, observe, records, search
 from spep_gym.batched.draws import CounterDraws, Draws, StreamDraws
 from spep_gym.batched.install import (
     after_install,
@@ -109,6 +109,7 @@ class BatchedSimulator(BatchedState):
         self.num_envs = B = num_envs
         self.n = cfg.n
         self.num_pairs = num_pairs(self.n)
+        self._demand_stats = demand_obs.make(cfg, B, self.num_pairs, self.device)
         if isinstance(draws, str):
             if draws == "counter":
                 draws = CounterDraws(B, self.device)
@@ -205,6 +206,8 @@ class BatchedSimulator(BatchedState):
         events = BatchEvents.zeros(slot)
         live = torch.zeros(B, dtype=torch.bool, device=dev)
         live[rows_t] = True
+        if self._demand_stats is not None:
+            self._demand_stats.reset(rows_t)
         self._begin_slot(events, None if full else live)
         return events
 
@@ -255,6 +258,8 @@ class BatchedSimulator(BatchedState):
         discard_expired(self, events, live)  # phase 1
         generate_links(self, events, live)  # phase 2
         admit_arrivals(self, events, live)  # phase 3
+        if self._demand_stats is not None:  # the long-run demand keys fold in the arrivals
+            self._demand_stats.update(self.arrivals, self.t, live)
 
     # ------------------------------------------------------------------ views
     def preposition_fidelity(self) -> Tensor:
@@ -267,7 +272,10 @@ class BatchedSimulator(BatchedState):
 
     def observation(self) -> dict[str, Tensor]:
         """The observation of ``SpepEnv`` for every network, as float32 tensors (B, ...)."""
-        return observe.observation(self)
+        obs = observe.observation(self)
+        if self._demand_stats is not None:
+            obs.update(self._demand_stats.observe(self.t))
+        return obs
 
     def _request_rows(self) -> Tensor:
         return observe.request_rows(self)

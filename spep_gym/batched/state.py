@@ -56,6 +56,7 @@ EVENTS = (
     "queue_overflow",
     "served_weight",
     "failed_weight",
+    "predictive_hits",
 )
 ECOL = {name: i for i, name in enumerate(EVENTS)}
 #: Columns of the per-request records table, and their values before anything happens.
@@ -141,6 +142,7 @@ class BatchEvents:
     queue_overflow: Tensor
     served_weight: Tensor
     failed_weight: Tensor
+    predictive_hits: Tensor  # pre-positioned pairs used by a request arrived after placement
 
     @classmethod
     def zeros(cls, slot: Tensor) -> BatchEvents:

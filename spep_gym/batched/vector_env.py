@@ -298,6 +298,8 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         served = cfg.reward_served * events.served_weight
         failed = cfg.reward_failed * events.failed_weight
         rewards = served - failed
+        if cfg.reward_predictive_hit:
+            rewards = rewards + cfg.reward_predictive_hit * events.predictive_hits
         truncated = self._ended()
         if flagged.any():  # NEXT_STEP: the networks whose episode ended last step start anew
             rows = np.flatnonzero(flagged)
