@@ -30,13 +30,10 @@ class BatchedDemandStats:
         self.by_hour = torch.zeros((num_envs, HOURS, P), dtype=torch.float32, device=device)
         self._rows = torch.arange(num_envs, device=device)
 
-    def reset(self, rows: Tensor | None = None) -> None:
-        """Forget the requests of networks ``rows`` (None: all)."""
+    def reset(self, rows: Tensor) -> None:
+        """Forget the requests of networks ``rows``: new episodes."""
         for x in (self.ema, self.weight, self.by_hour):
-            if rows is None:
-                x.zero_()
-            else:
-                x[rows] = 0.0
+            x[rows] = 0.0
 
     def update(self, arrivals: Tensor, t: Tensor, live: Tensor | None) -> None:
         """Fold in ``arrivals`` ((B, >= P) float32) of each network's slot ``t`` (where ``live``)."""
