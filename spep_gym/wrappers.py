@@ -3,6 +3,7 @@
 * :class:`SinglePairAction`: one node pair per slot as ``Discrete(P + 1)``, for algorithms that need a
   discrete action (DQN).
 * :class:`PrepositionBonus`: reward shaping for training only: a bonus per pre-positioned pair used.
+* :class:`BlankObservation`: zeroes named observation keys (an input ablation); info is left as it is.
 * :class:`EpisodeMetricsInfo`: ``info["episode_metrics"]`` at every episode's end, a ``TimeLimit``
   cut (``gym.make``'s ``max_episode_steps``) included, and the final ``success_rate`` at the top
   of ``info`` so stable-baselines3's ``Monitor(info_keywords=...)`` writes it beside the return.
@@ -42,6 +43,36 @@ class SinglePairAction(gym.ActionWrapper):
     def action_masks(self) -> np.ndarray:
         """The first entry's mask of the wrapped environment, ``(P + 1,)`` bool."""
         return np.asarray(self.env.get_wrapper_attr("action_masks")())[: self.num_pairs + 1]
+
+
+class BlankObservation(gym.ObservationWrapper):
+    """Zeroes the observation's ``keys`` before the agent sees them: an input ablation.
+
+    Only the observation changes: the reward, ``info`` (the action mask, the requests that arrived)
+    and the environment are as they were, so an agent that reads ``info`` or the environment still
+    sees what those hold.
+
+    Raises:
+        ValueError: a key the observation does not have (or none), naming the allowed keys
+            (``option``: how the message names the keys, e.g. ``--blank``).
+    """
+
+    def __init__(
+        self, env: gym.Env, keys: tuple[str, ...] | list[str], option: str = "blank ="
+    ) -> None:
+        super().__init__(env)
+        allowed = list(getattr(env.observation_space, "spaces", {}))
+        unknown = [k for k in keys if k not in allowed]
+        if unknown or not keys:
+            raise ValueError(
+                f"{option} {','.join(keys)!r} is invalid: {', '.join(map(repr, unknown)) or 'no key'}"
+                f" is no observation key: allowed a comma list of {', '.join(allowed)}"
+            )
+        self.keys = tuple(keys)
+
+    def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation with each of ``keys`` zeroed (same shape and dtype)."""
+        return {k: np.zeros_like(v) if k in self.keys else v for k, v in observation.items()}
 
 
 class EpisodeMetricsInfo(gym.Wrapper):

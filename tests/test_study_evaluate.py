@@ -273,3 +273,65 @@ def test_issue21_5_paired_table_against_a_reference(capsys: pytest.CaptureFixtur
         "spep: error: --reference 'shortest' is invalid: allowed one of the agents evaluated: "
         "random, noop"
     )
+
+
+def test_issue21_5_blank_zeroes_exactly_the_named_keys_on_a_seeded_run() -> None:
+    from spep_gym.env import SpepEnv
+    from spep_gym.wrappers import BlankObservation
+
+    keys = ("arrivals", "queue", "link_pairs")
+    cfg = SpepConfig.from_dict(TINY)
+    plain, blanked = SpepEnv(cfg), BlankObservation(SpepEnv(cfg), keys)
+    (obs, _), (seen, _) = plain.reset(seed=5), blanked.reset(seed=5)
+    plain.action_space.seed(5)
+    nonzero = set()
+    for _ in range(60):
+        assert obs.keys() == seen.keys()
+        for key in obs:
+            if key in keys:
+                assert seen[key].shape == obs[key].shape and not seen[key].any()
+                nonzero |= {key} if obs[key].any() else set()
+            else:
+                np.testing.assert_array_equal(seen[key], obs[key])
+        action = plain.action_space.sample()
+        obs, r1, *_, i1 = plain.step(action)
+        seen, r2, *_, i2 = blanked.step(action)
+        assert r1 == r2 and np.array_equal(i1["action_mask"], i2["action_mask"])
+    assert nonzero == set(keys)  # the blanked keys did hold something
+    with pytest.raises(ValueError, match=r"'arrival' is no observation key: allowed .*arrivals"):
+        BlankObservation(SpepEnv(cfg), ["arrival"])
+
+
+def test_issue21_5_evaluate_blank_reaches_the_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--blank`` zeroes the keys in what the agent is given; the rows say what was blanked."""
+    from agents.base import Agent
+
+    class Spy(Agent):
+        name = "spy"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[dict[str, np.ndarray]] = []
+
+        def act(self, observation: dict[str, np.ndarray], info: dict) -> np.ndarray:
+            self.seen.append(observation)
+            return self.none_action(len(observation["adjacency"]), self.env.config.action_len)
+
+    spy = Spy()
+    row = run_episode(spy, 3, {**TINY, "episode_slots": 40}, blank=("arrivals", "demand"))
+    assert len(spy.seen) == 40 and row["blank"] == "arrivals,demand"
+    assert not any(o["arrivals"].any() or o["demand"].any() for o in spy.seen)
+    assert any(o["link_pairs"].any() for o in spy.seen)
+    argv = ["evaluate", "--agent", "random", "--runs", "2", "--slots", "50", "--jobs", "1"]
+    argv += ["--no-progress", "--set", "num_nodes=6", "--out", str(tmp_path / "b.csv")]
+    assert main([*argv, "--blank", "arrivals,queue"]) == 0
+    assert set(pd.read_csv(tmp_path / "b.csv")["blank"]) == {"arrivals,queue"}
+    assert main([*argv, "--blank", "arrivals,nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and "--blank 'arrivals,nope' is invalid: 'nope' is no observation" in err[0]
+    )
+    assert main([*argv, "--blank", "arrivals", "--engine", "batched"]) == 2
+    assert "--blank" in capsys.readouterr().err

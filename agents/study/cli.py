@@ -68,6 +68,14 @@ def add_evaluate(subparsers: Any) -> None:
         "only, e.g. --param threshold=0.1 --param a.path=runs/a",
     )
     p.add_argument(
+        "--blank",
+        default=None,
+        metavar="KEY[,KEY]",
+        help="zero these observation keys before the agent sees them (an input ablation; the "
+        "observation only: agents that read info or the environment, as the heuristics do, "
+        "still see what those hold); the rows get a blank column; scalar engine",
+    )
+    p.add_argument(
         "--reference",
         default=None,
         metavar="AGENT",
@@ -208,6 +216,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         agents_.append(agent)
     draws = check_engine(args.engine, args.draws, option="--")
     device = check_device(args.engine, args.device, option="--")  # no such device: one line
+    blank = parse_names(args.blank, "--blank") if args.blank is not None else ()
+    if blank:
+        from spep_gym.env import SpepEnv
+        from spep_gym.wrappers import BlankObservation
+
+        if args.engine == "batched":
+            raise ValueError(
+                "--blank is invalid with --engine batched: allowed with --engine scalar (the "
+                "batched agents read the core's state, not an observation)"
+            )
+        for a in agents_:  # an unknown key: one line naming the allowed ones, before any run
+            BlankObservation(SpepEnv(agent_config(a, fields)), blank, "--blank")
     labels = [a.name for a in agents_]
     if args.reference is not None and args.reference not in labels:
         raise ValueError(
@@ -231,7 +251,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             evaluate(
                 a, runs=args.runs, seed=args.seed, jobs=args.jobs,
                 progress=not args.no_progress, callback=save, engine=args.engine, draws=draws,
-                device=device, **fields,
+                device=device, blank=blank, **fields,
             )
         )  # fmt: skip
     df = pd.concat(frames, ignore_index=True)

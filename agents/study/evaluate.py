@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from agents.study import backends
 from agents.study.store import COLUMNS
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
+from spep_gym.wrappers import BlankObservation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,24 +41,29 @@ def run_episode(
     seed: int,
     config: Mapping[str, Any] | SpepConfig | None = None,
     return_records: bool = False,
+    blank: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run one episode of ``agent`` from ``seed``; return its result row (section-6 metrics).
 
     The row holds :data:`COLUMNS` first, then every other counter and rate of
     :meth:`spep_gym.metrics.Metrics.summary` and the wall time. With ``return_records`` the
-    per-request records come along under ``"records"``.
+    per-request records come along under ``"records"``. ``blank`` names observation keys zeroed
+    before the agent sees them (:class:`spep_gym.wrappers.BlankObservation`; the observation only:
+    ``info`` and the environment the agent is given stay as they are); the row then says which,
+    under ``"blank"``.
     """
     if isinstance(agent, str):
         agent = make(agent)
     cfg = agent_config(agent, config)
     env = SpepEnv(cfg)
+    seen: Any = BlankObservation(env, tuple(blank)) if blank else env
     start = time.perf_counter()
-    obs, info = env.reset(seed=seed)
+    obs, info = seen.reset(seed=seed)
     agent.reset(seed=seed, env=env)
     truncated = False
     while not truncated:
         action = agent.act(obs, info)
-        obs, _, _, truncated, info = env.step(action)
+        obs, _, _, truncated, info = seen.step(action)
     wall = time.perf_counter() - start
     metrics = info["episode_metrics"]
     row: dict[str, Any] = {
@@ -69,6 +75,8 @@ def run_episode(
     row.update({k: metrics[k] for k in COLUMNS if k in metrics})
     row.update({k: v for k, v in metrics.items() if k not in row})
     row["wall_time_s"] = wall
+    if blank:
+        row["blank"] = ",".join(blank)
     if return_records:
         row["records"] = env.sim.request_records()
     return row
@@ -77,9 +85,9 @@ def run_episode(
 # ---------------------------------------------------------------------- many runs
 
 
-def _run(agent: Agent | str, cfg: SpepConfig, seed: int) -> dict[str, Any]:
+def _run(agent: Agent | str, cfg: SpepConfig, blank: tuple[str, ...], seed: int) -> dict[str, Any]:
     """One run of :func:`evaluate` (module level, so that worker processes can unpickle it)."""
-    return run_episode(agent, seed, cfg)
+    return run_episode(agent, seed, cfg, blank=blank)
 
 
 def evaluate(
@@ -94,6 +102,7 @@ def evaluate(
     engine: str = "scalar",
     draws: str | None = None,
     device: str = "cpu",
+    blank: Sequence[str] = (),
     **fields: Any,
 ) -> pd.DataFrame:
     """Evaluate ``agent`` over ``runs`` episodes; run ``i`` uses seed ``seed + i``.
@@ -116,6 +125,8 @@ def evaluate(
         draws: the batched engine's random draws: ``"counter"`` (default; its own streams, within
             noise of the scalar runs) or ``"scalar"`` (the scalar streams: the scalar rows exactly).
         device: the batched engine's torch device (``"cpu"``, ``"cuda"``).
+        blank: observation keys zeroed before the agent sees them (:func:`run_episode`; the scalar
+            engine only).
         **fields: any config field, e.g. ``topology="small_world"``, ``episode_slots=500`` or a
             ``networkx`` graph as ``topology``.
 
@@ -156,6 +167,13 @@ def evaluate(
     else:
         cfg = agent_config(agent, {**dict(config or {}), **fields})
     check_inputs(cfg)
+    if blank:
+        if engine == "batched":
+            raise ValueError(
+                f"blank = {','.join(blank)!r} is invalid with engine='batched': allowed with the "
+                "scalar engine (the batched agents read the core's state, not an observation)"
+            )
+        BlankObservation(SpepEnv(cfg), tuple(blank))  # an unknown key: one line, before any run
     seeds = [seed + i for i in range(runs)]
     rows: dict[int, dict[str, Any]] = {}
 
@@ -192,7 +210,7 @@ def evaluate(
                 finished(run_seed, row)
         else:
             backends.run(
-                functools.partial(_run, agent, cfg),
+                functools.partial(_run, agent, cfg, tuple(blank)),
                 seeds,
                 finished,
                 backends.raise_run_failed,
