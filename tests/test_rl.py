@@ -844,6 +844,17 @@ def test_issue21_5_periodic_evaluation_keep_checkpoints_and_the_timing_split(
     assert timing["collect_s"] > 0 and timing["update_s"] > 0 and timing["eval_s"] > 0
     assert timing["collect_steps_per_s"] == pytest.approx(384 / timing["collect_s"], rel=0.01)
     assert timing["update_steps_per_s"] == pytest.approx(384 / timing["update_s"], rel=0.01)
+    # a resumed run keeps the rows up to its checkpoint and the controls as they were
+    controls_before = (folder / "eval_controls.csv").read_bytes()
+    (ckpts / "rl_model_384_steps.zip").write_bytes(b"")  # resumes from 256: 384 is evaluated again
+    assert train_cli(folder, "maskable_ppo", 512, *extra, "--resume", "--no-progress") == 0
+    rows = pd.read_csv(folder / "evaluations.csv")
+    assert rows["timesteps"].tolist() == [t for t in (128, 256, 384, 512) for _ in range(2)]
+    assert (folder / "eval_controls.csv").read_bytes() == controls_before
+    assert sorted(p.name for p in ckpts.glob("*.zip")) == [
+        "rl_model_384_steps.zip",
+        "rl_model_512_steps.zip",
+    ]
 
 
 def test_issue21_5_evaluation_seeds_that_overlap_training_seeds_are_refused(
