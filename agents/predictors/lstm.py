@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from agents.predictors.base import CountHistory, HourlyRates, Predictor
+from spep_gym.batched.vector_env import torch_threads
 
 __all__ = ["LSTMPredictor"]
 
@@ -47,19 +48,6 @@ class _DemandLSTM(nn.Module):
         """``x``: (batch, seq_len, features) -> (batch,) probabilities."""
         hidden, _ = self.lstm(x)
         return torch.sigmoid(self.head(self.dropout(hidden[:, -1]))).squeeze(-1)
-
-
-@contextlib.contextmanager
-def _torch_threads(num_threads: int) -> Iterator[None]:
-    """Run with ``num_threads`` intra-op threads and restore the global setting afterwards."""
-    previous = torch.get_num_threads()
-    if previous != num_threads:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        if previous != num_threads:
-            torch.set_num_threads(previous)
 
 
 #: Bytes a network parameter may cost while training: float32 weights, gradients, Adam's moments.
@@ -310,7 +298,7 @@ class LSTMPredictor(Predictor):
         y = torch.from_numpy(y_np).to(self.device)
         wt = torch.from_numpy(w_np).to(self.device)
         bs = self.config["batch_size"]
-        with _torch_threads(self.num_threads), self._seeded(int(self._rng.integers(2**62))):
+        with torch_threads(self.num_threads), self._seeded(int(self._rng.integers(2**62))):
             self.model.train()
             epochs = self.config["epochs"] if self.trained else self.config["first_epochs"]
             for _ in range(epochs):
@@ -336,7 +324,7 @@ class LSTMPredictor(Predictor):
         per_pair = counts[0].T  # (P, L)
         uniq, inverse = np.unique(per_pair, axis=0, return_inverse=True)
         x = self._features(uniq, np.broadcast_to(shared, (len(uniq), *shared.shape[1:])))
-        with _torch_threads(self.num_threads), torch.no_grad():
+        with torch_threads(self.num_threads), torch.no_grad():
             out = self.model(torch.from_numpy(x).to(self.device)).cpu().numpy()
         return out.astype(np.float64)[inverse.reshape(-1)]
 

@@ -16,7 +16,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.base import Agent, agent_config, make
@@ -138,22 +138,15 @@ def engine_text(meta: Mapping[str, Any]) -> str:
     return f"{engine} engine{where}, {draws} draws ({same.get(str(draws), 'unknown draws')})"
 
 
-@contextlib.contextmanager
-def torch_threads() -> Iterator[None]:
+def torch_threads() -> contextlib.AbstractContextManager[None]:
     """Run torch on one CPU thread while the block runs, unless ``OMP_NUM_THREADS`` chooses.
 
     The batch's tensors are small: more threads only fight for the cores (on a busy 2-core machine
     two threads ran ten times slower than one).
     """
-    import torch
+    from spep_gym.batched.vector_env import torch_threads as pinned
 
-    before = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return pinned(None if "OMP_NUM_THREADS" in os.environ else 1)
 
 
 def run_batch(
