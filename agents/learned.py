@@ -29,7 +29,6 @@ from agents.rl.config import (
     check_policy_fits,
     config_from_json,
     differences,
-    policy_class,
     read_meta,
     run_identity,
 )
@@ -232,6 +231,8 @@ def _load_policy(algo: str, zip_path: Path, cfg: Any, meta: dict[str, Any], devi
             f"{zip_path}: no policy.pth in the zip (it holds {', '.join(names) or 'nothing'}): "
             "allowed a model saved by spep train (stable-baselines3's save)"
         )
+    from agents.rl.policies import policy_class
+
     cls = policy_class(algo, policy_name)
     policy = cls(
         observation_space=env.observation_space,

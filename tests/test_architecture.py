@@ -136,10 +136,7 @@ def module_graph() -> nx.DiGraph:
 
 
 #: Circles not removed yet, each with who removes it. Remove an entry with its circle.
-KNOWN_CIRCLES = {
-    # policies needs config's feature names, config's policy table the policies (agents/rl's owner)
-    frozenset({"agents.rl.config", "agents.rl.policies"}),
-}
+KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 
 def test_no_import_circles():

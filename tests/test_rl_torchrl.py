@@ -29,8 +29,9 @@ import agents
 from agents import rl, run_episode
 from agents.cli import main
 from agents.rl import torchrl_ppo
-from agents.rl.config import POLICY_KWARGS, algorithm_class, default_hyperparameters, policy_class
+from agents.rl.config import POLICY_KWARGS, algorithm_class, default_hyperparameters
 from agents.rl.envs import make_env
+from agents.rl.policies import policy_class
 from agents.rl.torchrl_ppo import MaskedMultiCategorical, ReturnScale, SpepTorchEnv, actor_critic
 from spep_gym.config import SpepConfig
 

@@ -95,27 +95,6 @@ def algorithm_class(algo: str) -> Any:
     raise ValueError(f"algo={algo!r} is invalid: allowed one of {ALGOS}")
 
 
-def policy_class(algo: str, policy: str) -> Any:
-    """The SB3 policy of ``algo`` for ``policy`` ("pair" or "mlp")."""
-    if policy == "pair":
-        from agents.rl.policies import POLICIES as PAIR
-
-        return PAIR[algo]
-    if policy != "mlp":
-        raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICIES}")
-    if algo == "maskable_ppo":
-        from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
-
-        return MaskableMultiInputActorCriticPolicy
-    if algo == "ppo":
-        from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
-        return MultiInputActorCriticPolicy
-    from stable_baselines3.dqn.policies import MultiInputPolicy
-
-    return MultiInputPolicy
-
-
 def config_to_json(cfg: SpepConfig) -> dict[str, Any]:
     """The config's fields as JSON values (a named topology only: a graph object has no JSON form)."""
     if not isinstance(cfg.topology, str):

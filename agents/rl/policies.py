@@ -25,6 +25,7 @@ from stable_baselines3.dqn.policies import MultiInputPolicy as DQNMultiInputPoli
 from torch import nn
 
 from agents.rl.config import EXTRA_FEATURES
+from agents.rl.config import POLICIES as POLICY_NAMES
 from spep_gym.topology import num_nodes, pair_index_matrix
 
 #: Features per node pair (see :meth:`PairExtractor.forward`).
@@ -211,3 +212,16 @@ class PairDQNPolicy(DQNMultiInputPolicy):
 
 #: The pair policy of each algorithm.
 POLICIES = {"ppo": PairPolicy, "maskable_ppo": MaskablePairPolicy, "dqn": PairDQNPolicy}
+
+
+def policy_class(algo: str, policy: str) -> Any:
+    """The SB3 policy of ``algo`` for ``policy`` ("pair" or "mlp")."""
+    if policy == "mlp":
+        mlp = {
+            "maskable_ppo": MaskableMultiInputActorCriticPolicy,
+            "ppo": MultiInputActorCriticPolicy,
+        }
+        return mlp.get(algo, DQNMultiInputPolicy)
+    if policy != "pair":
+        raise ValueError(f"policy={policy!r} is invalid: allowed one of {POLICY_NAMES}")
+    return POLICIES[algo]

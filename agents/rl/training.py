@@ -62,7 +62,6 @@ from agents.rl.config import (
     config_to_json,
     default_hyperparameters,
     differences,
-    policy_class,
     read_meta,
     run_identity,
 )
@@ -328,6 +327,8 @@ def _learn_sb3(
         engine=engine,
         env_device=_env_device(device),
     )
+    from agents.rl.policies import policy_class
+
     model = algorithm_class(algo)(
         policy_class(algo, meta["policy"]),
         vec,
@@ -394,6 +395,7 @@ def _learn_torchrl(
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.rl import torchrl_ppo
+    from agents.rl.policies import policy_class
 
     algo, hp = meta["algo"], meta["hyperparameters"]
     spaces = DummyVecEnv([lambda: make_env(cfg, algo, meta.get("preposition_bonus", 0.0))])
