@@ -307,6 +307,29 @@ def test_regimes_refuses_an_entry_of_the_wrong_kind(
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("name", ["calibration.md", "trials.json"])
+def test_calibrate_refuses_an_output_of_the_wrong_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture, name: str
+) -> None:
+    out = tmp_path / "fit"
+    (out / name).mkdir(parents=True)
+    before = _snapshot(tmp_path)
+    assert main(["calibrate", "--trials", "1", "--out", str(out)]) == 2
+    _one_line_error(capsys, f"/{name}' is a folder: allowed a regular file")
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_calibrate_rerun_starts_without_the_outputs_of_the_last(tmp_path: Path) -> None:
+    from agents.study import calibrate
+
+    out = tmp_path / "fit"
+    out.mkdir()
+    for name in calibrate.OUTPUTS:
+        (out / name).write_text("stale")
+    with store.locked_output(out, "spep calibrate", calibrate.OUTPUTS):
+        assert sorted(p.name for p in out.iterdir()) == [store.LOCK_NAME]
+
+
 def test_a_folder_in_use_names_the_command_that_holds_it(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -385,8 +408,9 @@ def test_a_full_disk_while_writing_the_report_names_it_and_leaves_no_part(
     assert (out / "results.csv").is_file()
 
 
+@pytest.mark.parametrize("command", [EVALUATE, QUALITY], ids=["evaluate", "quality"])
 def test_a_full_disk_under_evaluate_out_is_one_line_naming_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, command: list
 ) -> None:
     rows = tmp_path / "rows.csv"
     real_open = open
@@ -397,7 +421,7 @@ def test_a_full_disk_under_evaluate_out_is_one_line_naming_the_file(
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(store, "open", no_room, raising=False)
-    assert main([*EVALUATE, "--out", str(rows)]) == 2
+    assert main([*command, "--out", str(rows)]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"spep: error: cannot write {str(rows)!r} (No space left on device)")
     assert list(tmp_path.iterdir()) == []  # no part of it

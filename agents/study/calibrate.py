@@ -282,8 +282,13 @@ def calibrate(opts: Options) -> int:
     from agents.study.store import locked_output
 
     check_options(opts)
-    with locked_output(Path(opts.out), "spep calibrate") as out:
+    with locked_output(Path(opts.out), "spep calibrate", OUTPUTS) as out:
         return _calibrate(opts, out)
+
+
+#: What ``spep calibrate`` writes beside its run files: deleted when it starts
+#: (:func:`agents.study.store.locked_output`), so that every output there is this invocation's.
+OUTPUTS = ("trials.json", "meta.json", "check.csv", "check_preset.csv", "calibration.md")
 
 
 def _calibrate(opts: Options, out: Path) -> int:
@@ -292,7 +297,7 @@ def _calibrate(opts: Options, out: Path) -> int:
     from tqdm import tqdm
 
     from agents.interrupts import interrupt_status
-    from agents.study.store import remove_temp_files, write_csv
+    from agents.study.store import remove_temp_files, write_csv, write_text
 
     start = time.perf_counter()
     runs_dir = out / "runs"
@@ -401,10 +406,11 @@ def _calibrate(opts: Options, out: Path) -> int:
         "wall_time_s": time.perf_counter() - start,
     }
     fresh = fresh_scores(out)
-    (out / "trials.json").write_text(
-        json.dumps({"meta": meta, "best": best, "fresh": fresh, "trials": records}, indent=1)
+    write_text(
+        out / "trials.json",
+        json.dumps({"meta": meta, "best": best, "fresh": fresh, "trials": records}, indent=1),
     )
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_text(out / "meta.json", json.dumps(meta, indent=1))
     write_report(out)
     print(
         f"spep calibrate: done in {meta['wall_time_s']:.1f} s; wrote {out / 'calibration.md'}, "
@@ -482,6 +488,8 @@ def _value(v: Any) -> str:
 def write_report(out: Path) -> Path:
     """``calibration.md`` from ``trials.json`` and ``check.csv``."""
     import pandas as pd
+
+    from agents.study.store import write_text
 
     out = Path(out)
     data = json.loads((out / "trials.json").read_text())
@@ -577,7 +585,7 @@ def write_report(out: Path) -> Path:
     check = pd.read_csv(out / "check.csv")
     parts += _check_section(check, meta, best)
     path = out / "calibration.md"
-    path.write_text("\n".join(parts))
+    write_text(path, "\n".join(parts))
     return path
 
 

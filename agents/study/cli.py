@@ -291,6 +291,7 @@ def add_quality(subparsers: Any) -> None:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     """Run ``spep quality``: print each predictor's mean scores, write the rows to ``--out``."""
+    from agents.study.evaluate import write_frame
     from agents.study.quality import prediction_quality_table
 
     _check_run_options(args)
@@ -305,7 +306,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     cols = ["mae", "mae_constant", "brier", "brier_constant", "precision_at_k", "wall_s"]
     print(df.groupby("predictor", sort=False)[cols].mean().round(4).to_string())
     if args.out:
-        df.to_csv(args.out, index=False)
+        write_frame(df, args.out)
         print(f"wrote {len(df)} rows to {args.out}")
     return 0
 
