@@ -193,3 +193,22 @@ def test_the_calibration_is_scored_on_fresh_seeds_with_its_se(block):
     stored = json.loads((folder / "trials.json").read_text())
     assert stored["fresh"]["fit"]["loss_pp"] == pytest.approx(100 * fit)
     assert "stopped after" in part and stored["meta"]["stop"] in part
+
+
+def test_the_learned_policy_is_stated_from_its_stored_table_with_its_uncertainty(block):
+    from scipy import stats
+
+    rows = pd.read_csv(ROOT / "docs/results/learned/compare.csv").set_index("agent")
+    part = block[block.index("4. **A learned policy**") :].split("\n\n")[0]
+    learned, oracle = rows.loc["learned"], rows.loc["spep-oracle"]
+    half = (learned.ci_high - learned.ci_low) / 2
+    assert f"Success rate {100 * learned.success_rate:.1f} ± {100 * half:.1f} %" in part
+    # Holm over the four tests: random's p, the third smallest of four, times 2
+    assert "Holm p 0.00013 over the table's 4 tests" in part
+    # the unpaired interval of learned - oracle from the rows' Student-t intervals
+    t = stats.t.ppf(0.975, 19)
+    se = sum(((r.ci_high - r.ci_low) / 2 / t) ** 2 for r in (learned, oracle)) ** 0.5
+    diff = learned.success_rate - oracle.success_rate
+    assert abs(diff) < 2 * se  # the stored table shows no difference
+    assert "unpaired: −3.4 to +3.2 pp" in part
+    assert "were not kept" in part

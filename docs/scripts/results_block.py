@@ -103,6 +103,8 @@ def load(results: Path) -> dict[str, Any]:
         "check": pd.read_csv(results / "calibration" / "check.csv"),
         "fresh": calibrate.fresh_scores(results / "calibration"),
         "about": json.loads((results / "about.json").read_text()),
+        "learned": pd.read_csv(results / "learned" / "compare.csv"),
+        "learned_meta": json.loads((results / "learned" / "meta.json").read_text()),
     }
 
 
@@ -345,6 +347,44 @@ def calibration_part(d: dict[str, Any]) -> list[str]:
     ]
 
 
+def unpaired_ci(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """95 % Welch interval of ``a - b`` from two rows' Student-t intervals over their runs."""
+    from scipy import stats
+
+    n = 20  # runs per row (seeds 0-19)
+    t = stats.t.ppf(0.975, n - 1)
+    se_a, se_b = ((r.ci_high - r.ci_low) / 2 / t for r in (a, b))
+    se = (se_a**2 + se_b**2) ** 0.5
+    df = se**4 / (se_a**4 / (n - 1) + se_b**4 / (n - 1))
+    half = stats.t.ppf(0.975, df) * se
+    diff = a.success_rate - b.success_rate
+    return diff - half, diff + half
+
+
+def learned_part(d: dict[str, Any]) -> list[str]:
+    """The one learned policy's comparison, as its stored table gives it."""
+    from statsmodels.stats.multitest import multipletests
+
+    rows, meta = d["learned"].set_index("agent"), d["learned_meta"]
+    rows["mean"], rows["half_width"] = rows.success_rate, (rows.ci_high - rows.ci_low) / 2
+    others = rows.drop(index="learned")
+    holm = dict(zip(others.index, multipletests(others.wilcoxon_p, method="holm")[1], strict=True))
+    me, rand, orac = rows.loc["learned"], rows.loc["random"], rows.loc[ORACLE]
+    low, high = unpaired_ci(me, orac)
+    return [
+        f"4. **A learned policy** (`spep train`: {meta['agent']}; `agents.rl.compare` on the paper "
+        f"preset, Erdős–Rényi, seeds 0–19 × 2000 slots, at `{meta['commit']}` on {meta['date']}; "
+        "its table in `docs/results/learned/`). Success rate "
+        f"{level(me)} %, against `random` {level(rand)} %: {pp(me.success_rate - rand.success_rate)}"
+        f" pp (Holm p {fmt_p(holm['random'])} over the table's {len(others)} tests), the one agent "
+        f"of this page above `random`. Against the oracle reference ({level(orac)} %): "
+        f"{pp(me.success_rate - orac.success_rate)} pp (p = {orac.wilcoxon_p:.2g}; no difference "
+        f"detected, the 95 % interval of the difference from the two rows' intervals, unpaired: "
+        f"{pp(low)} to {pp(high)} pp). One trained model; the model and its per-seed rows were not "
+        "kept, so its paired intervals cannot be recomputed.",
+    ]
+
+
 def _value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
@@ -482,7 +522,15 @@ def render(results: Path = RESULTS) -> str:
         + ".",
         "",
     ]
-    body = [*reproduce_part(d), "", *regimes_part(d), "", *calibration_part(d)]
+    body = [
+        *reproduce_part(d),
+        "",
+        *regimes_part(d),
+        "",
+        *calibration_part(d),
+        "",
+        *learned_part(d),
+    ]
     return "\n".join([*head, *body, "", *claims_part(d), "", *words_part(d), "", END])
 
 
