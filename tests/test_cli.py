@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The options of each sub-command (the public command line: removing one breaks users' scripts).
 OPTIONS = {
     "evaluate": [
-        "--agent", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress",
+        "--agent", "--blank", "--device", "--draws", "--engine", "--import", "--jobs", "--no-progress",
         "--out", "--param", "--reference", "--runs", "--seed", "--set", "--slots", "--topology",
     ],
     "quality": [

@@ -520,7 +520,7 @@ def test_12_a_run_that_fails_is_a_bug_and_keeps_its_traceback(
 ) -> None:
     from agents.study import backends, evaluate
 
-    def broken(agent: Any, cfg: Any, seed: int) -> dict[str, Any]:
+    def broken(agent: Any, cfg: Any, blank: Any, seed: int) -> dict[str, Any]:
         raise ValueError("a bug inside a run")
 
     monkeypatch.setattr(evaluate, "_run", broken)
