@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from spep_gym.compiled import laws, phases
+from spep_gym.compiled import laws, phases, routing
 from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
 
 
@@ -37,23 +37,7 @@ def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
     n = s.seen.shape[0]
     a = 0
     for i in range(n):
-        # breadth-first from i over usable links, every node (the predecessor: first discoverer)
-        s.seen[:] = 0
-        s.seen[i] = 1
-        s.parent_node[i] = -1
-        head, tail = 0, 1
-        s.frontier[0] = i
-        while head < tail:
-            u = s.frontier[head]
-            head += 1
-            for k in range(s.nbr_start[u], s.nbr_start[u + 1]):
-                v, e = s.nbr_node[k], s.nbr_link[k]
-                if s.usable[e] and not s.seen[v]:
-                    s.seen[v] = 1
-                    s.parent_node[v] = u
-                    s.parent_link[v] = e
-                    s.frontier[tail] = v
-                    tail += 1
+        routing.breadth_first(s, i, -1)  # every node (the predecessor: first discoverer)
         for j in range(i + 1, n):
             if not s.seen[j]:
                 out[a] = 0.0

@@ -42,10 +42,12 @@ def static(s: State, src: int, dst: int, out: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def shortest(s: State, src: int, dst: int, out: np.ndarray) -> int:
-    """Fewest hops over usable links: breadth-first, neighbours in ascending id."""
-    if src == dst:
-        return 0
+def breadth_first(s: State, src: int, dst: int) -> bool:
+    """Breadth-first from ``src`` over usable links, neighbours in ascending id.
+
+    ``parent_*`` hold each node's first discoverer; the search stops on reaching ``dst`` (-1:
+    it reaches every node it can). Whether it reached ``dst``.
+    """
     s.seen[:] = 0
     s.seen[src] = 1
     s.parent_node[src] = -1
@@ -61,10 +63,18 @@ def shortest(s: State, src: int, dst: int, out: np.ndarray) -> int:
                 s.parent_node[v] = u
                 s.parent_link[v] = e
                 if v == dst:
-                    return _unwind(s, dst, out)
+                    return True
                 s.frontier[tail] = v
                 tail += 1
-    return -1
+    return False
+
+
+@njit(cache=True)
+def shortest(s: State, src: int, dst: int, out: np.ndarray) -> int:
+    """Fewest hops over usable links: breadth-first, neighbours in ascending id."""
+    if src == dst:
+        return 0
+    return _unwind(s, dst, out) if breadth_first(s, src, dst) else -1
 
 
 @njit(cache=True)
