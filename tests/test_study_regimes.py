@@ -47,7 +47,9 @@ def test_only_keeps_levels_and_bad_options_fail_before_any_run(tmp_path, capsys)
     assert len(regimes.regimes({"load": ["heavy"], "physics": ["paper", "physical"]})) == 16
     with pytest.raises(ValueError, match="unknown factor 'lod': allowed factors: link_layer"):
         regimes.regimes({"lod": ["paper"]})
-    with pytest.raises(ValueError, match="unknown level 'light': allowed levels of load: paper, heavy"):
+    with pytest.raises(
+        ValueError, match="unknown level 'light': allowed levels of load: paper, heavy"
+    ):
         regimes.regimes({"load": ["light"]})
     out = tmp_path / "out"
     base = regimes.Options(runs=1, slots=20, out=out, jobs=1, progress=False)
