@@ -11,10 +11,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Terminated", "interrupt_name", "interrupt_status", "sigterm_as_interrupt"]
+__all__ = [
+    "Terminated",
+    "deferred_interrupts",
+    "interrupt_name",
+    "interrupt_status",
+    "sigterm_as_interrupt",
+]
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,3 +60,43 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[Callable[[], None]]:
+    """While the block runs, SIGINT and SIGTERM are recorded, and raised only where it asks.
+
+    The block gets a ``check()`` to call at points where an exception is safe: it runs the handler
+    that was in place for the first signal recorded (so ``KeyboardInterrupt`` or
+    :class:`Terminated` is raised there, as it would have been). A handler raising anywhere else
+    can leave a library's locks held: ``concurrent.futures.wait`` interrupted while it takes each
+    future's lock left the pool's manager thread blocked on one, and the interrupted command hung
+    at exit. A signal that is ignored or left to the system's default is not touched; outside the
+    main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    received: list[int] = []
+
+    def record(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, record)
+
+    def check() -> None:
+        if received:
+            first = received[0]
+            received.clear()
+            previous[first](first, None)
+
+    try:
+        yield check
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -160,3 +160,40 @@ def test_a_worker_dies_when_its_parent_does(tmp_path: Path) -> None:
     parent.wait()
     assert not _wait_gone({child}, 5.0)
     assert backends.PARENT_POLL_S <= 1.0
+
+
+def test_deferred_interrupts_raise_only_where_the_block_checks() -> None:
+    from agents.interrupts import Terminated, deferred_interrupts, sigterm_as_interrupt
+
+    reached = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with sigterm_as_interrupt(), pytest.raises(Terminated), deferred_interrupts() as check:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run: it only recorded the signal
+            reached.append("after the signal")
+            check()
+            reached.append("after check")  # pragma: no cover
+        assert reached == ["after the signal"]
+        # the handler in place before the block is back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt), deferred_interrupts() as check:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            check()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_deferred_interrupts_leave_an_ignored_signal_ignored() -> None:
+    from agents.interrupts import deferred_interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with deferred_interrupts() as check:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            check()  # nothing recorded, nothing raised
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -33,7 +33,13 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from agents.interrupts import Terminated, interrupt_name, interrupt_status, sigterm_as_interrupt
+from agents.interrupts import (
+    Terminated,
+    deferred_interrupts,
+    interrupt_name,
+    interrupt_status,
+    sigterm_as_interrupt,
+)
 
 __all__ = [
     "BACKENDS",
@@ -190,7 +196,7 @@ def run_processes(
 
     context = multiprocessing.get_context(START_METHOD)
     workers = worker_count(jobs, len(items))
-    with single_threaded_workers():
+    with single_threaded_workers(), deferred_interrupts() as check:
         pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
         )
@@ -198,10 +204,13 @@ def run_processes(
             futures: dict[Future[Any], Any] = {pool.submit(fn, item): item for item in items}
             pending = set(futures)
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                # an interrupt is raised here, between waits, never inside the pool's code
+                check()
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 for future in finished:
                     _deliver(futures[future], future.result, on_result, on_error)
-            pool.shutdown()  # inside: an interrupt while it waits stops the pool too
+            pool.shutdown()
+            check()
         except BaseException:
             _stop(pool)
             raise
