@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import assert_same, random_actions, write_trace
+from conftest import assert_same, line_graph, random_actions, trace_config, write_trace
 
 from spep_gym import physics
 from spep_gym.compiled import CompiledSimulator, laws, links
@@ -158,6 +158,10 @@ ENV_CONFIGS: dict[str, dict[str, Any]] = {
     "physical_without_latency": {
         "preset": "physical", "signalling_latency": 0.0, "episode_slots": 60, "info_level": "minimal"
     },
+    "demand_keys_predictive_hits": {
+        "episode_slots": 80, "arrival_rate": 0.8, "demand_ema_half_lives": (15, 240),
+        "demand_hour_obs": True, "reward_predictive_hit": 2.0, "num_hot_pairs": 2,
+    },
 }  # fmt: skip
 
 
@@ -177,6 +181,22 @@ def test_the_env_on_the_compiled_engine_equals_the_python_engine(name: str) -> N
         steps = [env.step(action) for env in envs]
         assert_same(*steps, f"step of slot {slot}")
     assert steps[0][3] and "episode_metrics" in steps[0][4]
+
+
+@pytest.mark.parametrize("place_at", [3, 5])
+def test_the_compiled_engine_pays_a_predictive_hit_as_the_python_engine(tmp_path, place_at):
+    """A line 0-1-2, one request (0, 2) at slot 5, its pair placed before it arrived or with it."""
+    cfg = trace_config(
+        tmp_path, line_graph(3), [(5, 0, 2, 0.5, 9, 2)], reward_predictive_hit=10.0, action_len=1
+    )
+    runs = []
+    for engine in ("python", "compiled"):
+        env = SpepEnv(cfg, engine=engine)
+        env.reset(seed=0)
+        pair, none = 1, env.num_pairs  # pairs (0, 1), (0, 2), (1, 2)
+        runs.append([env.step(np.array([pair if t == place_at else none])) for t in range(8)])
+    assert_same(*runs, "steps")
+    assert runs[1][5][1] == (2.0 + 10.0 if place_at < 5 else 2.0)  # served, and a hit if ahead
 
 
 def test_the_compiled_engine_refuses_what_it_does_not_cover_in_one_line() -> None:

@@ -96,12 +96,6 @@ def test_bad_half_lives_refused() -> None:
         SpepConfig(demand_hour_obs=1)
 
 
-def test_compiled_engine_refuses_the_new_fields() -> None:
-    for name, value in (*ON.items(), ("reward_predictive_hit", 1.0)):
-        with pytest.raises(ValueError, match=f"{name}.*not covered by engine='compiled'"):
-            SpepEnv(SpepConfig.tiny(**{name: value}), engine="compiled")
-
-
 # ---------------------------------------------------------------------- predictive-hit reward
 def _hit_run(tmp_path: Path, place_at: int) -> tuple[list[float], int]:
     """A line 0-1-2 with one request (0, 2) arriving at slot 5; pair (0, 2) placed at ``place_at``."""
