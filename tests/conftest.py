@@ -54,6 +54,25 @@ def trace_config(
     return SpepConfig.from_dict(values)
 
 
+def reproduce_options(out: Path, **kw: Any) -> Any:
+    """A small ``spep reproduce`` (shortest on one topology, 2 runs of 60 slots, no extras)."""
+    from agents.study import reproduce
+
+    values: dict[str, Any] = {
+        "agents": ("shortest",),
+        "topologies": ("erdos_renyi",),
+        "runs": 2,
+        "slots": 60,
+        "out": out,
+        "jobs": 1,
+        "sensitivity": False,
+        "figures": False,
+        "progress": False,
+        **kw,
+    }
+    return reproduce.Options(**values)
+
+
 def run(sim: Simulator, actions: dict[int, list[int]] | None = None, seed: int = 0) -> list:
     """Reset ``sim`` and run the episode; ``actions`` maps a slot to its pre-positioning list."""
     actions = actions or {}

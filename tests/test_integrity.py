@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_trace
+from conftest import reproduce_options, write_trace
 
 import agents
 from agents import run_episode
@@ -55,20 +55,7 @@ class Recorder(Predictor):
         return np.zeros(self.num_pairs)
 
 
-def _options(out: Path, **kw: Any) -> reproduce.Options:
-    values: dict[str, Any] = {
-        "agents": ("shortest",),
-        "topologies": ("erdos_renyi",),
-        "runs": 2,
-        "slots": 60,
-        "out": out,
-        "jobs": 1,
-        "sensitivity": False,
-        "figures": False,
-        "progress": False,
-        **kw,
-    }
-    return reproduce.Options(**values)
+_options = reproduce_options
 
 
 # ---------------------------------------------------------------------- 1. run keys and run files

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import reproduce_options
 
 from agents.cli import main
 from agents.study import plan, reproduce, store
@@ -28,19 +29,7 @@ REPRODUCE = ["reproduce", "--agents", "shortest", "--topologies", "erdos_renyi",
 
 
 def _options(out: Path, **kw: Any) -> reproduce.Options:
-    values: dict[str, Any] = {
-        "agents": ("shortest",),
-        "topologies": ("erdos_renyi",),
-        "runs": 1,
-        "slots": 30,
-        "out": out,
-        "jobs": 1,
-        "sensitivity": False,
-        "figures": False,
-        "progress": False,
-        **kw,
-    }
-    return reproduce.Options(**values)
+    return reproduce_options(out, **{"runs": 1, "slots": 30, **kw})
 
 
 def _snapshot(root: Path) -> dict[Path, tuple[int, int, bytes | None]]:

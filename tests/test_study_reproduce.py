@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import reproduce_options
 
 from agents import run_episode
 from agents.baselines import BASELINES
@@ -23,19 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _options(out: Path, **kw) -> reproduce.Options:
-    values = {
-        "agents": ("reactive", "shortest"),
-        "topologies": ("erdos_renyi",),
-        "runs": 2,
-        "slots": 60,
-        "out": out,
-        "jobs": 1,
-        "sensitivity": False,
-        "figures": False,
-        "progress": False,
-        **kw,
-    }
-    return reproduce.Options(**values)
+    return reproduce_options(out, **{"agents": ("reactive", "shortest"), **kw})
 
 
 def test_plan_shares_seeds_and_reuses_main_runs_in_the_sensitivity_study():
