@@ -1,0 +1,280 @@
+"""The managed family's one-slot decision (agents/controls.py), compiled: functions over arrays.
+
+:class:`agents.controls.ManagedAgent` builds its action from three lists, in this order, each node
+pair once, cut to ``action_len``: the queue, the demand (Algorithm 2 on window probabilities) and
+the fill with its reserve (the module docstring of :mod:`agents.controls` says why).
+:func:`managed_action` is the same decision over the observation's arrays, writing the action into
+an array the caller owns; nothing is allocated per slot. The demand inputs:
+
+- none: ``managed`` (the twin);
+- :func:`frequency_observe` / :func:`frequency_predict`: the frequency predictor (paper eq. 3,
+  :class:`agents.predictors.frequency.FrequencyPredictor`, whole history), for ``managed-frequency``;
+- :func:`next_requests`: the next requests of the workload, for ``managed-oracle``;
+- a table of window probabilities, one row a slot, computed ahead by :func:`demand_table` with the
+  agent's own Python demand input: ``managed-distribution`` (the workload's rates) and
+  ``managed-rates`` (:class:`agents.predictors.rates.RatePredictor`). A predictor sees only the
+  arrivals, and the arrivals of an episode are the workload's, whatever the agent does, so the table
+  holds exactly the probabilities the agent computes slot by slot.
+
+Each function equals its Python counterpart to the last bit (tests/test_compiled_managed.py steps
+the Python env with :class:`~agents.controls.ManagedAgent` and compares every slot's action).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from numba import njit
+
+from agents.controls import ManagedAgent, NextRequests, PredictedDemand, WorkloadRates, flushes
+from agents.predictors.frequency import FrequencyPredictor
+from agents.predictors.rates import RatePredictor
+from spep_gym.config import SpepConfig
+from spep_gym.workload import Workload
+
+__all__ = [
+    "DEMAND_FREQUENCY",
+    "DEMAND_NONE",
+    "DEMAND_ORACLE",
+    "DEMAND_TABLE",
+    "algorithm2_into",
+    "demand_kind",
+    "demand_table",
+    "frequency_observe",
+    "frequency_predict",
+    "managed_action",
+    "next_requests",
+]
+
+#: How a managed agent's demand input is computed: none (the twin), the compiled frequency
+#: predictor, the compiled oracle, or a table of window probabilities computed ahead.
+DEMAND_NONE, DEMAND_FREQUENCY, DEMAND_ORACLE, DEMAND_TABLE = 0, 1, 2, 3
+
+
+# ---------------------------------------------------------------------- the decision
+@njit(cache=True)
+def _append(chosen: np.ndarray, count: int, a: int) -> int:
+    """Append ``a`` to ``chosen[:count]`` unless it is there or the action is full; the new count."""
+    if count >= chosen.shape[0]:
+        return count
+    for k in range(count):
+        if chosen[k] == a:
+            return count
+    chosen[count] = a
+    return count + 1
+
+
+@njit(cache=True)
+def algorithm2_into(
+    probability: np.ndarray,
+    path_fidelity: np.ndarray,
+    held: np.ndarray,
+    threshold: float,
+    min_fidelity: float,
+    out: np.ndarray,
+) -> int:
+    """Paper Algorithm 2 (:func:`agents.spep.algorithm2`): candidates, best first, into ``out``.
+
+    A candidate has ``probability >= threshold``, no pair held (``held == 0``) and a path fidelity
+    of at least ``min_fidelity`` (and above 0); its score is ``probability * path_fidelity``, high
+    first, equal scores by lower index. Writes at most ``len(out)`` of them and returns how many.
+    """
+    num_pairs = probability.shape[0]
+    count = 0
+    last_score = np.inf
+    last = -1
+    while count < out.shape[0]:
+        best = -1
+        best_score = -np.inf
+        for a in range(num_pairs):
+            f = path_fidelity[a]
+            if not (probability[a] >= threshold and held[a] == 0 and f >= min_fidelity and f > 0.0):
+                continue
+            score = probability[a] * f
+            # after the last one taken in the order (score high first, then index low first)
+            if score > last_score or (score == last_score and a <= last):
+                continue
+            if best < 0 or score > best_score:
+                best, best_score = a, score
+        if best < 0:
+            break
+        out[count] = best
+        count += 1
+        last, last_score = best, best_score
+    return count
+
+
+@njit(cache=True)
+def managed_action(
+    path_fidelity: np.ndarray,
+    held: np.ndarray,
+    held_fidelity: np.ndarray,
+    queue: np.ndarray,
+    queue_mask: np.ndarray,
+    index: np.ndarray,
+    probability: np.ndarray,
+    use_demand: bool,
+    flush: bool,
+    threshold: float,
+    min_fidelity: float,
+    room_for_fill: int,
+    candidates: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One slot's action of :class:`agents.controls.ManagedAgent` into ``out`` (padded with P).
+
+    Args:
+        path_fidelity: (P,) float64 of the observation's float32 ``path_fidelity``.
+        held: (P,) pre-positioned pairs held or in flight per node pair.
+        held_fidelity: (P,) the observation's ``prepositioned_fidelity``.
+        queue: (Q, 6) the observation's ``queue`` (source, destination, F_req, ...).
+        queue_mask: (Q,) 1 for a visible queued request.
+        index: (n, n) node pair index (:func:`spep_gym.topology.pair_index_matrix`).
+        probability: (P,) the demand input's window probabilities (read when ``use_demand``).
+        use_demand: the agent has a demand input.
+        flush: it spends link pairs (the queue and the fill; :func:`agents.controls.flushes`).
+        threshold: Algorithm 2's least window probability.
+        min_fidelity: Algorithm 2's least path fidelity.
+        room_for_fill: ``max_prepositioned`` less the fill's reserve.
+        candidates: (action_len,) scratch for Algorithm 2.
+        out: (action_len,) the action.
+    """
+    num_pairs = path_fidelity.shape[0]
+    count = 0
+    if flush:  # 1. the queue
+        for k in range(queue_mask.shape[0]):
+            if queue_mask[k] > 0:
+                a = index[int(queue[k, 0]), int(queue[k, 1])]
+                if path_fidelity[a] > 0 and held_fidelity[a] < queue[k, 2]:
+                    count = _append(out, count, a)
+    if use_demand:  # 2. the demand
+        found = algorithm2_into(
+            probability, path_fidelity, held, threshold, min_fidelity, candidates
+        )
+        for k in range(found):
+            count = _append(out, count, candidates[k])
+    if flush:  # 3. the fill: lowest path fidelity first, equal ones by lower index
+        total = 0
+        for a in range(num_pairs):
+            total += int(held[a])
+        room = room_for_fill - total - count
+        before = count
+        added = 0
+        last_f = -np.inf
+        last = -1
+        while added < room and count < out.shape[0]:
+            pick = -1
+            pick_f = np.inf
+            for a in range(num_pairs):
+                f = path_fidelity[a]
+                if not f > 0 or f < last_f or (f == last_f and a <= last):
+                    continue
+                if pick < 0 or f < pick_f:
+                    pick, pick_f = a, f
+            if pick < 0:
+                break
+            last, last_f = pick, pick_f
+            taken = False
+            for k in range(before):
+                if out[k] == pick:
+                    taken = True
+                    break
+            if not taken:
+                out[count] = pick
+                count += 1
+                added += 1
+    for k in range(count, out.shape[0]):
+        out[k] = num_pairs
+
+
+# ---------------------------------------------------------------------- demand inputs
+@njit(cache=True)
+def frequency_observe(
+    counts: np.ndarray, totals: np.ndarray, slot: int, slots_per_day: int, pairs: np.ndarray
+) -> None:
+    """Count the slot's arrivals ``pairs`` in its hour of day (``counts`` (24, P), ``totals`` (24,))."""
+    b = (slot % slots_per_day) * 24 // slots_per_day
+    for a in pairs:
+        counts[b, a] += 1
+    totals[b] += pairs.shape[0]
+
+
+@njit(cache=True)
+def frequency_predict(
+    counts: np.ndarray, totals: np.ndarray, slot: int, slots_per_day: int, out: np.ndarray
+) -> None:
+    """Paper eq. 3 into ``out``: the hour's share of demand per node pair (0 with none yet)."""
+    b = (slot % slots_per_day) * 24 // slots_per_day
+    total = totals[b]
+    for a in range(out.shape[0]):
+        out[a] = 0.0 if total == 0 else counts[b, a] / float(total)
+
+
+@njit(cache=True)
+def next_requests(
+    pair: np.ndarray, starts: np.ndarray, slot: int, horizon: int, out: np.ndarray
+) -> None:
+    """1 for the node pairs of the requests of slots ``slot+1 .. slot+horizon``, else 0."""
+    last = starts.shape[0] - 1
+    lo = starts[min(slot + 1, last)]
+    hi = starts[min(slot + 1 + horizon, last)]
+    out[:] = 0.0
+    for r in range(lo, hi):
+        out[pair[r]] = 1.0
+
+
+# ---------------------------------------------------------------------- from the agent
+def demand_kind(agent: ManagedAgent) -> int:
+    """How ``agent``'s demand input runs compiled; ValueError naming it where it cannot."""
+    demand = agent.demand
+    if demand is None:
+        return DEMAND_NONE
+    if isinstance(demand, NextRequests):
+        return DEMAND_ORACLE
+    if isinstance(demand, WorkloadRates):
+        return DEMAND_TABLE
+    if isinstance(demand, PredictedDemand):
+        predictor = demand.predictor
+        if type(predictor) is FrequencyPredictor and predictor.history_slots is None:
+            return DEMAND_FREQUENCY
+        if type(predictor) is RatePredictor:
+            return DEMAND_TABLE
+    raise ValueError(
+        f"agent {agent.name!r} is not covered by the compiled managed agents: allowed managed, "
+        "managed-oracle, managed-distribution, managed-frequency (whole history), managed-rates"
+    )
+
+
+def demand_table(
+    agent: ManagedAgent, cfg: SpepConfig, workload: Workload, num_pairs: int, seed: int | None
+) -> np.ndarray:
+    """(T, P) window probabilities of ``agent``'s demand input at each slot's decision point.
+
+    Runs the agent's own demand input (started as :meth:`ManagedAgent.act` starts it) on the
+    episode's arrivals, slot 0 to T - 1, as the agent would see them.
+    """
+    demand = agent.demand
+    assert demand is not None
+    # what DemandInput.start and .probability read of the environment
+    env = types.SimpleNamespace(
+        config=cfg, sim=types.SimpleNamespace(workload=workload), num_pairs=num_pairs
+    )
+    demand.start(env, seed)  # type: ignore[arg-type]
+    table = np.empty((cfg.episode_slots, num_pairs), dtype=np.float64)
+    starts, pair = workload.starts, workload.pair
+    for t in range(cfg.episode_slots):
+        arrived = np.asarray(pair[starts[t] : starts[t + 1]], dtype=np.int64)
+        table[t] = demand.probability(t, arrived, env)  # type: ignore[arg-type]
+    return table
+
+
+def fill_room(agent: ManagedAgent, cfg: SpepConfig) -> int:
+    """``max_prepositioned`` less the fill's reserve (:class:`ManagedAgent`'s ``fill_reserve``)."""
+    reserve = cfg.max_new_prepositions if agent.fill_reserve is None else agent.fill_reserve
+    return int(cfg.max_prepositioned - reserve)
+
+
+def agent_flushes(agent: ManagedAgent, cfg: SpepConfig) -> bool:
+    """Whether ``agent`` spends link pairs under ``cfg`` (:func:`agents.controls.flushes`)."""
+    return flushes(agent.fill, cfg.link_pool_policy)

@@ -1,0 +1,266 @@
+"""The compiled managed decision (agents.compiled_managed) equals ManagedAgent.act, slot by slot.
+
+Each test steps the Python env with :class:`agents.controls.ManagedAgent` and, beside it, computes
+every slot's action from the same observation and info with the compiled functions; the actions
+must be identical. The functions run as plain Python here (``NUMBA_DISABLE_JIT=1``, set before
+numba loads), so that coverage sees them; one test runs them jitted in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+
+# before agents.compiled_managed imports numba: plain Python, so coverage sees it
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
+
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import trace_config
+
+import agents
+from agents.base import agent_config, held_or_in_flight
+from agents.compiled_managed import (
+    DEMAND_FREQUENCY,
+    DEMAND_NONE,
+    DEMAND_ORACLE,
+    DEMAND_TABLE,
+    agent_flushes,
+    algorithm2_into,
+    demand_kind,
+    demand_table,
+    fill_room,
+    frequency_observe,
+    frequency_predict,
+    managed_action,
+    next_requests,
+)
+from agents.controls import ManagedAgent, PredictedDemand, make_managed
+from agents.spep import algorithm2
+from spep_gym.config import SpepConfig
+from spep_gym.env import SpepEnv
+from spep_gym.topology import pair_index_matrix
+
+
+class CompiledDecision:
+    """The compiled functions driven by the Python env's observation and info, slot by slot."""
+
+    def __init__(self, agent: ManagedAgent, env: SpepEnv, seed: int) -> None:
+        cfg = env.config
+        self.agent, self.cfg = agent, cfg
+        P = env.num_pairs
+        self.kind = demand_kind(agent)
+        self.workload = env.sim.workload
+        self.index = pair_index_matrix(cfg.n)
+        self.probability = np.zeros(P)
+        self.counts = np.zeros((24, P), dtype=np.int64)
+        self.totals = np.zeros(24, dtype=np.int64)
+        self.table = (
+            demand_table(agent, cfg, env.sim.workload, P, seed)
+            if self.kind == DEMAND_TABLE
+            else np.zeros((0, P))
+        )
+        self.candidates = np.zeros(cfg.action_len, dtype=np.int64)
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        cfg, t = self.cfg, int(info["next_slot"])
+        if self.kind == DEMAND_FREQUENCY:
+            arrived = np.array([r["pair"] for r in info["arrived"]], dtype=np.int64)
+            frequency_observe(self.counts, self.totals, t, cfg.slots_per_day, arrived)
+            frequency_predict(self.counts, self.totals, t, cfg.slots_per_day, self.probability)
+        elif self.kind == DEMAND_ORACLE:
+            horizon = self.agent.demand.horizon  # type: ignore[union-attr]
+            next_requests(self.workload.pair, self.workload.starts, t, horizon, self.probability)
+        elif self.kind == DEMAND_TABLE:
+            self.probability[:] = self.table[t]
+        out = np.zeros(cfg.action_len, dtype=np.int64)
+        managed_action(
+            np.asarray(obs["path_fidelity"], dtype=np.float64),
+            held_or_in_flight(obs),
+            obs["prepositioned_fidelity"],
+            obs["queue"].reshape(-1, 6),
+            obs["queue_mask"],
+            self.index,
+            self.probability,
+            self.kind != DEMAND_NONE,
+            agent_flushes(self.agent, cfg),
+            self.agent.threshold,
+            self.agent.min_fidelity,
+            fill_room(self.agent, cfg),
+            self.candidates,
+            out,
+        )
+        return out
+
+
+def assert_same_actions(name: str, config: Any, seed: int, **kw: Any) -> int:
+    """Step a Python episode of agent ``name``; the compiled action equals its action every slot.
+
+    Returns the number of node pairs the actions named (so a test can see they placed some).
+    """
+    agent = agents.make(name, **kw)
+    twin = agents.make(name, **kw)  # the compiled side's own demand input
+    cfg = agent_config(agent, config)
+    env = SpepEnv(cfg)
+    obs, info = env.reset(seed=seed)
+    agent.reset(seed=seed, env=env)
+    compiled = CompiledDecision(twin, env, seed)
+    named = 0
+    truncated = False
+    while not truncated:
+        action = agent.act(obs, info)
+        fast = compiled.act(obs, info)
+        assert action.tolist() == fast.tolist(), f"{name}, seed {seed}, slot {info['next_slot']}"
+        named += int((action < env.num_pairs).sum())
+        obs, _, _, truncated, info = env.step(action)
+    return named
+
+
+NAMES = ("managed", "managed-oracle", "managed-distribution", "managed-frequency", "managed-rates")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("topology", ["erdos_renyi", "random_regular"])
+def test_the_paper_preset(name: str, topology: str):
+    config = {"topology": topology, "episode_slots": 300}
+    assert assert_same_actions(name, config, seed=3) > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_physical_preset(name: str):
+    # replace_oldest: fill "auto" does not flush; signalling latency: pairs in flight count as held
+    config = {"preset": "physical", "episode_slots": 300}
+    placed = assert_same_actions(name, config, seed=1)
+    assert placed > 0 if name != "managed" else placed == 0
+
+
+@pytest.mark.parametrize("name", ["managed", "managed-oracle", "managed-frequency"])
+def test_forced_fills_and_reserves(name: str):
+    physical = {"preset": "physical", "episode_slots": 200}
+    assert assert_same_actions(name, physical, seed=2, fill="flush") > 0
+    paper = {"num_nodes": 10, "episode_slots": 200, "max_prepositioned": 12}
+    assert assert_same_actions(name, paper, seed=4, fill_reserve=0, threshold=0.0) > 0
+    assert_same_actions(name, paper, seed=4, fill="none", min_fidelity=0.0)
+
+
+def test_link_capacity_and_the_oracle_horizon():
+    config = {"link_capacity": 3, "episode_slots": 200, "swap_success": 0.8}
+    assert assert_same_actions("managed-oracle", config, seed=5, oracle_horizon=8) > 0
+
+
+def test_a_trace_has_no_rates_for_the_distribution_oracle(tmp_path):
+    import networkx as nx
+
+    rng = np.random.default_rng(0)
+    pairs = [(0, 3), (1, 4), (2, 5), (0, 5)]
+    requests = [
+        (t, *pairs[int(rng.integers(4))], 0.6, t + 20, 1.0) for t in range(60) if rng.random() < 0.4
+    ]
+    cfg = trace_config(tmp_path, nx.cycle_graph(6), requests, p_gen=0.3, episode_slots=60)
+    agent = agents.make("managed-distribution")
+    env = SpepEnv(agent_config(agent, cfg))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"'trace'.*distribution oracle"):
+        demand_table(agent, env.config, env.sim.workload, env.num_pairs, 0)
+    # the other inputs run on a trace as on drawn requests
+    for name in ("managed-frequency", "managed-oracle", "managed-rates"):
+        assert assert_same_actions(name, cfg, seed=0) > 0
+
+
+def test_demand_kinds_and_the_agents_not_covered():
+    assert demand_kind(agents.make("managed")) == DEMAND_NONE
+    assert demand_kind(agents.make("managed-oracle")) == DEMAND_ORACLE
+    assert demand_kind(agents.make("managed-distribution")) == DEMAND_TABLE
+    assert demand_kind(agents.make("managed-rates")) == DEMAND_TABLE
+    assert demand_kind(agents.make("managed-frequency")) == DEMAND_FREQUENCY
+    windowed = make_managed("frequency", history_slots=20)
+    with pytest.raises(ValueError, match=r"'managed-frequency' is not covered.*whole history"):
+        demand_kind(windowed)
+    with pytest.raises(ValueError, match="'managed-lstm' is not covered"):
+        demand_kind(ManagedAgent(PredictedDemand(_lstm_like())))
+
+
+def _lstm_like() -> Any:
+    """A predictor of another class than the covered ones (the LSTM's, without torch)."""
+    from agents.predictors.frequency import FrequencyPredictor
+
+    class Other(FrequencyPredictor):
+        name = "lstm"
+
+    return Other()
+
+
+def test_algorithm2_equals_the_python_one_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        P = int(rng.integers(1, 30))
+        # few distinct values, so that equal scores and bounds met exactly are common
+        probability = rng.choice([0.0, 0.05, 0.1, 0.5, 1.0], P)
+        fidelity = rng.choice([0.0, 0.5, 0.6, 0.8, 1.0], P)
+        held = rng.choice([0.0, 0.0, 1.0], P).astype(np.float32)
+        threshold, min_fidelity = rng.choice([0.0, 0.05, 0.5]), rng.choice([0.0, 0.6])
+        length = int(rng.integers(1, 10))
+        want = algorithm2(probability, fidelity, held, threshold, min_fidelity, length)
+        out = np.full(length, P, dtype=np.int64)
+        found = algorithm2_into(probability, fidelity, held, threshold, min_fidelity, out)
+        assert out.tolist() == want.tolist()
+        assert found == int((want < P).sum())
+
+
+def test_the_frequency_and_oracle_inputs_by_hand():
+    counts, totals = np.zeros((24, 3), dtype=np.int64), np.zeros(24, dtype=np.int64)
+    out = np.full(3, -1.0)
+    frequency_predict(counts, totals, 0, 240, out)
+    assert out.tolist() == [0.0, 0.0, 0.0]  # no request in the hour yet
+    frequency_observe(counts, totals, 5, 240, np.array([0, 2, 2, 2]))  # hour 0
+    frequency_observe(counts, totals, 10, 240, np.array([1]))  # hour 1
+    frequency_predict(counts, totals, 9, 240, out)
+    assert out.tolist() == [0.25, 0.0, 0.75]
+    frequency_predict(counts, totals, 250, 240, out)  # hour 1 of day 2
+    assert out.tolist() == [0.0, 1.0, 0.0]
+    # requests of slots 0..3: pairs [1], [], [0, 2], [2]
+    pair, starts = np.array([1, 0, 2, 2]), np.array([0, 1, 1, 3, 4])
+    next_requests(pair, starts, 0, 2, out)
+    assert out.tolist() == [1.0, 0.0, 1.0]  # slots 1 and 2
+    next_requests(pair, starts, 2, 5, out)
+    assert out.tolist() == [0.0, 0.0, 1.0]  # slot 3, then the episode's end
+    next_requests(pair, starts, 3, 1, out)
+    assert out.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_jitted_functions_equal_the_python_agent():
+    code = textwrap.dedent(
+        """
+        import os
+        os.environ["NUMBA_DISABLE_JIT"] = "0"
+        import sys
+        sys.path.insert(0, "tests")
+        import test_compiled_managed as t
+        for name in t.NAMES:
+            t.assert_same_actions(name, {"episode_slots": 150}, seed=7)
+        t.assert_same_actions("managed-oracle", {"preset": "physical", "episode_slots": 150}, 7)
+        print("ok")
+        """
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=_root()
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def _root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_fill_room_reads_the_reserve():
+    cfg = SpepConfig()
+    assert (
+        fill_room(agents.make("managed"), cfg) == cfg.max_prepositioned - cfg.max_new_prepositions
+    )
+    assert fill_room(agents.make("managed", fill_reserve=0), cfg) == cfg.max_prepositioned
