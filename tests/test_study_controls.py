@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.study import plan, reproduce, stats
+from agents.study import plan, reproduce, stats, tables
 
 
 def test_holm_known_answer_by_hand():
@@ -124,3 +124,100 @@ def test_report_leads_with_the_controlled_comparison(tmp_path):
     assert success["wilcoxon_p_holm"].tolist() == pytest.approx(
         stats.holm(success["wilcoxon_p"]).tolist()
     )
+
+
+def _managed_rows() -> pd.DataFrame:
+    """Two topologies: managed-oracle +2 pp over its twin on every seed, managed-rates equal."""
+    rng = np.random.default_rng(8)
+    shifts = {
+        "shortest": -0.02,
+        "highest_fidelity": -0.01,
+        "random": -0.03,
+        "managed": 0.0,
+        "managed-oracle": 0.02,
+        "managed-rates": 0.0,
+    }
+    rows = []
+    for topology in ("erdos_renyi", "scale_free"):
+        for agent, shift in shifts.items():
+            for seed in range(8):
+                base = 0.3 + 0.01 * seed + rng.normal(0, 0.003)
+                rows.append(
+                    {"agent": agent, "topology": topology, "seed": seed, "success_rate": base}
+                )
+                rows[-1]["success_rate"] += shift
+    return pd.DataFrame(rows)
+
+
+def test_prediction_comparisons_pair_each_agent_with_its_twin_and_holm_per_family():
+    df = _managed_rows()
+    out = tables.prediction_comparisons(df)
+    er = out[out.topology == "erdos_renyi"]
+    assert er[["family", "agent", "baseline"]].values.tolist() == [
+        ["prediction", "managed-oracle", "managed"],
+        ["prediction", "managed-rates", "managed"],
+        ["control", "managed", "random"],
+        ["control", "managed", "highest_fidelity"],  # the best baseline of the topology
+    ]
+    for r in out.to_dict("records"):
+        a = df[(df.topology == r["topology"]) & (df.agent == r["agent"])].set_index("seed")
+        b = df[(df.topology == r["topology"]) & (df.agent == r["baseline"])].set_index("seed")
+        diff = (a.success_rate - b.success_rate).to_numpy()
+        assert r["mean_paired_difference"] == pytest.approx(diff.mean())
+        assert r["pairs"] == 8
+    # Holm over each family, both topologies together: recomputed from the raw p.
+    for family in ("prediction", "control"):
+        part = out[out.family == family]
+        assert len(part) == 4
+        assert part.wilcoxon_p_holm.tolist() == pytest.approx(stats.holm(part.wilcoxon_p).tolist())
+    oracle = er[er.agent == "managed-oracle"].iloc[0]
+    assert oracle.mean_paired_difference == pytest.approx(0.02, abs=0.005)
+    assert oracle.wilcoxon_p == pytest.approx(2 / 2**8)  # all 8 paired differences positive
+    # Without the twin there is nothing to compare; the table says so in one line.
+    assert tables.prediction_comparisons(df[df.agent != "managed"]).empty
+    assert "nothing to compare" in tables.prediction_table(pd.DataFrame(), "paper")
+    table = tables.prediction_table(out, "physical")
+    assert "| physical | erdos_renyi | prediction's value | managed-oracle − managed |" in table
+    assert tables.twin_of("managed-lstm") == "managed" and tables.twin_of("spep-lstm") is None
+
+
+def test_reproduce_runs_the_managed_control_its_twins_and_oracles_by_default():
+    agents = reproduce.Options().agents
+    assert {"managed", "managed-oracle", "managed-distribution"} <= set(agents)
+    assert {"managed-frequency", "managed-rates"} <= set(agents)
+    assert not set(plan.SLOW_PREDICTION_AGENTS) & set(agents)  # an option: --agents
+    assert "managed" not in plan.SENSITIVITY_AGENTS
+
+
+def test_report_says_what_prediction_is_worth(tmp_path):
+    out = tmp_path / "out"
+    opts = reproduce.Options(
+        agents=("shortest", "random", "managed", "managed-oracle", "spep-frequency"),
+        topologies=("erdos_renyi",),
+        runs=3,
+        slots=80,
+        out=out,
+        jobs=1,
+        sensitivity=False,
+        figures=False,
+        progress=False,
+    )
+    assert reproduce.reproduce(opts) == 0
+    report = (out / "report.md").read_text()
+    assert report.index("## Controlled comparison") < report.index("## What is prediction worth")
+    prediction = pd.read_csv(out / "prediction.csv")
+    assert prediction[["family", "agent", "baseline"]].values.tolist() == [
+        ["prediction", "managed-oracle", "managed"],
+        ["control", "managed", "random"],
+        ["control", "managed", "shortest"],
+    ]
+    assert "| paper | erdos_renyi | prediction's value | managed-oracle − managed |" in report
+    # managed is a non-predictive agent: a candidate for the best control of tests.csv
+    tests = pd.read_csv(out / "tests.csv")
+    assert "managed" in set(tests["baseline"])
+    # the table is computed from results.csv: a rerun of the report regenerates it
+    from agents.study import report as report_module
+
+    (out / "prediction.csv").unlink()
+    report_module.write_report(out)
+    assert pd.read_csv(out / "prediction.csv").equals(prediction)

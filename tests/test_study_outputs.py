@@ -222,7 +222,14 @@ def test_a_rerun_reports_only_what_it_was_asked_for(
     report = (out / "report.md").read_text()
     assert "| **link_capacity** | **3** (paper: 1) | **--set** |" in report
     assert "Sensitivity" not in report and "## Figures" not in report and "![" not in report
-    outputs = {"results.csv", "summary.csv", "tests.csv", "meta.json", "report.md"}
+    outputs = {
+        "results.csv",
+        "summary.csv",
+        "tests.csv",
+        "prediction.csv",
+        "meta.json",
+        "report.md",
+    }
     assert _outputs(out) == outputs
     assert (pd.read_csv(out / "results.csv")["agent"] == "shortest").all()
     assert runs < set((out / "runs").iterdir())  # the run files of both stay

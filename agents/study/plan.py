@@ -31,22 +31,31 @@ from typing import Any
 
 from agents.baselines import BASELINES
 from agents.study.paper import SPEP_AGENTS
-from agents.study.tables import ORACLE
+from agents.study.tables import ORACLE, TWIN
 from spep_gym.config import TOPOLOGIES
 
 #: The paper's agents (spec section 7): its baselines, its SPEP variants, and the oracle reference.
 PAPER_AGENTS = (*BASELINES, *SPEP_AGENTS, ORACLE)
-#: The controls every study runs beside them (SPEC section 10): random pre-positioning flushes
-#: links as much as SPEP does, so only a gain over it can be credited to prediction.
-CONTROLS = ("random",)
-#: What ``spep reproduce`` runs by default: the paper's agents and the controls.
-STUDY_AGENTS = (*BASELINES, *CONTROLS, *SPEP_AGENTS, ORACLE)
+#: The controls every study runs beside them (SPEC sections 10 and 11): random pre-positioning
+#: flushes links as much as SPEP does, so only a gain over it can be credited to prediction; the
+#: strong demand-blind control ``managed`` (:mod:`agents.controls`) is the twin of the agents below.
+CONTROLS = ("random", TWIN)
+#: The managed control's predictive agents and oracles, each measured against its twin ``managed``
+#: (prediction's value, SPEC section 11). About as cheap as ``random`` a run.
+PREDICTION_AGENTS = ("managed-oracle", "managed-distribution", "managed-frequency", "managed-rates")
+#: Their twins with the slow predictors: not run by default (each costs about as much as
+#: ``spep-lstm`` / ``spep-arima``, and they would add about half the study's CPU time); name them
+#: with ``--agents`` to measure them.
+SLOW_PREDICTION_AGENTS = ("managed-lstm", "managed-arima")
+#: What ``spep reproduce`` runs by default: the paper's agents, the controls and the managed agents.
+STUDY_AGENTS = (*BASELINES, *CONTROLS, *SPEP_AGENTS, ORACLE, *PREDICTION_AGENTS)
 #: Slow agents start first, so that the last minutes are not one long run on one core.
-SLOW_AGENTS = ("spep-arima", "spep-lstm")
+SLOW_AGENTS = ("spep-arima", "spep-lstm", "managed-arima", "managed-lstm")
 
-#: The sensitivity study: one factor at a time from the paper preset, on Erdős–Rényi.
+#: The sensitivity study: one factor at a time from the paper preset, on Erdős–Rényi (without the
+#: managed agents, which the main study runs: their cost stays in the main study).
 SENSITIVITY_TOPOLOGY = "erdos_renyi"
-SENSITIVITY_AGENTS = ("shortest", *CONTROLS, "spep-frequency", "spep-oracle")
+SENSITIVITY_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
 SENSITIVITY_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("paper preset", {}),
     ("link_capacity=2", {"link_capacity": 2}),

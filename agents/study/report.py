@@ -5,7 +5,9 @@ runs in memory), so the report always says what ``results.csv`` holds. Also writ
 (mean and 95 % CI of every metric) and ``tests.csv`` (Mann–Whitney U and Wilcoxon tests of every
 predictive agent against every non-predictive agent, the controls of SPEC section 10 included,
 with the paired difference's CI, ``best_control`` marking each topology's best non-predictive
-agent, and Holm-corrected p-values beside the raw ones).
+agent, and Holm-corrected p-values beside the raw ones) and ``prediction.csv`` (prediction's
+value: each ``managed-*`` agent against its demand-blind twin ``managed``, and ``managed``
+against ``random`` and the best baseline; :func:`agents.study.tables.prediction_comparisons`).
 
 The report leads with the controlled comparison: each predictive agent against the best
 non-predictive agent and against ``random``, paired by seed, Holm-corrected.
@@ -24,8 +26,11 @@ from agents.study.paper import paper_comparison
 from agents.study.store import write_text
 from agents.study.tables import (
     ALPHA,
+    TWIN,
     config_table,
     controls_table,
+    prediction_comparisons,
+    prediction_table,
     results_table,
     sensitivity_table,
     tests_table,
@@ -72,13 +77,16 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
         tests = study_tests(df)
         write_text(out / "summary.csv", summary.to_csv(index=False))
         write_text(out / "tests.csv", tests.to_csv(index=False))
+        prediction = prediction_comparisons(df)
+        write_text(out / "prediction.csv", prediction.to_csv(index=False))
         controls, notes = controls_table(tests, summary)
         parts += [
             "## Controlled comparison (SPEC section 10)",
             "",
             "Each predictive agent against the best non-predictive agent of its topology (chosen "
             "by mean success rate among the non-predictive agents run: "
-            f"{', '.join(a for a in stats.NON_PREDICTIVE if a in set(df['agent']))}) and against "
+            f"{', '.join(a for a in (*stats.NON_PREDICTIVE, TWIN) if a in set(df['agent']))}) "
+            "and against "
             "`random` (random pre-positioning, which flushes stale link pairs as SPEP does). "
             "Δ: mean of the per-seed differences in success rate with its 95 % CI; p: two-sided "
             "Wilcoxon signed-rank over runs paired by seed (common random numbers); p Holm: "
@@ -94,6 +102,20 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
                 if notes
                 else [f"No predictive agent differs from a control with Holm p < {ALPHA}."]
             ),
+            "",
+            "## What is prediction worth",
+            "",
+            f"Prediction's value (SPEC section 11): each predictive agent minus its demand-blind "
+            f"twin `{TWIN}`, which differs from it only in its demand input (the oracles' rows: "
+            "what knowing the next requests, or the workload's rates, adds under the same link "
+            f"management). The control's rows: `{TWIN}` minus `random` and minus the best "
+            "baseline of its topology (highest mean success among the paper's baselines run). Δ: "
+            "mean of the per-seed differences in success rate with its 95 % CI; p: two-sided "
+            "Wilcoxon signed-rank over the runs paired by seed; p Holm: corrected by Holm's method "
+            "over each family (every row of prediction's value, every row of the control). "
+            "`prediction.csv` holds the table.",
+            "",
+            prediction_table(prediction, str(meta.get("preset", "paper"))),
             "",
             "## Our numbers beside the paper's",
             "",
@@ -156,14 +178,16 @@ def write_report(out: Path, meta: dict[str, Any] | None = None) -> Path:
 def study_tests(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``tests.csv``: every predictive agent against every non-predictive one run.
 
-    Beside :func:`agents.study.stats.compare`'s columns: ``best_control`` (the baseline is the
+    The non-predictive agents are :data:`agents.study.stats.NON_PREDICTIVE` and the demand-blind
+    control ``managed`` (SPEC section 10: the best non-predictive agent is a control). Beside
+    :func:`agents.study.stats.compare`'s columns: ``best_control`` (the baseline is the
     topology's best non-predictive agent by mean success rate) and the Holm-corrected p-values
     (``wilcoxon_p_holm``, ``mwu_p_holm``; one family per metric: every row of that metric).
     """
     from agents.study import stats
 
     present = set(df["agent"])
-    controls = [a for a in stats.NON_PREDICTIVE if a in present]
+    controls = [a for a in (*stats.NON_PREDICTIVE, TWIN) if a in present]
     tests = stats.compare(df, baselines=controls)
     if tests.empty:
         return tests.assign(best_control=[], wilcoxon_p_holm=[], mwu_p_holm=[])

@@ -25,6 +25,8 @@ Layout of ``DIR``::
     summary.csv          mean and 95 % CI of every metric per topology and agent
     tests.csv            Mann-Whitney U and paired Wilcoxon tests, SPEP agents vs non-predictive
                          agents (the controls included), raw and Holm-corrected p-values
+    prediction.csv       prediction's value: each managed-* agent - its twin managed, and managed
+                         - random and - the best baseline (paired CI, Wilcoxon p, Holm)
     figures/*.png        figures 3-9 of the paper, utilization, sensitivity
     meta.json            the command, the config and the wall time
     report.md            everything above, beside the paper's numbers
@@ -101,6 +103,14 @@ def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     if first.engine == "scalar":
         return [run_task(task) for task in tasks]
     import agents  # noqa: F401  (registers the agents in a fresh worker process)
+
+    if first.engine == "compiled":  # one compiled call per run, the agent's scalar path where none
+        from agents.base import agent_config
+        from agents.compiled import run_compiled
+
+        agent, seeds = agents.make(first.agent), [task.seed for task in tasks]
+        rows = run_compiled(agent, seeds, agent_config(agent, first.config()), True)
+        return [_payload(task, row) for task, row in zip(tasks, rows, strict=True)]
     from agents.study.engine import run_batch
 
     assert first.draws is not None
@@ -209,8 +219,8 @@ class Options:
 #: What ``spep reproduce`` writes into its folder, beside the run files: deleted when it starts
 #: (:func:`agents.study.store.locked_output`), so that every output there is this invocation's.
 OUTPUTS = (
-    "results.csv", "sensitivity.csv", "summary.csv", "tests.csv", "meta.json", "report.md",
-    "figures/*.png",
+    "results.csv", "sensitivity.csv", "summary.csv", "tests.csv", "prediction.csv", "meta.json",
+    "report.md", "figures/*.png",
 )  # fmt: skip
 
 #: How many rejected run files are named one by one (the rest are counted).
@@ -421,6 +431,8 @@ def engine_note(engine: str, draws: str | None, units: int) -> str:
     """``", batched engine (counter draws): 3 batches"`` for the progress line; "" for scalar."""
     if engine == "scalar":
         return ""
+    if engine == "compiled":
+        return f", compiled engine: {units} group(s) of runs"
     return f", {engine} engine ({draws} draws): {units} batch(es)"
 
 

@@ -22,6 +22,12 @@ REFERENCE = "shortest"
 ORACLE = "spep-oracle"
 #: Significance level of the notes.
 ALPHA = 0.05
+#: The strong demand-blind control (:mod:`agents.controls`): the twin of every ``managed-*`` agent,
+#: which differs from it only in its demand input (SPEC section 11).
+TWIN = "managed"
+#: The families of :func:`prediction_comparisons`: prediction's value (an agent against its twin)
+#: and the control's level (``managed`` against ``random`` and the best baseline).
+PREDICTION, CONTROL = "prediction", "control"
 #: (metric, column label, format) of the results table.
 TABLE_METRICS = (
     ("success_rate", "success rate (%)", "pct"),
@@ -264,3 +270,88 @@ def config_table(meta: dict[str, Any]) -> str:
         else:
             rows.append([field, value, ""])
     return markdown_table(["field", "value", "override"], rows)
+
+
+def twin_of(agent: str) -> str | None:
+    """The demand-blind twin of a predictive agent (``managed-*``: ``managed``); None if it has none."""
+    return TWIN if agent.startswith(f"{TWIN}-") else None
+
+
+def prediction_comparisons(
+    df: pd.DataFrame, by: Sequence[str] = ("topology",), controls: bool = True
+) -> pd.DataFrame:
+    """Prediction's value (SPEC section 11): each predictive agent against its twin, per group.
+
+    One row per (group, agent, reference) on success rate: family :data:`PREDICTION`, each
+    ``managed-*`` agent against ``managed``; with ``controls``, family :data:`CONTROL`,
+    ``managed`` against ``random`` and against the group's best baseline (the one of
+    :data:`agents.baselines.BASELINES` of highest mean). Columns: ``by``, ``family``, ``agent``,
+    ``baseline``, then those of :func:`agents.study.stats.compare` (the mean paired difference
+    with its 95 % CI, Wilcoxon p over the runs paired by seed) and ``wilcoxon_p_holm``: Holm over
+    each family (every group's comparisons together). Empty where ``managed`` was not run.
+    """
+    import pandas as pd
+
+    from agents.baselines import BASELINES
+    from agents.study import stats
+
+    frames = []
+    for keys, group in df.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        present = list(dict.fromkeys(group["agent"]))
+        if TWIN not in present:
+            continue
+        pairs = [(PREDICTION, str(a), TWIN) for a in present if twin_of(str(a)) == TWIN]
+        if controls:
+            best = stats.best_control(group, [b for b in BASELINES if b in present])
+            pairs += [
+                (CONTROL, TWIN, c)
+                for c in (stats.RANDOM_CONTROL, best)
+                if c is not None and c in present
+            ]
+        for family, agent, base in pairs:
+            tests = stats.compare(
+                group.assign(_group=0), ["success_rate"], [agent], [base], by="_group"
+            ).drop(columns="_group")
+            tests.insert(0, "family", family)
+            for name, value in reversed(list(zip(by, keys, strict=True))):
+                tests.insert(0, name, [value] * len(tests))
+            frames.append(tests)
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    return stats.add_holm(
+        out, key=(*by, "agent", "baseline", "metric"), columns=("wilcoxon_p",), family=("family",)
+    )
+
+
+def prediction_table(comparisons: pd.DataFrame, preset: str) -> str:
+    """The report's table of prediction's value: the rows of :func:`prediction_comparisons`."""
+    if comparisons.empty:
+        return (
+            f"_No `{TWIN}` (the demand-blind twin) and predictive `{TWIN}-*` agent in the same "
+            "run set: nothing to compare._"
+        )
+    rows = []
+    for record in comparisons.to_dict("records"):
+        r = {str(k): v for k, v in record.items()}
+        what = "prediction's value" if r["family"] == PREDICTION else "the control"
+        rows.append(
+            [
+                preset,
+                r["topology"],
+                what,
+                f"{r['agent']} − {r['baseline']}",
+                fmt(r["mean_agent"], math.nan),
+                fmt(r["mean_baseline"], math.nan),
+                fmt_diff({**r, "difference": r["mean_paired_difference"]}),
+                r["pairs"],
+                fmt_p(r["wilcoxon_p"]),
+                fmt_p(r["wilcoxon_p_holm"]),
+            ]
+        )
+    header = [
+        "preset", "topology", "family", "comparison", "agent (%)", "reference (%)",
+        "Δ [95 % CI]", "pairs", "p", "p Holm",
+    ]  # fmt: skip
+    return markdown_table(header, rows)
