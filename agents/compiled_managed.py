@@ -23,6 +23,7 @@ the Python env with :class:`~agents.controls.ManagedAgent` and compares every sl
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -30,7 +31,9 @@ from numba import njit
 from agents.controls import ManagedAgent, NextRequests, PredictedDemand, WorkloadRates, flushes
 from agents.predictors.frequency import FrequencyPredictor
 from agents.predictors.rates import RatePredictor
+from spep_gym.compiled.state import T_NOW, Params, State
 from spep_gym.config import SpepConfig
+from spep_gym.topology import num_pairs
 from spep_gym.workload import Workload
 
 __all__ = [
@@ -43,8 +46,10 @@ __all__ = [
     "demand_table",
     "frequency_observe",
     "frequency_predict",
+    "managed",
     "managed_action",
     "next_requests",
+    "settings",
 ]
 
 #: How a managed agent's demand input is computed: none (the twin), the compiled frequency
@@ -125,7 +130,7 @@ def managed_action(
     """One slot's action of :class:`agents.controls.ManagedAgent` into ``out`` (padded with P).
 
     Args:
-        path_fidelity: (P,) float64 of the observation's float32 ``path_fidelity``.
+        path_fidelity: (P,) the observation's ``path_fidelity`` (float32).
         held: (P,) pre-positioned pairs held or in flight per node pair.
         held_fidelity: (P,) the observation's ``prepositioned_fidelity``.
         queue: (Q, 6) the observation's ``queue`` (source, destination, F_req, ...).
@@ -190,23 +195,23 @@ def managed_action(
 
 # ---------------------------------------------------------------------- demand inputs
 @njit(cache=True)
-def frequency_observe(
-    counts: np.ndarray, totals: np.ndarray, slot: int, slots_per_day: int, pairs: np.ndarray
-) -> None:
-    """Count the slot's arrivals ``pairs`` in its hour of day (``counts`` (24, P), ``totals`` (24,))."""
+def frequency_observe(counts: np.ndarray, slot: int, slots_per_day: int, pairs: np.ndarray) -> None:
+    """Count the slot's arrivals ``pairs`` in its hour of day.
+
+    ``counts`` (24, P + 1): the requests of each node pair by hour of day, and of all of them in
+    the last column (:class:`agents.predictors.frequency.FrequencyPredictor`'s whole history).
+    """
     b = (slot % slots_per_day) * 24 // slots_per_day
     for a in pairs:
         counts[b, a] += 1
-    totals[b] += pairs.shape[0]
+    counts[b, counts.shape[1] - 1] += pairs.shape[0]
 
 
 @njit(cache=True)
-def frequency_predict(
-    counts: np.ndarray, totals: np.ndarray, slot: int, slots_per_day: int, out: np.ndarray
-) -> None:
+def frequency_predict(counts: np.ndarray, slot: int, slots_per_day: int, out: np.ndarray) -> None:
     """Paper eq. 3 into ``out``: the hour's share of demand per node pair (0 with none yet)."""
     b = (slot % slots_per_day) * 24 // slots_per_day
-    total = totals[b]
+    total = counts[b, counts.shape[1] - 1]
     for a in range(out.shape[0]):
         out[a] = 0.0 if total == 0 else counts[b, a] / float(total)
 
@@ -222,6 +227,36 @@ def next_requests(
     out[:] = 0.0
     for r in range(lo, hi):
         out[pair[r]] = 1.0
+
+
+# ---------------------------------------------------------------------- the policy
+@njit(cache=True)
+def managed(s: State, p: Params, pol: Any, obs: Any, rng: np.random.Generator) -> None:
+    """The managed family as a compiled policy: the slot's action into ``pol.action``.
+
+    The interface of :mod:`agents.compiled_policies` (``pol`` a ``Policy``, ``obs`` an
+    :class:`spep_gym.compiled.episode.Observation`; ``rng`` unused). Settings (:func:`settings`):
+    ``ints`` = (demand kind, flush 0/1, room for the fill, oracle horizon, slots per day),
+    ``floats`` = (threshold, min_fidelity); ``memory`` (24, P + 1) the frequency counts;
+    ``table`` (T, P) the window probabilities computed ahead; ``values`` the slot's
+    probabilities; ``scratch`` Algorithm 2's candidates.
+    """
+    t = s.counts[T_NOW]
+    kind = pol.ints[0]
+    probability = pol.values
+    if kind == DEMAND_FREQUENCY:
+        arrived = s.pair[s.starts[t] : s.starts[t + 1]]
+        frequency_observe(pol.memory, t, pol.ints[4], arrived)
+        frequency_predict(pol.memory, t, pol.ints[4], probability)
+    elif kind == DEMAND_ORACLE:
+        next_requests(s.pair, s.starts, t, pol.ints[3], probability)
+    elif kind == DEMAND_TABLE:
+        probability[:] = pol.table[t]
+    managed_action(
+        obs.path_fidelity, obs.prepositioned, obs.prepositioned_fidelity, obs.queue,
+        obs.queue_mask, obs.pair_index, probability, kind != DEMAND_NONE, pol.ints[1] != 0,
+        pol.floats[0], pol.floats[1], pol.ints[2], pol.scratch[: pol.action.shape[0]], pol.action,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- from the agent
@@ -269,12 +304,27 @@ def demand_table(
     return table
 
 
-def fill_room(agent: ManagedAgent, cfg: SpepConfig) -> int:
-    """``max_prepositioned`` less the fill's reserve (:class:`ManagedAgent`'s ``fill_reserve``)."""
+def settings(
+    agent: ManagedAgent, cfg: SpepConfig, workload: Workload, seed: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The settings of :func:`managed` for an episode of ``agent``: ints, floats, memory, table.
+
+    ``workload`` and ``seed`` are the episode's (the table's demand input reads them).
+
+    Raises:
+        ValueError: ``agent``'s demand input has no compiled form (:func:`demand_kind`).
+    """
+    kind = demand_kind(agent)
+    P = num_pairs(cfg.n)
     reserve = cfg.max_new_prepositions if agent.fill_reserve is None else agent.fill_reserve
-    return int(cfg.max_prepositioned - reserve)
-
-
-def agent_flushes(agent: ManagedAgent, cfg: SpepConfig) -> bool:
-    """Whether ``agent`` spends link pairs under ``cfg`` (:func:`agents.controls.flushes`)."""
-    return flushes(agent.fill, cfg.link_pool_policy)
+    horizon = agent.demand.horizon if isinstance(agent.demand, NextRequests) else 0
+    flush = flushes(agent.fill, cfg.link_pool_policy)
+    ints = np.array(
+        [kind, flush, cfg.max_prepositioned - reserve, horizon, cfg.slots_per_day], dtype=np.int64
+    )
+    floats = np.array([agent.threshold, agent.min_fidelity], dtype=np.float64)
+    memory = np.zeros((24, P + 1) if kind == DEMAND_FREQUENCY else (1, 1), dtype=np.int64)
+    table = (
+        demand_table(agent, cfg, workload, P, seed) if kind == DEMAND_TABLE else np.zeros((1, 1))
+    )
+    return ints, floats, memory, table

@@ -16,7 +16,7 @@ os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 import subprocess
 import sys
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -29,72 +29,82 @@ from agents.compiled_managed import (
     DEMAND_NONE,
     DEMAND_ORACLE,
     DEMAND_TABLE,
-    agent_flushes,
     algorithm2_into,
     demand_kind,
     demand_table,
-    fill_room,
     frequency_observe,
     frequency_predict,
-    managed_action,
+    managed,
     next_requests,
+    settings,
 )
 from agents.controls import ManagedAgent, PredictedDemand, make_managed
 from agents.spep import algorithm2
-from spep_gym.config import SpepConfig
+from spep_gym.compiled.state import NUM_COUNTS, T_NOW
 from spep_gym.env import SpepEnv
 from spep_gym.topology import pair_index_matrix
 
 
+class Slot(NamedTuple):
+    """What :func:`managed` reads of the state: the slot and the workload's arrivals."""
+
+    counts: np.ndarray
+    pair: np.ndarray
+    starts: np.ndarray
+
+
+class Seen(NamedTuple):
+    """The observation arrays :func:`managed` reads (an ``episode.Observation``'s names)."""
+
+    path_fidelity: np.ndarray
+    prepositioned: np.ndarray
+    prepositioned_fidelity: np.ndarray
+    queue: np.ndarray
+    queue_mask: np.ndarray
+    pair_index: np.ndarray
+
+
+class Settings(NamedTuple):
+    """A compiled policy's arrays (a ``compiled_policies.Policy``'s names)."""
+
+    ints: np.ndarray
+    floats: np.ndarray
+    memory: np.ndarray
+    table: np.ndarray
+    values: np.ndarray
+    scratch: np.ndarray
+    action: np.ndarray
+
+
 class CompiledDecision:
-    """The compiled functions driven by the Python env's observation and info, slot by slot."""
+    """The compiled policy :func:`managed` driven by the Python env's observation, slot by slot."""
 
     def __init__(self, agent: ManagedAgent, env: SpepEnv, seed: int) -> None:
         cfg = env.config
-        self.agent, self.cfg = agent, cfg
         P = env.num_pairs
-        self.kind = demand_kind(agent)
-        self.workload = env.sim.workload
+        w = env.sim.workload
         self.index = pair_index_matrix(cfg.n)
-        self.probability = np.zeros(P)
-        self.counts = np.zeros((24, P), dtype=np.int64)
-        self.totals = np.zeros(24, dtype=np.int64)
-        self.table = (
-            demand_table(agent, cfg, env.sim.workload, P, seed)
-            if self.kind == DEMAND_TABLE
-            else np.zeros((0, P))
-        )
-        self.candidates = np.zeros(cfg.action_len, dtype=np.int64)
+        self.counts = np.zeros(NUM_COUNTS, dtype=np.int64)
+        self.slot = Slot(self.counts, w.pair, w.starts)
+        ints, floats, memory, table = settings(agent, cfg, w, seed)
+        self.pol = Settings(
+            ints, floats, memory, table, np.zeros(P), np.zeros(max(P, cfg.action_len), np.int64),
+            np.zeros(cfg.action_len, np.int64),
+        )  # fmt: skip
+        self.rng = np.random.default_rng(0)
 
     def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
-        cfg, t = self.cfg, int(info["next_slot"])
-        if self.kind == DEMAND_FREQUENCY:
-            arrived = np.array([r["pair"] for r in info["arrived"]], dtype=np.int64)
-            frequency_observe(self.counts, self.totals, t, cfg.slots_per_day, arrived)
-            frequency_predict(self.counts, self.totals, t, cfg.slots_per_day, self.probability)
-        elif self.kind == DEMAND_ORACLE:
-            horizon = self.agent.demand.horizon  # type: ignore[union-attr]
-            next_requests(self.workload.pair, self.workload.starts, t, horizon, self.probability)
-        elif self.kind == DEMAND_TABLE:
-            self.probability[:] = self.table[t]
-        out = np.zeros(cfg.action_len, dtype=np.int64)
-        managed_action(
-            np.asarray(obs["path_fidelity"], dtype=np.float64),
-            held_or_in_flight(obs),
+        self.counts[T_NOW] = info["next_slot"]
+        seen = Seen(
+            obs["path_fidelity"],
+            held_or_in_flight(obs),  # in flight (signalling latency) counts as held
             obs["prepositioned_fidelity"],
             obs["queue"].reshape(-1, 6),
             obs["queue_mask"],
             self.index,
-            self.probability,
-            self.kind != DEMAND_NONE,
-            agent_flushes(self.agent, cfg),
-            self.agent.threshold,
-            self.agent.min_fidelity,
-            fill_room(self.agent, cfg),
-            self.candidates,
-            out,
         )
-        return out
+        managed(self.slot, None, self.pol, seen, self.rng)
+        return self.pol.action.copy()
 
 
 def assert_same_actions(name: str, config: Any, seed: int, **kw: Any) -> int:
@@ -212,15 +222,16 @@ def test_algorithm2_equals_the_python_one_with_ties():
 
 
 def test_the_frequency_and_oracle_inputs_by_hand():
-    counts, totals = np.zeros((24, 3), dtype=np.int64), np.zeros(24, dtype=np.int64)
+    counts = np.zeros((24, 4), dtype=np.int64)
     out = np.full(3, -1.0)
-    frequency_predict(counts, totals, 0, 240, out)
+    frequency_predict(counts, 0, 240, out)
     assert out.tolist() == [0.0, 0.0, 0.0]  # no request in the hour yet
-    frequency_observe(counts, totals, 5, 240, np.array([0, 2, 2, 2]))  # hour 0
-    frequency_observe(counts, totals, 10, 240, np.array([1]))  # hour 1
-    frequency_predict(counts, totals, 9, 240, out)
+    frequency_observe(counts, 5, 240, np.array([0, 2, 2, 2]))  # hour 0
+    frequency_observe(counts, 10, 240, np.array([1]))  # hour 1
+    assert counts[:2].tolist() == [[1, 0, 3, 4], [0, 1, 0, 1]]
+    frequency_predict(counts, 9, 240, out)
     assert out.tolist() == [0.25, 0.0, 0.75]
-    frequency_predict(counts, totals, 250, 240, out)  # hour 1 of day 2
+    frequency_predict(counts, 250, 240, out)  # hour 1 of day 2
     assert out.tolist() == [0.0, 1.0, 0.0]
     # requests of slots 0..3: pairs [1], [], [0, 2], [2]
     pair, starts = np.array([1, 0, 2, 2]), np.array([0, 1, 1, 3, 4])
@@ -256,11 +267,3 @@ def test_the_jitted_functions_equal_the_python_agent():
 
 def _root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_fill_room_reads_the_reserve():
-    cfg = SpepConfig()
-    assert (
-        fill_room(agents.make("managed"), cfg) == cfg.max_prepositioned - cfg.max_new_prepositions
-    )
-    assert fill_room(agents.make("managed", fill_reserve=0), cfg) == cfg.max_prepositioned
