@@ -221,10 +221,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from spep_gym.env import SpepEnv
         from spep_gym.wrappers import BlankObservation
 
-        if args.engine == "batched":
+        if args.engine != "scalar":
             raise ValueError(
-                "--blank is invalid with --engine batched: allowed with --engine scalar (the "
-                "batched agents read the core's state, not an observation)"
+                f"--blank is invalid with --engine {args.engine}: allowed with --engine scalar "
+                f"(the {args.engine} agents read the core's state, not an observation)"
             )
         for a in agents_:  # an unknown key: one line naming the allowed ones, before any run
             BlankObservation(SpepEnv(agent_config(a, fields)), blank, "--blank")

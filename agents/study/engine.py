@@ -7,7 +7,9 @@ together, network i of the batch from the i-th seed, on a
 (:mod:`agents.batched`), and returns one result row per network with the columns of a scalar row.
 Its random draws are ``counter`` (counter-based streams: within noise of the scalar runs, fast) or
 ``scalar`` (the scalar environment's own streams: the same rows as the scalar engine, exactly).
-torch loads only when a batch runs (or its agents are checked).
+torch loads only when a batch runs (or its agents are checked). ``compiled`` runs each episode of
+a non-learning agent as one compiled call (:func:`agents.compiled.run_compiled`, numba: the same
+rows as the scalar engine, exactly); any other agent runs on the scalar path there.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ __all__ = [
     "run_batch",
 ]
 
-#: The engines: ``scalar`` (one ``SpepEnv`` per run) and ``batched`` (the runs as one batch).
-ENGINES = ("scalar", "batched")
+#: The engines: ``scalar`` (one ``SpepEnv`` per run), ``batched`` (the runs as one batch) and
+#: ``compiled`` (a run's whole episode in compiled code).
+ENGINES = ("scalar", "batched", "compiled")
 #: The random draws of the batched engine: ``counter`` (its own streams), ``scalar`` (exact).
 DRAWS = ("counter", "scalar")
 
@@ -51,7 +54,8 @@ def check_engine(
         option: ``"--"`` to name the options as the command line spells them.
 
     Returns:
-        The draws the engine runs with: None for ``scalar``, ``draws`` or ``"counter"`` else.
+        The draws the engine runs with: None for ``scalar`` and ``compiled``, ``draws`` or
+        ``"counter"`` for ``batched``.
 
     Raises:
         ValueError: one line naming the option, the value and what is allowed.
@@ -60,12 +64,17 @@ def check_engine(
     if engine not in ENGINES:
         raise ValueError(f"{name} {engine!r} is invalid: allowed {', '.join(map(repr, ENGINES))}")
     what = f"{option}draws" if option else "draws ="
-    if engine == "scalar":
+    if engine in ("scalar", "compiled"):
         if draws is not None:
             raise ValueError(
-                f"{what} {draws!r} is invalid with engine 'scalar': the draws are a setting of "
-                "engine 'batched' (the scalar engine draws from its own streams)"
+                f"{what} {draws!r} is invalid with engine {engine!r}: the draws are a setting of "
+                f"engine 'batched' (the {engine} engine draws from the scalar streams)"
             )
+        if engine == "compiled":
+            try:
+                import numba  # noqa: F401
+            except ImportError:  # pragma: no cover  (numba is in the dev install)
+                raise ValueError("engine 'compiled' needs numba: install spep-gym[fast]") from None
         return None
     draws = "counter" if draws is None else draws
     if draws not in DRAWS:
@@ -129,6 +138,8 @@ def engine_text(meta: Mapping[str, Any]) -> str:
     engine = meta.get("engine", "scalar")
     if engine == "scalar":
         return "scalar engine"
+    if engine == "compiled":
+        return "compiled engine (the scalar engine's runs exactly)"
     draws = meta.get("draws")
     same = {
         "scalar": "the scalar engine's streams: its runs exactly",

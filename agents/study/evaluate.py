@@ -64,8 +64,18 @@ def run_episode(
     while not truncated:
         action = agent.act(obs, info)
         obs, _, _, truncated, info = seen.step(action)
-    wall = time.perf_counter() - start
-    metrics = info["episode_metrics"]
+    row = result_row(agent, cfg, seed, info["episode_metrics"], time.perf_counter() - start)
+    if blank:
+        row["blank"] = ",".join(blank)
+    if return_records:
+        row["records"] = env.sim.request_records()
+    return row
+
+
+def result_row(
+    agent: Agent, cfg: SpepConfig, seed: int, metrics: Mapping[str, Any], wall: float
+) -> dict[str, Any]:
+    """The result row of a run: who and what, :data:`COLUMNS` first, the other metrics, the time."""
     row: dict[str, Any] = {
         "agent": agent.name,
         "topology": cfg.topology_name,
@@ -75,10 +85,6 @@ def run_episode(
     row.update({k: metrics[k] for k in COLUMNS if k in metrics})
     row.update({k: v for k, v in metrics.items() if k not in row})
     row["wall_time_s"] = wall
-    if blank:
-        row["blank"] = ",".join(blank)
-    if return_records:
-        row["records"] = env.sim.request_records()
     return row
 
 
@@ -119,9 +125,12 @@ def evaluate(
         out: a CSV path rewritten (atomically) after every finished run, so an interrupted
             evaluation keeps what finished (checked writable before the first run).
         callback: called with the rows so far (a DataFrame) after every finished run.
-        engine: ``"scalar"`` (one ``SpepEnv`` per run) or ``"batched"``: the runs stepped together
+        engine: ``"scalar"`` (one ``SpepEnv`` per run), ``"batched"``: the runs stepped together
             as one batch of networks, network i from seed ``seed + i``
-            (:func:`agents.study.engine.run_batch`; the agents of :data:`agents.batched.BATCHED_AGENTS`).
+            (:func:`agents.study.engine.run_batch`; the agents of :data:`agents.batched.BATCHED_AGENTS`),
+            or ``"compiled"``: each run one compiled call, in this process
+            (:func:`agents.compiled.iter_compiled`: the scalar rows exactly; an agent it does not
+            compile runs as with ``"scalar"``).
         draws: the batched engine's random draws: ``"counter"`` (default; its own streams, within
             noise of the scalar runs) or ``"scalar"`` (the scalar streams: the scalar rows exactly).
         device: the batched engine's torch device (``"cpu"``, ``"cuda"``).
@@ -168,10 +177,10 @@ def evaluate(
         cfg = agent_config(agent, {**dict(config or {}), **fields})
     check_inputs(cfg)
     if blank:
-        if engine == "batched":
+        if engine != "scalar":
             raise ValueError(
-                f"blank = {','.join(blank)!r} is invalid with engine='batched': allowed with the "
-                "scalar engine (the batched agents read the core's state, not an observation)"
+                f"blank = {','.join(blank)!r} is invalid with engine={engine!r}: allowed with the "
+                f"scalar engine (the {engine} agents read the core's state, not an observation)"
             )
         BlankObservation(SpepEnv(cfg), tuple(blank))  # an unknown key: one line, before any run
     seeds = [seed + i for i in range(runs)]
@@ -199,6 +208,8 @@ def evaluate(
             if callback is not None:
                 callback(df)
 
+    from agents.compiled import covers as compiled_covers
+
     try:
         if engine == "batched":
             from agents.study.engine import run_batch
@@ -207,6 +218,12 @@ def evaluate(
             for run_seed, row in zip(
                 seeds, run_batch(agent, seeds, cfg, draws, device), strict=True
             ):
+                finished(run_seed, row)
+        elif engine == "compiled" and compiled_covers(agent, cfg):
+            from agents.compiled import iter_compiled
+
+            # one compiled call per run, in this process
+            for run_seed, row in zip(seeds, iter_compiled(agent, seeds, cfg), strict=True):
                 finished(run_seed, row)
         else:
             backends.run(

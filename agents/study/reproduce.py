@@ -102,7 +102,7 @@ def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     first = tasks[0]
     if first.engine == "scalar":
         return [run_task(task) for task in tasks]
-    import agents  # noqa: F401  (registers the agents in a fresh worker process)
+    import agents  # registers the agents in a fresh worker process
 
     if first.engine == "compiled":  # one compiled call per run, the agent's scalar path where none
         from agents.base import agent_config
