@@ -257,7 +257,8 @@ def test_a_regimes_rerun_without_figures_leaves_no_heatmap(tmp_path: Path) -> No
     assert any(name.startswith("figures/heatmap_") for name in _outputs(out))
     assert regimes.run_regimes(dataclasses.replace(opts, figures=False)) == 0
     assert _outputs(out) == {
-        "regimes.csv", "cells.csv", "gains.csv", "cells.md", "summary.md", "meta.json"
+        "regimes.csv", "cells.csv", "gains.csv", "prediction.csv", "cells.md", "summary.md",
+        "meta.json",
     }  # fmt: skip
 
 

@@ -17,7 +17,7 @@ def test_grid_plans_cells_agents_and_seeds_with_unique_stable_keys():
     assert len(grid) == 2**5 and len({regimes.regime_label(r) for r in grid}) == 32
     assert grid[0] == {f: levels[0][0] for f, levels in regimes.FACTORS.items()}  # the preset
     tasks = regimes.plan_grid(regimes.DEFAULT_AGENTS, TOPOLOGIES, 3, 100, 7, {})
-    assert len(tasks) == 32 * 4 * 4 * 3
+    assert len(tasks) == 32 * 4 * len(regimes.DEFAULT_AGENTS) * 3
     unique = plan.schedule(tasks)
     assert len(unique) == len(tasks) and len({t.filename for t in unique}) == len(tasks)
     # Common random numbers: every agent of every cell runs seeds 7, 8, 9.
@@ -90,9 +90,11 @@ def test_cli_end_to_end_on_a_tiny_grid_resumes_and_computes_from_the_run_files(t
         "heatmap_spep-frequency_vs_best.png",
         "heatmap_spep-frequency_vs_random.png",
         "heatmap_spep-oracle_vs_random.png",
+        "heatmap_managed-oracle_vs_twin.png",
+        "heatmap_managed-frequency_vs_twin.png",
     }
     runs = sorted((out / "runs").glob("*.json"))
-    assert len(runs) == 4 * 2 * 4 * 2  # cells x topologies x agents x runs
+    assert len(runs) == 4 * 2 * 7 * 2  # cells x topologies x agents x runs
     df = regimes_report.read_rows(out)
     assert len(df) == len(runs) and set(df["load"]) == {"paper", "heavy"}
     gains = pd.read_csv(out / "gains.csv", dtype=str)
@@ -117,7 +119,30 @@ def test_cli_end_to_end_on_a_tiny_grid_resumes_and_computes_from_the_run_files(t
     assert success["wilcoxon_p_holm"].tolist() == pytest.approx(
         stats.holm(success["wilcoxon_p"]).tolist()
     )
+    # Prediction's value per cell: each managed-* agent minus its twin managed, Holm over the map.
+    twins = pd.read_csv(out / "prediction.csv")
+    assert len(twins) == 8 * 2 and set(twins["baseline"]) == {"managed"}
+    assert set(twins["agent"]) == {"managed-oracle", "managed-frequency"}
+    assert twins["wilcoxon_p_holm"].tolist() == pytest.approx(
+        stats.holm(twins["wilcoxon_p"]).tolist()
+    )
+    twin = twins[(twins.cell == cell) & (twins.topology == "erdos_renyi")]
+    twin = twin[twin.agent == "managed-oracle"].iloc[0]
+    diff = (
+        part[part.agent == "managed-oracle"]["success_rate"]
+        - part[part.agent == "managed"]["success_rate"]
+    )
+    assert twin["mean_paired_difference"] == pytest.approx(diff.mean())
     summary = (out / "summary.md").read_text()
+    up = int(
+        (
+            (twins.wilcoxon_p_holm < 0.05)
+            & (twins.difference > 0)
+            & (twins.agent == "managed-oracle")
+        ).sum()
+    )
+    assert f"- managed-oracle − managed: above in **{up}**" in summary
+    assert "managed-oracle − managed (its twin)" in (out / "cells.md").read_text()
     best = g[(g.metric == "success_rate") & (g.agent == "spep-frequency") & (g.control == "best")]
     wins = int(((best.wilcoxon_p_holm < 0.05) & (best.difference > 0)).sum())
     assert f"Beats the best control in **{wins} of 8** cells" in summary

@@ -22,6 +22,9 @@ processes or Ray, a progress bar. Everything after the runs is computed from the
 - ``gains.csv``: each predictive agent against the cell's best control and against ``random``, per
   metric: the mean paired difference with its 95 % CI, the Wilcoxon signed-rank p and its Holm
   correction (one family per metric: every comparison of that metric in the map);
+- ``prediction.csv``: prediction's value per cell, each ``managed-*`` agent against its
+  demand-blind twin ``managed`` (:func:`agents.study.tables.prediction_comparisons`: the paired
+  difference with its 95 % CI, the Wilcoxon p and its Holm correction over every cell and agent);
 - ``cells.md``: a table per cell; ``summary.md``: where pre-positioning pays, where it hurts, and
   what prediction adds beyond flushing links; ``figures/heatmap_*.png``: the gains as heatmaps.
 
@@ -165,8 +168,8 @@ def plan_grid(
 #: What ``spep regimes`` writes into its folder, beside the run files: deleted when it starts
 #: (:func:`agents.study.store.locked_output`), so that every output there is this invocation's.
 OUTPUTS = (
-    "regimes.csv", "cells.csv", "gains.csv", "cells.md", "summary.md", "meta.json",
-    "figures/heatmap_*.png",
+    "regimes.csv", "cells.csv", "gains.csv", "prediction.csv", "cells.md", "summary.md",
+    "meta.json", "figures/heatmap_*.png",
 )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.study.tables import ORACLE
+from agents.study.tables import ORACLE, TWIN
 from spep_gym.config import PHYSICAL
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "METRIC_NAMES",
     "ORACLE",
     "PHYSICAL_LAWS",
+    "PREDICTION_HEATMAPS",
+    "TWIN",
 ]
 
 #: The heavy load: five times the paper's arrival rate (the sensitivity study's 0.5). On the paper
@@ -59,8 +61,13 @@ FACTOR_NAMES = tuple(FACTORS)
 FACTOR_FIELDS = frozenset(k for levels in FACTORS.values() for _, f in levels for k in f)
 
 #: The agents of the default map: a non-predictive baseline, the random control, SPEP with its
-#: frequency predictor and the oracle reference.
-DEFAULT_AGENTS = ("shortest", "random", "spep-frequency", "spep-oracle")
+#: frequency predictor and the oracle reference; the strong demand-blind control ``managed`` and
+#: two agents that differ from it only in their demand input, the equal-footing oracle and the
+#: frequency predictor (prediction's value per cell: each minus its twin ``managed``).
+DEFAULT_AGENTS = (
+    "shortest", "random", "managed", "spep-frequency", "spep-oracle", "managed-frequency",
+    "managed-oracle",
+)  # fmt: skip
 #: Runs per cell (paired by seed). 20 keeps the Holm-corrected tests able to find a difference:
 #: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, and Holm over the default map's 512
 #: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
@@ -84,4 +91,9 @@ HEATMAPS = (
     ("spep-frequency", "best", "SPEP-frequency − best control"),
     ("spep-frequency", "random", "SPEP-frequency − random"),
     ("spep-oracle", "random", "oracle reference − random"),
+)
+#: Prediction's value drawn as heatmaps: (agent, title), each against its twin ``managed``.
+PREDICTION_HEATMAPS = (
+    ("managed-oracle", "equal-footing oracle − its twin managed"),
+    ("managed-frequency", "managed-frequency − its twin managed"),
 )

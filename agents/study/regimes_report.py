@@ -1,8 +1,8 @@
 """The regime map's outputs, computed from ``regimes.csv`` alone: tables, gains, heatmaps, summary.
 
 Split from :mod:`agents.study.regimes` (which plans and runs the grid) so that a map can be analysed
-again without running anything: ``cells.csv``, ``gains.csv``, ``cells.md``, ``summary.md`` and
-``figures/heatmap_*.png``.
+again without running anything: ``cells.csv``, ``gains.csv``, ``prediction.csv``, ``cells.md``,
+``summary.md`` and ``figures/heatmap_*.png``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,23 @@ from agents.study.regimes_grid import (
     METRIC_NAMES,
     METRICS,
     ORACLE,
+    PREDICTION_HEATMAPS,
+    TWIN,
 )
-from agents.study.tables import ALPHA, fmt, fmt_p, markdown_table, metric_cell
+from agents.study.tables import (
+    ALPHA,
+    fmt,
+    fmt_p,
+    markdown_table,
+    metric_cell,
+    prediction_comparisons,
+)
+
+#: The non-predictive agents a cell's best control is chosen from (SPEC section 10): the paper's
+#: baselines, ``noop``, ``random`` and the strong demand-blind control ``managed``.
+CONTROLS = (*stats.NON_PREDICTIVE, TWIN)
+#: The columns that name a cell of the map.
+CELL = ("cell", *FACTOR_NAMES, "topology")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,10 +56,18 @@ def read_rows(out: Path) -> pd.DataFrame:
 
 def analyse(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(``cells``, ``gains``) of the map's rows: means with CIs, and the controlled comparisons."""
-    by = ("cell", *FACTOR_NAMES, "topology")
-    cells = stats.summarize(df, METRIC_NAMES, by=(*by, "agent"))
-    gains = stats.compare_controls(df, METRIC_NAMES, by=by)
+    cells = stats.summarize(df, METRIC_NAMES, by=(*CELL, "agent"))
+    gains = stats.compare_controls(df, METRIC_NAMES, by=CELL, controls=CONTROLS)
     return cells, gains
+
+
+def prediction_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """Prediction's value per cell: each ``managed-*`` agent minus its twin ``managed``.
+
+    :func:`agents.study.tables.prediction_comparisons` per cell (success rate, paired by seed),
+    Holm-corrected over every cell and agent of the map (one family).
+    """
+    return prediction_comparisons(df, by=CELL, controls=False)
 
 
 def write_outputs(out: Path, meta: dict[str, Any], figures: bool = True) -> None:
@@ -53,11 +76,13 @@ def write_outputs(out: Path, meta: dict[str, Any], figures: bool = True) -> None
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     df = read_rows(out)
     cells, gains = analyse(df)
+    prediction = prediction_gains(df)
     cells.to_csv(out / "cells.csv", index=False)
     gains.to_csv(out / "gains.csv", index=False)
-    (out / "cells.md").write_text(cells_markdown(df, cells, gains, meta))
+    prediction.to_csv(out / "prediction.csv", index=False)
+    (out / "cells.md").write_text(cells_markdown(df, cells, gains, meta, prediction))
     if figures:
-        draw_heatmaps(out, gains)
+        draw_heatmaps(out, gains, prediction)
     write_summary(out, meta)
 
 
@@ -83,12 +108,19 @@ def _lookup(gains: pd.DataFrame) -> dict[tuple, Mapping[Any, Any]]:
 
 
 def cells_markdown(
-    df: pd.DataFrame, cells: pd.DataFrame, gains: pd.DataFrame, meta: Mapping[str, Any]
+    df: pd.DataFrame,
+    cells: pd.DataFrame,
+    gains: pd.DataFrame,
+    meta: Mapping[str, Any],
+    prediction: pd.DataFrame | None = None,
 ) -> str:
-    """One table per cell: each agent's metrics, then each predictive agent's gains."""
+    """One table per cell: each agent's metrics, each predictive agent's gains, its twin's."""
     lookup = _lookup(gains)
+    twins: dict[tuple, Mapping[Any, Any]] = {}
+    if prediction is not None and not prediction.empty:
+        twins = {(r["cell"], r["topology"], r["agent"]): r for r in prediction.to_dict("records")}
     agents = list(dict.fromkeys(df["agent"]))
-    predictive = [a for a in agents if a not in stats.NON_PREDICTIVE]
+    predictive = [a for a in agents if a not in CONTROLS]
     parts = [
         "# Regime map: a table per cell",
         "",
@@ -99,7 +131,9 @@ def cells_markdown(
         "[95 % CI] (success and utilization in percentage points, latency in slots, fidelity), "
         "p: Wilcoxon signed-rank, Holm-corrected over every comparison of that metric in the map "
         "(`gains.csv` holds the raw p beside it). Best control: the non-predictive agent with "
-        "the highest mean success rate in the cell.",
+        "the highest mean success rate in the cell. Its twin: a `managed-*` agent against "
+        "`managed` (prediction's value; p Holm-corrected over every such comparison of the map, "
+        "`prediction.csv`).",
         "",
     ]
     for cell in dict.fromkeys(df["cell"]):
@@ -133,6 +167,15 @@ def cells_markdown(
                             ),
                         ]
                     )
+                twin = twins.get((cell, topology, agent))
+                if twin is not None:
+                    rows.append(
+                        [
+                            f"{agent} − {twin['baseline']} (its twin)",
+                            _gain_text(twin, "pct"),
+                            *["–"] * (len(METRICS) - 1),
+                        ]
+                    )
             parts += [
                 f"**{topology}**",
                 "",
@@ -142,18 +185,31 @@ def cells_markdown(
     return "\n".join(parts)
 
 
-def draw_heatmaps(out: Path, gains: pd.DataFrame) -> list[Path]:
-    """``figures/heatmap_<agent>_vs_<control>.png`` for each of :data:`HEATMAPS` in ``gains``."""
+def draw_heatmaps(
+    out: Path, gains: pd.DataFrame, prediction: pd.DataFrame | None = None
+) -> list[Path]:
+    """``figures/heatmap_<agent>_vs_<control>.png`` for each of :data:`HEATMAPS` in ``gains``.
+
+    And ``heatmap_<agent>_vs_twin.png`` for each of :data:`PREDICTION_HEATMAPS` in ``prediction``
+    (:func:`prediction_gains`): prediction's value per cell.
+    """
     from agents.study import figures
 
     folder = Path(out) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    if gains.empty:
-        return written
-    success = gains[gains["metric"] == "success_rate"]
-    for agent, role, title in HEATMAPS:
-        part = success[(success["agent"] == agent) & (success["control"] == role)]
+    success = gains[gains["metric"] == "success_rate"] if not gains.empty else gains
+    plots = [
+        (success[(success["agent"] == agent) & (success["control"] == role)], role, agent, title)
+        for agent, role, title in HEATMAPS
+        if not success.empty
+    ]
+    if prediction is not None and not prediction.empty:
+        plots += [
+            (prediction[prediction["agent"] == agent], "twin", agent, title)
+            for agent, title in PREDICTION_HEATMAPS
+        ]
+    for part, role, agent, title in plots:
         if part.empty:
             continue
         name = f"heatmap_{agent}_vs_{role}.png"
@@ -249,7 +305,7 @@ def write_summary(out: Path, meta: Mapping[str, Any]) -> Path:
         "the best control is `random`, its two comparisons are one). The best control of a cell "
         "is its non-predictive "
         "agent with the highest mean success rate (among those run: "
-        f"{', '.join(a for a in meta.get('agents', []) if a in stats.NON_PREDICTIVE)}).",
+        f"{', '.join(a for a in meta.get('agents', []) if a in CONTROLS)}).",
         "",
     ]
     predictive = [a for a in dict.fromkeys(success.get("agent", [])) if a != ORACLE]
@@ -258,6 +314,11 @@ def write_summary(out: Path, meta: Mapping[str, Any]) -> Path:
     if ORACLE in set(success.get("agent", [])):
         parts += _beyond_flushing(success, predictive, n_cells)
     parts += _factor_table(success)
+    if (out / "prediction.csv").exists() and (out / "prediction.csv").stat().st_size > 1:
+        prediction = pd.read_csv(
+            out / "prediction.csv", dtype={f: str for f in ("cell", *FACTOR_NAMES)}
+        )
+        parts += _prediction_summary(prediction, n_cells)
     parts += _controls_and_load(success, meta)
     path = out / "summary.md"
     path.write_text("\n".join(parts))
@@ -338,6 +399,48 @@ def _beyond_flushing(success: pd.DataFrame, predictive: Sequence[str], n_cells: 
             f"of {n_cells} cells.",
         ]
     lines.append("")
+    return lines
+
+
+def _prediction_summary(prediction: pd.DataFrame, n_cells: int) -> list[str]:
+    """Prediction's value over the map: each ``managed-*`` agent minus its twin, per cell."""
+    lines = [
+        "## What prediction is worth: each agent − its demand-blind twin",
+        "",
+        f"Each `{TWIN}-*` agent differs from `{TWIN}` only in its demand input, so its gain over "
+        f"`{TWIN}` is prediction's value under the same link management (the equal-footing oracle: "
+        "what knowing the next requests adds). Significant: Holm p < "
+        f"{ALPHA} over every such comparison of the map ({len(prediction)} tests, "
+        "`prediction.csv`; heatmaps `figures/heatmap_*_vs_twin.png`).",
+        "",
+    ]
+    for agent in dict.fromkeys(prediction["agent"]):
+        part = prediction[prediction["agent"] == agent]
+        up, down = len(significant(part, 1)), len(significant(part, -1))
+        lines.append(
+            f"- {agent} − {TWIN}: above in **{up}**, below in **{down}**, no significant "
+            f"difference in {len(part) - up - down} of {n_cells} cells; mean "
+            f"{_pp(part['difference'].mean())}, from {_pp(part['difference'].min())} to "
+            f"{_pp(part['difference'].max())}."
+        )
+    rows = []
+    agents = list(dict.fromkeys(prediction["agent"]))
+    for factor in ("topology", *FACTOR_NAMES):
+        for level in dict.fromkeys(prediction[factor]):
+            cells: list[Any] = [factor, level]
+            for agent in agents:
+                part = prediction[(prediction["agent"] == agent) & (prediction[factor] == level)]
+                up, down = len(significant(part, 1)), len(significant(part, -1))
+                cells.append(f"{_pp(part['difference'].mean())} (+{up} / −{down} of {len(part)})")
+            rows.append(cells)
+    lines += [
+        "",
+        "Mean of prediction's value over the cells at each level of each factor; in brackets the "
+        "cells where it is significantly positive / negative.",
+        "",
+        markdown_table(["factor", "level", *(f"{a} − {TWIN}" for a in agents)], rows),
+        "",
+    ]
     return lines
 
 
