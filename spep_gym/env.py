@@ -99,7 +99,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``gym.make("Spep-physical-v0")`` is the same as ``preset="physical"``).
     ``engine="compiled"`` runs the slots in the compiled engine (:mod:`spep_gym.compiled`, numba:
     the ``fast`` extra), equal to the default ``"python"`` engine bit for bit; it does not cover
-    ``signalling_latency`` or rendering yet, and refuses them.
+    rendering yet, and refuses it.
 
     ## Version History
     * v0: first version.
@@ -306,11 +306,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         t = sim.t
         Q = cfg.queue_obs_size
         if self.engine == "compiled":
-            obs = sim.observe()
-            none = np.zeros(P, np.float32)  # no swaps in flight: signalling_latency is 0
-            obs.update(link_busy=none, prepositioned_in_flight=none.copy())
-            obs["requests_in_flight"] = none.copy()
-            return self._with_common(obs)
+            return self._with_common(sim.observe())
         link_pairs = np.zeros(P, np.float32)
         links = sim.links
         link_pairs[lp] = links.count

@@ -8,11 +8,12 @@ episode, to the last bit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 
-from spep_gym.compiled import observe, phases
+from spep_gym.compiled import latency, observe, phases
 from spep_gym.compiled.state import (
     COUNTER_NAMES,
     EV,
@@ -33,7 +34,9 @@ from spep_gym.compiled.state import (
     PAIRS_GENERATED,
     PAIRS_REPLACED,
     PREPOSITIONS_EXPIRED,
+    PREPOSITIONS_IN_FLIGHT,
     QUEUE_LEN,
+    REQUESTS_IN_FLIGHT,
     SERVED_WEIGHT,
     SWAP_END,
     SWAP_FAILURES,
@@ -45,12 +48,12 @@ from spep_gym.compiled.state import (
 )
 from spep_gym.config import SpepConfig
 from spep_gym.metrics import Metrics
-from spep_gym.simulator import Simulator, SlotEvents
+from spep_gym.simulator import InFlight, Simulator, SlotEvents
 from spep_gym.topology import Network, generate_graph
 from spep_gym.workload import Workload, generate
 
-#: Config fields the compiled engine does not cover yet, with the value it needs.
-UNSUPPORTED = {"signalling_latency": 0.0}
+#: Config fields the compiled engine does not cover yet, with the value it needs (none now).
+UNSUPPORTED: dict[str, object] = {}
 
 
 def check_supported(cfg: SpepConfig) -> None:
@@ -67,7 +70,7 @@ def check_supported(cfg: SpepConfig) -> None:
 #: The observation keys :meth:`CompiledSimulator.observe` fills (the rest are the env's).
 OBSERVED = (
     "link_pairs", "link_fidelity", "link_age", "prepositioned", "prepositioned_fidelity", "queue",
-    "queue_mask",
+    "queue_mask", "link_busy", "prepositioned_in_flight", "requests_in_flight",
 )  # fmt: skip
 
 
@@ -92,8 +95,6 @@ class CompiledSimulator:
         self.max_deadline_slots = self._setup.max_deadline_slots
         self.max_priority = self._setup.max_priority
         self.delays = self._setup.delays
-        #: Swaps in flight: none (``signalling_latency`` is 0 here).
-        self.in_flight: list[object] = []
         self.t = 0
         self.net: Network
         self.workload: Workload
@@ -145,6 +146,7 @@ class CompiledSimulator:
                 v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
                 v["queue_mask"], pf,
             )  # fmt: skip
+            self._observe_flight(v)
             self._views, self._pf = v, pf
         else:
             phases.step(self.state, self.params, a)
@@ -200,6 +202,8 @@ class CompiledSimulator:
         sums = s.sums.tolist()
         return Metrics(
             **dict(zip(COUNTER_NAMES, s.counts[: len(COUNTER_NAMES)].tolist(), strict=True)),
+            requests_in_flight=int(s.counts[REQUESTS_IN_FLIGHT]),
+            prepositions_in_flight=int(s.counts[PREPOSITIONS_IN_FLIGHT]),
             latency_sum=sums[LATENCY_SUM],
             fidelity_sum=sums[FIDELITY_SUM],
             served_weight=sums[SERVED_WEIGHT],
@@ -240,10 +244,34 @@ class CompiledSimulator:
             )
         )
 
+    @property
+    def in_flight(self) -> list[InFlight]:
+        """Swaps whose outcome has not reached the end nodes, in dispatch order (the scalar's)."""
+        s = self.state
+        k = int(s.counts[REQUESTS_IN_FLIGHT] + s.counts[PREPOSITIONS_IN_FLIGHT])
+        columns = (
+            s.flight_due, s.flight_placed, s.flight_pair, s.flight_hops, s.flight_fidelity,
+            s.flight_request,
+        )  # fmt: skip
+        return [
+            InFlight(due, placed, pair, hops, None if math.isnan(f) else f, r)
+            for due, placed, pair, hops, f, r in zip(
+                *(c[:k].tolist() for c in columns), strict=True
+            )
+        ]
+
+    def _observe_flight(self, views: dict[str, np.ndarray]) -> None:
+        """The keys of swaps in flight (zeros without signalling latency)."""
+        if self.params.latency:
+            latency.observe(
+                self.state, self._link_pair, views["link_busy"],
+                views["prepositioned_in_flight"], views["requests_in_flight"],
+            )  # fmt: skip
+
     def _new_views(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Zeroed observation arrays for one slot and its pre-position fidelities."""
         P, Q = self.net.num_pairs, self.cfg.queue_obs_size
-        views = {k: np.zeros(P, np.float32) for k in OBSERVED[:-2]}
+        views = {k: np.zeros(P, np.float32) for k in OBSERVED if k not in ("queue", "queue_mask")}
         views["queue"] = np.zeros((Q, 6), np.float32)
         views["queue_mask"] = np.zeros(Q, np.float32)
         return views, np.empty(P)
@@ -257,6 +285,7 @@ class CompiledSimulator:
                 v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
                 v["queue_mask"], pf,
             )  # fmt: skip
+            self._observe_flight(v)
             self._views, self._pf = v, pf
         return {**self._views, "queue": self._views["queue"].reshape(-1)}
 

@@ -39,14 +39,15 @@ def discard_expired(s: State, t: int) -> int:
 def generate(s: State, t: int, replace_oldest: bool, uniforms: np.ndarray) -> tuple[int, int]:
     """Phase 2: one uniform per link, a new pair where it is below p_gen; ``(new, replaced)``.
 
-    A full link generates nothing under ``block``; under ``replace_oldest`` the new pair replaces
-    its oldest pair.
+    A link that waits for a swap's outcome (``busy_until >= t``) generates nothing. A full link
+    generates nothing under ``block``; under ``replace_oldest`` the new pair replaces its oldest
+    pair.
     """
     E, C = s.created.shape
     new = 0
     replaced = 0
     for e in range(E):
-        if not uniforms[e] < s.p_gen[e]:
+        if not uniforms[e] < s.p_gen[e] or s.busy_until[e] >= t:
             continue
         if s.stored[e] < s.capacity[e]:
             j = 0

@@ -14,12 +14,22 @@ from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
 
 
 @njit(cache=True)
+def _on_arrival(s: State, p: Params, product: float, hops: int) -> float:
+    """The path fidelity of ``product``, decayed for the signalling delay of ``hops`` links."""
+    fidelity = laws.fidelity_from_product(product, p.swap_model)
+    if not p.latency:
+        return fidelity
+    return laws.decayed(fidelity, p.preposition_rho, s.delay[hops], p.decay_model)
+
+
+@njit(cache=True)
 def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
     """(P,) fidelity a pre-position of each node pair would get now into ``out``; 0: it cannot.
 
     Static paths multiply their links' factors hop by hop from the first (as the scalar engine's
     product over the padded path matrix does); "available" paths are breadth-first from the lower
-    node, multiplied from the higher node back.
+    node, multiplied from the higher node back. With signalling latency the pair is usable from
+    t + delay, decayed meanwhile.
     """
     num_pairs, H = s.static_paths.shape
     if p.preposition_path == 0:
@@ -32,7 +42,7 @@ def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
                     ok = False
                     break
                 product = s.factor[e] if k == 0 else product * s.factor[e]
-            out[a] = laws.fidelity_from_product(product, p.swap_model) if ok else 0.0
+            out[a] = _on_arrival(s, p, product, s.static_hops[a]) if ok else 0.0
         return
     n = s.seen.shape[0]
     a = 0
@@ -45,10 +55,12 @@ def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
                 node = j
                 product = s.factor[s.parent_link[node]]
                 node = s.parent_node[node]
+                hops = 1
                 while node != i:
                     product *= s.factor[s.parent_link[node]]
                     node = s.parent_node[node]
-                out[a] = laws.fidelity_from_product(product, p.swap_model)
+                    hops += 1
+                out[a] = _on_arrival(s, p, product, hops)
             a += 1
 
 

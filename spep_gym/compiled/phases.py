@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from spep_gym.compiled import laws, links, routing
+from spep_gym.compiled import latency, laws, links, routing
 from spep_gym.compiled.state import (
     ARRIVED,
     EV,
@@ -30,6 +30,7 @@ from spep_gym.compiled.state import (
     FIDELITY_SUM,
     GEN_ROW,
     HELD_LEN,
+    IN_FLIGHT_STATUS,
     LATENCY_SUM,
     ON_DEMAND,
     PAIRS_CONSUMED,
@@ -39,11 +40,13 @@ from spep_gym.compiled.state import (
     PAIRS_REPLACED,
     PREPOSITIONED,
     PREPOSITIONS_EXPIRED,
+    PREPOSITIONS_IN_FLIGHT,
     PREPOSITIONS_PLACED,
     PREPOSITIONS_USED,
     QUEUE_LEN,
     QUEUE_OVERFLOW,
     QUEUED,
+    REQUESTS_IN_FLIGHT,
     SERVED,
     SERVED_PREPOSITIONED,
     SERVED_STATUS,
@@ -165,9 +168,77 @@ def _consume(s: State, p: Params, path: np.ndarray, hops: int) -> tuple[float, b
 
 # ---------------------------------------------------------------------- phases 1-3
 @njit(cache=True)
-def discard_expired(s: State, p: Params) -> None:
-    """Phase 1: discard link pairs past their lifetime and pre-positioned pairs past expiry."""
+def _settle_preposition(
+    s: State, p: Params, a: int, fidelity: float, placed: int, hops: int
+) -> None:
+    """A pre-position's swap succeeded and its outcome is known: hold the pair (an event)."""
+    window = laws.slots_until_below(
+        fidelity, p.preposition_rho, p.F_min, p.prediction_window, p.decay_model
+    )
+    k = s.counts[HELD_LEN]
+    s.held_pair[k] = a
+    s.held_fidelity[k] = fidelity
+    s.held_placed[k] = placed
+    s.held_hops[k] = hops
+    s.held_expiry[k] = placed + window
+    s.counts[HELD_LEN] = k + 1
+    j = s.counts[EV_PLACED]
+    s.ev_placed[j, 0] = a
+    s.ev_placed[j, 1] = fidelity
+    s.ev_placed[j, 2] = hops
+    s.counts[EV_PLACED] = j + 1
+    s.counts[PREPOSITIONS_PLACED] += 1
+
+
+@njit(cache=True)
+def receive_outcomes(s: State, p: Params) -> None:
+    """Phase 1 (``signalling_latency > 0``): the swaps decided ``delay`` slots ago are known now.
+
+    In dispatch order: an on-demand delivery serves its request (decayed while in flight); a
+    pre-position becomes usable; a failed swap is counted, and its request returns to the queue
+    (it is not past its deadline: serve sent it only if the outcome arrives by then). The swaps
+    still in flight keep their order.
+    """
     t = s.counts[T_NOW]
+    n = latency.in_flight(s)
+    keep = 0
+    for i in range(n):
+        if s.flight_due[i] > t:  # still on its way
+            s.flight_due[keep] = s.flight_due[i]
+            s.flight_placed[keep] = s.flight_placed[i]
+            s.flight_pair[keep] = s.flight_pair[i]
+            s.flight_hops[keep] = s.flight_hops[i]
+            s.flight_fidelity[keep] = s.flight_fidelity[i]
+            s.flight_request[keep] = s.flight_request[i]
+            keep += 1
+            continue
+        r, f, hops = s.flight_request[i], s.flight_fidelity[i], s.flight_hops[i]
+        if r < 0:
+            s.counts[PREPOSITIONS_IN_FLIGHT] -= 1
+            if np.isnan(f):
+                _count(s, SWAP_FAILURES, 1)
+            else:
+                _settle_preposition(s, p, s.flight_pair[i], f, s.flight_placed[i], hops)
+            continue
+        s.counts[REQUESTS_IN_FLIGHT] -= 1
+        if np.isnan(f):  # back to the queue: serve sent it only if t + delay <= its deadline
+            _count(s, SWAP_FAILURES, 1)
+            s.status[r] = QUEUED
+            _enqueue(s, r)
+            continue
+        f = laws.decayed(f, p.preposition_rho, t - s.flight_placed[i], p.decay_model)
+        _served(s, r, ON_DEMAND, f, hops)
+
+
+@njit(cache=True)
+def discard_expired(s: State, p: Params) -> None:
+    """Phase 1: discard link pairs past their lifetime and pre-positioned pairs past expiry.
+
+    Swap outcomes due now (signalling latency) arrive first.
+    """
+    t = s.counts[T_NOW]
+    if latency.in_flight(s):
+        receive_outcomes(s, p)
     _count(s, PAIRS_EXPIRED, links.discard_expired(s, t))
     n = s.counts[HELD_LEN]
     k = 0
@@ -199,8 +270,10 @@ def admit_arrivals(s: State, p: Params) -> None:
     """Phase 3: this slot's requests join the queue; a full queue rejects (fails) a request."""
     t = s.counts[T_NOW]
     lo, hi = s.starts[t], s.starts[t + 1]
+    # a request in flight keeps its place: it returns to the queue if its swap fails
+    free = p.queue_capacity - s.counts[REQUESTS_IN_FLIGHT]
     for r in range(lo, hi):
-        if s.counts[QUEUE_LEN] >= p.queue_capacity:
+        if s.counts[QUEUE_LEN] >= free:
             s.counts[QUEUE_OVERFLOW] += 1
             _fail(s, r)
             continue
@@ -229,12 +302,18 @@ def preposition_path(s: State, p: Params, a: int, out: np.ndarray) -> int:
 
 @njit(cache=True)
 def preposition(s: State, p: Params, action: np.ndarray) -> None:
-    """Phase 4 (Algorithm 2's placement): try the chosen node pairs in order within the limits."""
+    """Phase 4 (Algorithm 2's placement): try the chosen node pairs in order within the limits.
+
+    Pairs in flight (placed, outcome not yet known) count toward ``max_prepositioned``.
+    """
     t = s.counts[T_NOW]
     num_pairs = s.pair_nodes.shape[0]
     placed = 0
     for i in range(action.shape[0]):
-        if placed >= p.max_new_prepositions or s.counts[HELD_LEN] >= p.max_prepositioned:
+        if (
+            placed >= p.max_new_prepositions
+            or s.counts[HELD_LEN] + s.counts[PREPOSITIONS_IN_FLIGHT] >= p.max_prepositioned
+        ):
             break
         a = action[i]
         if a < 0 or a >= num_pairs:
@@ -243,25 +322,14 @@ def preposition(s: State, p: Params, action: np.ndarray) -> None:
         if hops < 0:
             continue
         fidelity, ok = _consume(s, p, s.path, hops)
+        if s.delay[hops]:  # the end nodes cannot know the outcome yet: it counts as placed now
+            latency.dispatch(s, s.path, hops, a, fidelity, ok, -1)
+            placed += 1
+            continue
         if not ok:
             _count(s, SWAP_FAILURES, 1)
             continue
-        window = laws.slots_until_below(
-            fidelity, p.preposition_rho, p.F_min, p.prediction_window, p.decay_model
-        )
-        k = s.counts[HELD_LEN]
-        s.held_pair[k] = a
-        s.held_fidelity[k] = fidelity
-        s.held_placed[k] = t
-        s.held_hops[k] = hops
-        s.held_expiry[k] = t + window
-        s.counts[HELD_LEN] = k + 1
-        j = s.counts[EV_PLACED]
-        s.ev_placed[j, 0] = a
-        s.ev_placed[j, 1] = fidelity
-        s.ev_placed[j, 2] = hops
-        s.counts[EV_PLACED] = j + 1
-        s.counts[PREPOSITIONS_PLACED] += 1
+        _settle_preposition(s, p, a, fidelity, t, hops)
         placed += 1
 
 
@@ -270,7 +338,9 @@ def serve(s: State, p: Params) -> None:
     """Phase 5: a pre-positioned pair first (the lowest sufficient fidelity), else on demand.
 
     The route of (s, d) is searched once until a consumption changes the links ("none" stays
-    true after one: links only disappear within a slot).
+    true after one: links only disappear within a slot). On demand, the path counts only if the
+    pair it delivers (after the signalling delay) meets F_req and arrives by the deadline; with a
+    delay the request leaves the queue in flight.
     """
     queued = s.counts[QUEUE_LEN]
     if queued == 0:
@@ -303,7 +373,11 @@ def serve(s: State, p: Params) -> None:
         key = s.source[r] * n + s.destination[r]
         hops = s.route_len[key]
         if hops == -2:
-            hops = routing.route(s, p.routing, s.source[r], s.destination[r], s.route_links[key])
+            src, dst, out = s.source[r], s.destination[r], s.route_links[key]
+            if p.latency and p.routing == 2:  # highest_fidelity on the fidelity delivered
+                hops = latency.highest_delivered(s, p, src, dst, out)
+            else:
+                hops = routing.route(s, p.routing, src, dst, out)
             s.route_len[key] = hops
         if hops < 0:
             s.queue[keep] = r
@@ -313,7 +387,8 @@ def serve(s: State, p: Params) -> None:
         product = 1.0
         for i in range(hops):
             product *= s.factor[path[i]]
-        if laws.fidelity_from_product(product, p.swap_model) < f_req or t > s.deadline[r]:
+        delivered = latency.delivered(s, p, laws.fidelity_from_product(product, p.swap_model), hops)
+        if delivered < f_req or t + s.delay[hops] > s.deadline[r]:
             s.queue[keep] = r
             keep += 1
             continue
@@ -322,7 +397,10 @@ def serve(s: State, p: Params) -> None:
             if s.route_len[k] >= 0:
                 s.route_len[k] = -2
         s.dispatch_slot[r] = t
-        if ok:
+        if s.delay[hops]:
+            s.status[r] = IN_FLIGHT_STATUS
+            latency.dispatch(s, path, hops, s.pair[r], fidelity, ok, r)
+        elif ok:
             _served(s, r, ON_DEMAND, fidelity, hops)
         else:
             _count(s, SWAP_FAILURES, 1)

@@ -3,7 +3,7 @@
 Every field is a numpy array that the phase functions read and write in place; a scalar lives in a
 0-d slot of ``counts`` or ``sums``. Shapes: E links, C the largest link capacity, A the ages of the
 fidelity table, n nodes, P node pairs, H the longest static path, N requests of the episode,
-T slots, Q ``queue_capacity``, K ``max_prepositioned``.
+T slots, Q ``queue_capacity``, K ``max_prepositioned``, F = K + Q the swaps that can be in flight.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ EV_PLACED, EV_SERVED, EV_FAILED = 28, 29, 30  # entries used in the event buffer
 T_NOW, QUEUE_LEN, HELD_LEN = 31, 32, 33  # the slot t, requests queued, pre-positions held
 GEN_ROW, SWAP_POS, SWAP_END = 34, 35, 36  # next row of gen_u; next and end of swap_u's draws
 EV_PREDICTIVE_HITS = 37  # the slot's pre-positioned pairs used by a request that arrived later
-NUM_COUNTS = 38
+# swaps in flight (signalling_latency > 0; Metrics' fields of the same names): on-demand, pre-position
+REQUESTS_IN_FLIGHT, PREPOSITIONS_IN_FLIGHT = 38, 39
+NUM_COUNTS = 40
 #: Slots of generation uniforms drawn at a time.
 GEN_CHUNK = 64
 # Indices of ``State.sums`` (float64).
@@ -49,7 +51,7 @@ DECAY_MODEL = {"paper": 0, "depolarizing": 1}
 ROUTING = {"reactive": 0, "shortest": 1, "highest_fidelity": 2}
 PREPOSITION_PATH = {"static": 0, "available": 1}
 # Request status and how served: the values of spep_gym.metrics.
-QUEUED, SERVED_STATUS, FAILED_STATUS = 1, 2, 3
+QUEUED, SERVED_STATUS, FAILED_STATUS, IN_FLIGHT_STATUS = 1, 2, 3, 4
 ON_DEMAND, PREPOSITIONED = 1, 2
 
 
@@ -69,6 +71,7 @@ class Params(NamedTuple):
     max_new_prepositions: int
     queue_capacity: int
     episode_slots: int  # T
+    latency: bool  # signalling_latency > 0: swaps in flight (latency.py)
 
 
 class State(NamedTuple):
@@ -118,6 +121,15 @@ class State(NamedTuple):
     held_placed: np.ndarray  # (K,) int, slot placed
     held_hops: np.ndarray  # (K,) int
     held_expiry: np.ndarray  # (K,) int, discarded in phase 1 of this slot
+    # signalling latency: swaps in flight, in dispatch order; REQUESTS_ + PREPOSITIONS_IN_FLIGHT used
+    delay: np.ndarray  # (n + 1,) int, slots until an h-link swap's outcome arrives, by h (static)
+    busy_until: np.ndarray  # (E,) int, the link generates nothing through this slot
+    flight_due: np.ndarray  # (F,) int, the slot whose phase 1 receives the outcome
+    flight_placed: np.ndarray  # (F,) int, the decision slot
+    flight_pair: np.ndarray  # (F,) int, node-pair index
+    flight_hops: np.ndarray  # (F,) int, link pairs consumed
+    flight_fidelity: np.ndarray  # (F,) float, F_path at the decision slot; NaN: a swap failed
+    flight_request: np.ndarray  # (F,) int, the request it serves; -1: a pre-position
     # scalars and the slot's events
     counts: np.ndarray  # (NUM_COUNTS,) int, see the indices above
     sums: np.ndarray  # (NUM_SUMS,) float
@@ -138,6 +150,9 @@ class State(NamedTuple):
     taken: np.ndarray  # (n,) float, fidelities of the pairs a path consumed
     route_len: np.ndarray  # (n * n,) int, cached route of (s, d): hops; -1 none; -2 not known
     route_links: np.ndarray  # (n * n, n) int, its links
+    layer_cost: np.ndarray  # (n, n) float, least cost of node v in exactly h hops (inf: none)
+    layer_parent_node: np.ndarray  # (n, n) int, its predecessor in layer h - 1
+    layer_parent_link: np.ndarray  # (n, n) int, the link from it
 
 
 def params(cfg: SpepConfig) -> Params:
@@ -156,6 +171,7 @@ def params(cfg: SpepConfig) -> Params:
         max_new_prepositions=int(cfg.max_new_prepositions),
         queue_capacity=int(cfg.queue_capacity),
         episode_slots=int(cfg.episode_slots),
+        latency=cfg.signalling_latency > 0,
     )
 
 
@@ -176,6 +192,8 @@ def new_state(cfg: SpepConfig, net: Network, work: Workload) -> State:
     nbr_node = np.array([v for v, _ in nbr], dtype=np.int64)
     nbr_link = np.array([e for _, e in nbr], dtype=np.int64)
     Q, K = cfg.queue_capacity, cfg.max_prepositioned
+    F = K + Q
+    delay = [physics.signalling_delay(cfg.signalling_latency, h) for h in range(n + 1)]
     per_slot = int(np.diff(work.starts).max(initial=0))
     usable = np.zeros(E + 1, dtype=np.bool_)
     usable[E] = True
@@ -222,11 +240,20 @@ def new_state(cfg: SpepConfig, net: Network, work: Workload) -> State:
         held_placed=np.zeros(K, dtype=i64),
         held_hops=np.zeros(K, dtype=i64),
         held_expiry=np.zeros(K, dtype=i64),
+        delay=np.array(delay, dtype=i64),
+        busy_until=np.full(E, -1, dtype=i64),
+        flight_due=np.zeros(F, dtype=i64),
+        flight_placed=np.zeros(F, dtype=i64),
+        flight_pair=np.zeros(F, dtype=i64),
+        flight_hops=np.zeros(F, dtype=i64),
+        flight_fidelity=np.zeros(F),
+        flight_request=np.zeros(F, dtype=i64),
         counts=np.zeros(NUM_COUNTS, dtype=i64),
         gen_u=np.zeros((GEN_CHUNK, E)),
         swap_u=np.zeros(2 * int(net.capacity.sum()) + 1),
         sums=np.zeros(NUM_SUMS),
-        ev_placed=np.zeros((max(cfg.max_new_prepositions, 1), 3)),
+        # placed now, or (latency) received in phase 1: at most K
+        ev_placed=np.zeros((max(cfg.max_new_prepositions, K, 1), 3)),
         ev_served=np.zeros((max(Q, 1), 4)),
         ev_failed=np.zeros(Q + per_slot + 1, dtype=i64),
         path=np.zeros(n, dtype=i64),
@@ -239,4 +266,7 @@ def new_state(cfg: SpepConfig, net: Network, work: Workload) -> State:
         taken=np.zeros(n),
         route_len=np.full(n * n, -2, dtype=i64),
         route_links=np.zeros((n * n, n), dtype=i64),
+        layer_cost=np.zeros((n, n)),
+        layer_parent_node=np.zeros((n, n), dtype=i64),
+        layer_parent_link=np.zeros((n, n), dtype=i64),
     )
