@@ -20,6 +20,9 @@ import networkx as nx
 import numpy as np
 import pytest
 from conftest import assert_same, line_graph, random_actions, trace_config, write_trace
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_properties import configs
 
 from spep_gym import physics
 from spep_gym.compiled import CompiledSimulator, laws, links
@@ -106,10 +109,12 @@ EXERCISED = {
 LATENCY: dict[str, dict[str, Any]] = {
     "half_slot": {"signalling_latency": 0.5},
     "physical": {"preset": "physical", "num_nodes": 10},
-    "one_slot_swap_failures": {"signalling_latency": 1.0, "swap_success": 0.7},
-    "two_slots_replace_oldest_reactive": {
+    "one_slot_swap_failures_small_world": {
+        "signalling_latency": 1.0, "swap_success": 0.7, "topology": "small_world",
+    },
+    "two_slots_replace_oldest_reactive_scale_free": {
         "signalling_latency": 2.0, "link_pool_policy": "replace_oldest", "link_capacity": 3,
-        "routing": "reactive", "p_gen": 0.4,
+        "routing": "reactive", "p_gen": 0.4, "topology": "scale_free",
     },
     "half_slot_highest_fidelity": {
         "signalling_latency": 0.5, "routing": "highest_fidelity", "link_capacity": 2,
@@ -119,9 +124,9 @@ LATENCY: dict[str, dict[str, Any]] = {
         "signalling_latency": 2.0, "routing": "highest_fidelity", "decay_model": "depolarizing",
         "preposition_rho": 0.97, "link_capacity": 2, "p_gen": 0.4,
     },
-    "one_slot_available_paths": {
+    "one_slot_available_paths_random_regular": {
         "signalling_latency": 1.0, "preposition_path": "available", "max_new_prepositions": 3,
-        "cutoff_fidelity": 0.75,
+        "cutoff_fidelity": 0.75, "topology": "random_regular",
     },
     "half_slot_queue_overflow": {
         "signalling_latency": 0.5, "queue_capacity": 3, "arrival_rate": 0.5, "swap_success": 0.8,
@@ -162,6 +167,28 @@ def test_a_user_graph_with_lengths_and_capacities_and_fibre_loss() -> None:
     for length_model in ("paper", "loss"):
         cfg = SpepConfig(topology=g, length_model=length_model, episode_slots=150, arrival_rate=0.3)
         assert_same_episode(cfg, 3, 3)
+
+
+def test_a_user_graph_with_capacities_and_signalling_latency() -> None:
+    g = nx.cycle_graph(8)
+    for i, (u, v) in enumerate(g.edges):
+        g.edges[u, v].update(length_km=5.0 + 10 * i, link_capacity=1 + i % 3)
+    g.add_edges_from([(0, 4), (2, 6)])
+    for policy in ("block", "replace_oldest"):
+        cfg = SpepConfig(
+            topology=g, signalling_latency=0.7, link_pool_policy=policy, p_gen=0.5,
+            routing="highest_fidelity", swap_success=0.9, episode_slots=150, arrival_rate=0.4,
+        )  # fmt: skip
+        m = assert_same_episode(cfg, 4, 4).metrics
+        assert m.served > m.served_prepositioned > 0 and m.swap_failures > 0
+        assert (m.pairs_replaced > 0) == (policy == "replace_oldest")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs(), seed=st.integers(0, 2**32 - 1))
+def test_random_configs_equal_the_scalar_simulator(cfg: SpepConfig, seed: int) -> None:
+    """The configs of the invariant tests (every option, signalling latency among them)."""
+    assert_same_episode(cfg, seed, seed)
 
 
 def test_a_trace_drives_both_engines_alike(tmp_path) -> None:
