@@ -4,7 +4,8 @@
 (:func:`agents.compiled_policies.run`), and returns the result rows of
 :func:`agents.run_episode` for the same agent, config and seeds, to the last bit. The agents it
 compiles (:func:`compiled_policy`): ``noop`` and the three routing baselines, ``random``,
-``spep-frequency`` (any threshold, min_fidelity, history_slots or routing) and ``spep-oracle``.
+``spep-frequency`` (any threshold, min_fidelity, history_slots or routing), ``spep-oracle`` and
+the managed family (:data:`MANAGED_AGENTS`, :mod:`agents.compiled_managed`).
 Any other agent, or a config the compiled engine does not cover (``signalling_latency > 0``), runs
 on the scalar path (:func:`agents.study.evaluate.run_episode`), with the same rows. numba loads only
 when a compiled run starts (the ``fast`` extra).
@@ -19,14 +20,28 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent
+from agents.controls import ManagedAgent
 from spep_gym.config import SpepConfig
 from spep_gym.topology import num_pairs
+from spep_gym.workload import Workload
 
-__all__ = ["COMPILED_AGENTS", "compiled_policy", "covers", "iter_compiled", "run_compiled"]
+__all__ = [
+    "COMPILED_AGENTS",
+    "MANAGED_AGENTS",
+    "compiled_policy",
+    "covers",
+    "iter_compiled",
+    "run_compiled",
+]
 
+#: The managed family it compiles (agents.compiled_managed; managed-lstm/-arima stay Python).
+MANAGED_AGENTS = (
+    "managed", "managed-oracle", "managed-distribution", "managed-frequency", "managed-rates",
+)  # fmt: skip
 #: The registered agents the compiled engine runs in compiled code (at their registered classes).
 COMPILED_AGENTS = (
     "noop", "reactive", "shortest", "highest_fidelity", "random", "spep-frequency", "spep-oracle",
+    *MANAGED_AGENTS,
 )  # fmt: skip
 
 
@@ -55,6 +70,14 @@ def _settings(agent: Agent) -> tuple[str, list[int], list[float]] | None:
         history = getattr(agent.predictor, "history_slots", None)
         settings = [agent.threshold, agent.min_fidelity]
         return "spep_frequency", [-1 if history is None else history], settings
+    if isinstance(agent, ManagedAgent) and kind is ManagedAgent:
+        from agents.compiled_managed import demand_kind
+
+        try:
+            demand_kind(agent)
+        except ValueError:
+            return None
+        return "managed", [], []  # the settings: agents.compiled_managed.settings
     return None
 
 
@@ -63,8 +86,12 @@ def covers(agent: Agent, cfg: SpepConfig) -> bool:
     return _settings(agent) is not None and cfg.signalling_latency == 0
 
 
-def compiled_policy(agent: Agent, cfg: SpepConfig) -> Any:
+def compiled_policy(
+    agent: Agent, cfg: SpepConfig, workload: Workload | None = None, seed: int | None = None
+) -> Any:
     """A new :class:`agents.compiled_policies.Policy` of ``agent`` for an episode of ``cfg``.
+
+    ``workload`` and ``seed`` are the episode's (a managed agent's demand table reads them).
 
     Raises:
         ValueError: ``agent`` has no compiled policy (one line naming those that have).
@@ -82,13 +109,21 @@ def compiled_policy(agent: Agent, cfg: SpepConfig) -> Any:
     memory = np.zeros((24, P + 1) if kind == "spep_frequency" else (1, 1), dtype=np.int64)
     if kind == "spep_frequency":
         ints = [*ints, cfg.slots_per_day]
+    int_array = np.array([*ints, 0], dtype=np.int64)
+    float_array = np.array([*floats, 0.0], dtype=np.float64)
+    table = np.zeros((1, 1))
+    if kind == "managed":
+        from agents.compiled_managed import settings as managed_settings
+
+        assert isinstance(agent, ManagedAgent) and workload is not None
+        int_array, float_array, memory, table = managed_settings(agent, cfg, workload, seed)
     return Policy(
         kind=KINDS[kind],
         action=np.full(cfg.action_len, P, dtype=np.int64),
-        ints=np.array([*ints, 0], dtype=np.int64),
-        floats=np.array([*floats, 0.0], dtype=np.float64),
+        ints=int_array,
+        floats=float_array,
         memory=memory,
-        table=np.zeros((1, 1)),
+        table=table,
         scratch=np.zeros(max(P, cfg.action_len), dtype=np.int64),
         values=np.zeros(P, dtype=np.float64),
     )
@@ -130,7 +165,7 @@ def iter_compiled(
     for seed in seeds:
         start = time.perf_counter()
         sim.reset(seed)
-        policy = compiled_policy(agent, cfg)
+        policy = compiled_policy(agent, cfg, sim.workload, seed)
         obs = new_observation(sim._link_pair, cfg.n, cfg.queue_obs_size)
         # the agent's own stream: RandomAgent.reset(seed) (the other policies draw nothing)
         rng = np.random.default_rng([seed, 0x5EED])

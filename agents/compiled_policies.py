@@ -23,12 +23,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from agents.compiled_managed import managed
 from spep_gym.compiled import phases
 from spep_gym.compiled.episode import Observation, draw_ahead, fill_observation
 from spep_gym.compiled.state import T_NOW, Params, State
 
 __all__ = [
     "KINDS",
+    "MANAGED",
     "NONE",
     "ORACLE",
     "RANDOM",
@@ -44,8 +46,12 @@ NONE = 0  # pre-positions nothing: noop and the three routing baselines
 RANDOM = 1  # agents.baselines.RandomAgent
 SPEP_FREQUENCY = 2  # agents.spep.SpepAgent with agents.predictors.FrequencyPredictor
 ORACLE = 3  # agents.oracle.OracleAgent
+MANAGED = 4  # agents.controls.ManagedAgent: agents.compiled_managed.managed
 #: The policy kinds by name.
-KINDS = {"none": NONE, "random": RANDOM, "spep_frequency": SPEP_FREQUENCY, "oracle": ORACLE}
+KINDS = {
+    "none": NONE, "random": RANDOM, "spep_frequency": SPEP_FREQUENCY, "oracle": ORACLE,
+    "managed": MANAGED,
+}  # fmt: skip
 
 
 class Policy(NamedTuple):
@@ -94,6 +100,8 @@ def act(s: State, p: Params, pol: Policy, obs: Observation, rng: np.random.Gener
         spep_frequency(s, p, pol, obs, rng)
     elif pol.kind == ORACLE:
         oracle(s, p, pol, obs, rng)
+    elif pol.kind == MANAGED:
+        managed(s, p, pol, obs, rng)
     else:
         pol.action[:] = obs.pf.shape[0]  # P: none
 

@@ -267,3 +267,29 @@ def test_the_jitted_functions_equal_the_python_agent():
 
 def _root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------------- the study engine
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # the physical preset's physics (replace_oldest: no flushing) and its latency where covered
+    "physical": {"preset": "physical", "signalling_latency": 0.0},
+    "physical, flushing": {"preset": "physical", "signalling_latency": 0.0},
+}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("topology", ["erdos_renyi", "random_regular"])
+@pytest.mark.parametrize("name", NAMES)
+def test_the_compiled_engine_gives_the_scalar_rows(name: str, topology: str, preset: str):
+    from test_compiled_agents import assert_same_rows
+
+    from agents.compiled import covers
+
+    kw = {"fill": "flush"} if preset == "physical, flushing" else {}
+    agent = agents.make(name, **kw)
+    cfg = agent_config(agent, {**PRESETS[preset], "topology": topology, "episode_slots": 150})
+    assert covers(agent, cfg)
+    rows = assert_same_rows(agent, cfg, [0, 5])
+    if name != "managed" or preset != "physical":
+        assert sum(row["prepositions_placed"] for row in rows) > 0  # the policy acted
