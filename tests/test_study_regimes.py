@@ -57,6 +57,7 @@ def test_only_keeps_levels_and_bad_options_fail_before_any_run(tmp_path, capsys)
         ({"runs": 0}, "--runs = 0"),
         ({"agents": ("shortest", "nope")}, "unknown agent"),
         ({"agents": ("shortest", "random")}, "at least one of"),
+        ({"agents": ("random", "managed")}, "at least one of .*, managed and one predictive"),
         ({"agents": ("spep-frequency",)}, "at least one of"),
         ({"agents": ("shortest", "shortest")}, "name each agent once"),
         ({"topologies": ("ring",)}, "unknown topology 'ring'"),

@@ -55,6 +55,7 @@ from agents.study.regimes_grid import (
     FACTOR_FIELDS,
     FACTOR_NAMES,
     FACTORS,
+    TWIN,
 )
 from agents.study.regimes_grid import HEAVY_ARRIVAL_RATE as HEAVY_ARRIVAL_RATE  # re-exported
 from agents.study.regimes_grid import PHYSICAL_LAWS as PHYSICAL_LAWS  # re-exported
@@ -224,12 +225,13 @@ def check(opts: Options) -> list[dict[str, str]]:
     grid = regimes(opts.only)
     validate(opts.agents, opts.topologies, opts.slots, opts.overrides)
     check_engine(opts.engine, opts.draws, opts.agents, option="--")
-    if not any(a in stats.NON_PREDICTIVE for a in opts.agents) or not any(
-        a not in stats.NON_PREDICTIVE for a in opts.agents
+    controls = (*stats.NON_PREDICTIVE, TWIN)
+    if not any(a in controls for a in opts.agents) or not any(
+        a not in controls for a in opts.agents
     ):
         raise ValueError(
             f"--agents {','.join(opts.agents)}: the map compares predictive agents with controls; "
-            f"name at least one of {', '.join(stats.NON_PREDICTIVE)} and one predictive agent "
+            f"name at least one of {', '.join(controls)} and one predictive agent "
             "(e.g. spep-frequency)"
         )
     for regime in grid:  # every cell must be a valid config
