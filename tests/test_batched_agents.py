@@ -96,8 +96,8 @@ def test_batched_agents_act_as_the_scalar_agents_on_the_vector_envs_observations
     # numpy observations in, numpy actions out; autoresets restart the predictor's counts
     cfg = SpepConfig(**{**BUSY, "episode_slots": 30})
     envs = gym.make_vec(
-        "Spep-v0", num_envs=3, vectorization_mode="vector_entry_point", draws="scalar",
-        config=cfg,
+        "Spep-v0", num_envs=3, vectorization_mode="vector_entry_point", engine="torch",
+        draws="scalar", config=cfg,
     )  # fmt: skip
     single = SpepEnv(cfg)
     obs, info = envs.reset(seed=5)

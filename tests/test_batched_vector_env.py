@@ -1,10 +1,16 @@
 """``gym.make_vec("Spep-v0", vectorization_mode="vector_entry_point")``: the Gymnasium vector API.
 
 With the scalar streams the vector env equals ``SyncVectorEnv`` over ``SpepEnv`` step for step,
-autoresets included, in every autoreset mode; Gymnasium's own checks run on it.
+autoresets included, in every autoreset mode; Gymnasium's own checks run on it. Tests that take
+the ``engine`` fixture run on both vector envs: the torch core and the compiled one (plain Python
+here, ``NUMBA_DISABLE_JIT=1``; tests/test_compiled_vector_env.py runs it jitted).
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")  # before numba loads: the compiled env as Python
 
 from typing import Any
 
@@ -18,16 +24,28 @@ from gymnasium.vector import AutoresetMode
 
 import spep_gym
 from spep_gym.batched.vector_env import INFO_COUNTS, SpepVectorEnv
+from spep_gym.compiled.vector_env import CompiledVectorEnv
 from spep_gym.config import SpepConfig
 
 TINY: dict[str, Any] = {"num_nodes": 8, "episode_slots": 20, "er_p": 0.5}
+CLASSES: dict[str, Any] = {"torch": SpepVectorEnv, "compiled": CompiledVectorEnv}
 
 
-def make(num_envs: int = 3, **kwargs: Any) -> SpepVectorEnv:
+@pytest.fixture(params=list(CLASSES))
+def engine(request: pytest.FixtureRequest) -> str:
+    """The vector env's engine: the torch core or the compiled one."""
+    return str(request.param)
+
+
+def make(num_envs: int = 3, engine: str = "torch", **kwargs: Any) -> Any:
     env = gym.make_vec(
-        "Spep-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **{**TINY, **kwargs}
+        "Spep-v0",
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        engine=engine,
+        **{**TINY, **kwargs},
     )
-    assert isinstance(env, SpepVectorEnv)
+    assert isinstance(env, CLASSES[engine])
     return env
 
 
@@ -57,13 +75,13 @@ def scalar_metric(values: Any) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def test_registered_lazily_for_both_ids() -> None:
+def test_registered_lazily_for_both_ids(engine: str) -> None:
     for env_id in ("Spep-v0", "Spep-physical-v0"):
         assert gym.spec(env_id).vector_entry_point == spep_gym.VECTOR_ENTRY_POINT
     env = gym.make_vec("Spep-physical-v0", num_envs=2, vectorization_mode="vector_entry_point")
     assert env.unwrapped.config == SpepConfig.physical()
     single = gym.make("Spep-v0", **TINY).unwrapped
-    env = make(4)
+    env = make(4, engine=engine)
     assert env.single_observation_space == single.observation_space
     assert env.single_action_space == single.action_space
     assert env.observation_space == gym.vector.utils.batch_space(single.observation_space, 4)
@@ -72,9 +90,9 @@ def test_registered_lazily_for_both_ids() -> None:
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
-def test_equals_sync_vector_env_through_autoresets(mode: AutoresetMode) -> None:
+def test_equals_sync_vector_env_through_autoresets(mode: AutoresetMode, engine: str) -> None:
     B = 3
-    ours = make(B, draws="scalar", autoreset_mode=mode, episode_slots=12)
+    ours = make(B, draws="scalar", autoreset_mode=mode, episode_slots=12, engine=engine)
     theirs = sync(B, mode, episode_slots=12)
     same(ours.reset(seed=5)[0], theirs.reset(seed=5)[0], "reset")
     ours.action_space.seed(1)
@@ -109,9 +127,11 @@ def test_equals_sync_vector_env_through_autoresets(mode: AutoresetMode) -> None:
     assert ends >= 2
 
 
-def test_disabled_autoreset_takes_reset_masks() -> None:
+def test_disabled_autoreset_takes_reset_masks(engine: str) -> None:
     B = 2
-    ours = make(B, draws="scalar", autoreset_mode=AutoresetMode.DISABLED, episode_slots=5)
+    ours = make(
+        B, draws="scalar", autoreset_mode=AutoresetMode.DISABLED, episode_slots=5, engine=engine
+    )
     theirs = sync(B, AutoresetMode.DISABLED, episode_slots=5)
     same(ours.reset(seed=0)[0], theirs.reset(seed=0)[0])
     none = np.full((B, 8), ours.num_pairs)
@@ -130,9 +150,9 @@ def test_disabled_autoreset_takes_reset_masks() -> None:
         ours.reset(options={"colour": "red"})
 
 
-def test_gymnasium_data_equivalence_against_sync() -> None:
+def test_gymnasium_data_equivalence_against_sync(engine: str) -> None:
     """Gymnasium's own equivalence check (``data_equivalence``) on whole step results."""
-    ours, theirs = make(2, draws="scalar"), sync(2, AutoresetMode.NEXT_STEP)
+    ours, theirs = make(2, draws="scalar", engine=engine), sync(2, AutoresetMode.NEXT_STEP)
     assert data_equivalence(ours.reset(seed=3)[0], theirs.reset(seed=3)[0], exact=True)
     ours.action_space.seed(3)
     for _ in range(30):
@@ -140,8 +160,8 @@ def test_gymnasium_data_equivalence_against_sync() -> None:
         assert data_equivalence(ours.step(action)[:4], theirs.step(action)[:4], exact=True)
 
 
-def test_spaces_dtypes_and_determinism() -> None:
-    env, twin = make(4), make(4)
+def test_spaces_dtypes_and_determinism(engine: str) -> None:
+    env, twin = make(4, engine=engine), make(4, engine=engine)
     obs, info = env.reset(seed=11)
     obs2, _ = twin.reset(seed=11)
     same(obs, obs2)
@@ -157,7 +177,7 @@ def test_spaces_dtypes_and_determinism() -> None:
         assert terminated.dtype == np.bool_ and not terminated.any()
         assert info["action_mask"].shape == (4, 8 * (env.num_pairs + 1))
         assert all(info[k].shape == (4,) and info[k].dtype == np.int64 for k in INFO_COUNTS)
-    other = make(4)
+    other = make(4, engine=engine)
     other.reset(seed=12)
     assert not all(
         np.array_equal(a, b)
@@ -178,27 +198,27 @@ def test_torch_outputs_stay_on_the_device_and_equal_numpy_ones() -> None:
     same({k: v.numpy() for k, v in obs.items()}, ref.step(action.numpy())[0])
 
 
-def test_seeds_and_configs() -> None:
-    env = make(3)
+def test_seeds_and_configs(engine: str) -> None:
+    env = make(3, engine=engine)
     env.reset(seed=[4, None, 6])
     assert env.episode_seeds[0] == 4 and env.episode_seeds[2] == 6
     with pytest.raises(ValueError, match="2 seeds for num_envs=3"):
         env.reset(seed=[1, 2])
     cfg = SpepConfig.tiny()
-    env = SpepVectorEnv(2, config=[cfg, cfg.replace()])
+    env = CLASSES[engine](2, config=[cfg, cfg.replace()])
     assert env.config == cfg
     with pytest.raises(ValueError, match="configs differ across the batch: field 'rho'"):
-        SpepVectorEnv(2, config=[cfg, cfg.replace(rho=0.9)])
+        CLASSES[engine](2, config=[cfg, cfg.replace(rho=0.9)])
     with pytest.raises(ValueError, match="3 configs for num_envs=2"):
-        SpepVectorEnv(2, config=[cfg, cfg, cfg])
+        CLASSES[engine](2, config=[cfg, cfg, cfg])
 
 
-def test_bad_arguments() -> None:
+def test_bad_arguments(engine: str) -> None:
     with pytest.raises(ValueError, match="render_mode='ansi' is invalid"):
-        make(render_mode="ansi")
+        make(render_mode="ansi", engine=engine)
     with pytest.raises(ValueError, match="autoreset_mode='later' is invalid"):
-        make(autoreset_mode="later")
-    env = make(2)
+        make(autoreset_mode="later", engine=engine)
+    env = make(2, engine=engine)
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(np.zeros((2, 8)))
     env.reset(seed=0)
@@ -207,25 +227,27 @@ def test_bad_arguments() -> None:
             env.step(bad)
     for bad in (0, -1, 2.5, True):  # TimeLimit's rule: a positive int
         with pytest.raises(ValueError, match=rf"max_episode_steps={bad!r} is invalid: allowed"):
-            make(2, max_episode_steps=bad)
-    assert make(2, max_episode_steps=TINY["episode_slots"]).config.episode_slots == 20
+            make(2, max_episode_steps=bad, engine=engine)
+    assert (
+        make(2, max_episode_steps=TINY["episode_slots"], engine=engine).config.episode_slots == 20
+    )
     with pytest.raises(RuntimeError, match="without reset_mask first"):
-        make(2).reset(options={"reset_mask": np.array([True, True])})
+        make(2, engine=engine).reset(options={"reset_mask": np.array([True, True])})
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available here"):
             make(2, device="cuda")
     assert env.render() is None
 
 
-def test_gymnasium_benchmark_runs_on_it() -> None:
-    assert benchmark_vector_step(make(8), target_duration=1, seed=0) > 0
+def test_gymnasium_benchmark_runs_on_it(engine: str) -> None:
+    assert benchmark_vector_step(make(8, engine=engine), target_duration=1, seed=0) > 0
 
 
-def test_the_docs_page_names_every_info_key() -> None:
+def test_the_docs_page_names_every_info_key(engine: str) -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "batched.md").read_text()
-    env = make(2, autoreset_mode=AutoresetMode.SAME_STEP, episode_slots=2)
+    env = make(2, autoreset_mode=AutoresetMode.SAME_STEP, episode_slots=2, engine=engine)
     _, info = env.reset(seed=0)
     keys = set(info)
     for _ in range(2):
@@ -235,8 +257,8 @@ def test_the_docs_page_names_every_info_key() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int16, np.uint8])
-def test_takes_actions_of_every_integer_dtype_as_the_scalar_env(dtype: Any) -> None:
-    env, ref = make(2), make(2)
+def test_takes_actions_of_every_integer_dtype_as_the_scalar_env(dtype: Any, engine: str) -> None:
+    env, ref = make(2, engine=engine), make(2, engine=engine)
     env.reset(seed=0)
     ref.reset(seed=0)
     action = np.array([[0, 1, 2, 3, 4, 5, 6, env.num_pairs]] * 2)
@@ -247,8 +269,8 @@ def test_takes_actions_of_every_integer_dtype_as_the_scalar_env(dtype: Any) -> N
         env.step(too_big)
 
 
-def test_refuses_actions_outside_the_integers_in_one_line() -> None:
-    env = make(2)
+def test_refuses_actions_outside_the_integers_in_one_line(engine: str) -> None:
+    env = make(2, engine=engine)
     env.reset(seed=0)
     huge = np.full((2, 8), 2**64 - 1, dtype=np.uint64)  # -1 as int64: refused, not wrapped
     for bad in (huge, torch.as_tensor(huge), np.full((2, 8), True), torch.full((2, 8), 1.0)):
@@ -256,8 +278,8 @@ def test_refuses_actions_outside_the_integers_in_one_line() -> None:
             env.step(bad)
 
 
-def test_takes_every_seed_the_scalar_env_takes_and_refuses_the_rest() -> None:
-    env = make(2)
+def test_takes_every_seed_the_scalar_env_takes_and_refuses_the_rest(engine: str) -> None:
+    env = make(2, engine=engine)
     for seed in (2**63 - 1, 2**64, 2**80):
         env.reset(seed=seed)
         assert list(env.episode_seeds) == [seed, seed + 1]
@@ -275,18 +297,18 @@ def test_takes_every_seed_the_scalar_env_takes_and_refuses_the_rest() -> None:
     assert list(env.episode_seeds) == [3, 4]
 
 
-def test_action_masks_before_reset_is_one_clear_error() -> None:
+def test_action_masks_before_reset_is_one_clear_error(engine: str) -> None:
     with pytest.raises(RuntimeError, match=r"call reset\(\) before action_masks\(\)"):
-        make(2).action_masks()
+        make(2, engine=engine).action_masks()
 
 
-def test_num_envs_takes_numpy_integers_and_refuses_the_rest() -> None:
-    env = make(np.int64(2))  # type: ignore[arg-type]
+def test_num_envs_takes_numpy_integers_and_refuses_the_rest(engine: str) -> None:
+    env = make(np.int64(2), engine=engine)  # type: ignore[arg-type]
     assert env.num_envs == 2 and type(env.num_envs) is int
     assert env.reset(seed=0)[0]["adjacency"].shape == (2, env.num_pairs)
     for bad in (True, np.bool_(True), 0, -3, 2.0, np.int64(0), "2"):
         with pytest.raises(ValueError, match=r"num_envs=.* is invalid: allowed an integer >= 1"):
-            SpepVectorEnv(bad, **TINY)  # type: ignore[arg-type]
+            CLASSES[engine](bad, **TINY)  # type: ignore[arg-type]
 
 
 def test_runs_on_its_own_torch_threads_and_restores_the_callers(monkeypatch: Any) -> None:
@@ -316,22 +338,22 @@ def test_runs_on_its_own_torch_threads_and_restores_the_callers(monkeypatch: Any
         torch.set_num_threads(before)
 
 
-def test_num_threads_is_validated() -> None:
+def test_num_threads_is_validated(engine: str) -> None:
     for bad in (0, -1, True, 1.5, "2"):
         with pytest.raises(ValueError, match=r"num_threads=.* is invalid: allowed an integer >= 1"):
-            make(2, num_threads=bad)
+            make(2, num_threads=bad, engine=engine)
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_max_episode_steps_cuts_as_time_limit_does_with_the_episode_metrics(
-    mode: AutoresetMode,
+    mode: AutoresetMode, engine: str
 ) -> None:
     """``max_episode_steps=N`` (make_vec passes it) ends episodes as ``TimeLimit(N)`` does in
     ``SyncVectorEnv``, with ``episode_metrics`` at the cut (there: ``EpisodeMetricsInfo``)."""
     from spep_gym.wrappers import EpisodeMetricsInfo
 
     B = 2
-    ours = make(B, draws="scalar", autoreset_mode=mode, max_episode_steps=7)
+    ours = make(B, draws="scalar", autoreset_mode=mode, max_episode_steps=7, engine=engine)
     theirs = gym.make_vec(
         "Spep-v0",
         num_envs=B,
@@ -362,7 +384,9 @@ def test_max_episode_steps_cuts_as_time_limit_does_with_the_episode_metrics(
                     equal_nan=True,
                 ), key
     assert ends == 2
-    longer = make(1, max_episode_steps=50)  # longer than episode_slots: the episode's own end
+    longer = make(
+        1, max_episode_steps=50, engine=engine
+    )  # longer than episode_slots: the episode's own end
     longer.reset(seed=0)
     ends = [bool(longer.step(np.full((1, 8), longer.num_pairs))[3][0]) for _ in range(20)]
     assert ends == [False] * 19 + [True]
