@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 from test_properties import configs
 
 from spep_gym import physics
-from spep_gym.compiled import CompiledSimulator, laws, links
+from spep_gym.compiled import CompiledSimulator, latency, laws, links
 from spep_gym.compiled import engine as compiled_engine
 from spep_gym.compiled.state import DECAY_MODEL, SWAP_MODEL
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
+from spep_gym.routing import highest_fidelity
 from spep_gym.simulator import Simulator
 
 
@@ -182,6 +183,29 @@ def test_a_user_graph_with_capacities_and_signalling_latency() -> None:
         m = assert_same_episode(cfg, 4, 4).metrics
         assert m.served > m.served_prepositioned > 0 and m.swap_failures > 0
         assert (m.pairs_replaced > 0) == (policy == "replace_oldest")
+
+
+def test_latency_routes_highest_fidelity_by_the_fidelity_delivered() -> None:
+    """A chain 0-1-2-3 of good links and a worse direct link 0-3: the three hops give the higher
+    fidelity now, the one hop the higher fidelity on arrival (2 slots per hop, rho 0.9)."""
+    g = nx.path_graph(4)
+    nx.set_edge_attributes(g, 0.99, "F0")
+    g.add_edge(0, 3, F0=0.9)
+    cfg = SpepConfig(
+        topology=g, p_gen=1.0, signalling_latency=2.0, preposition_rho=0.9,
+        routing="highest_fidelity", episode_slots=5,
+    )  # fmt: skip
+    ref, fast = Simulator(cfg), CompiledSimulator(cfg)
+    ref.reset(0)
+    fast.reset(0)
+    out = np.zeros(4, dtype=np.int64)
+    for s, d in [(0, 3), (3, 0), (1, 3), (0, 2), (2, 2)]:
+        want = ref._route(ref.net, ref.links.usable, ref.links.cost, s, d)
+        hops = latency.highest_delivered(fast.state, fast.params, s, d, out)
+        assert out[:hops].tolist() == want, (s, d)
+    direct = ref._route(ref.net, ref.links.usable, ref.links.cost, 0, 3)
+    assert len(direct) == 1
+    assert len(highest_fidelity(ref.net, ref.links.usable, ref.links.cost, 0, 3)) == 3
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
