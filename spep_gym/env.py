@@ -135,6 +135,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.render_mode = render_mode
         self.engine = engine
         self.sim: Any
+        self._core: Any = None  # engine="compiled": the step in one compiled call
         if engine == "compiled":
             if render_mode is not None:
                 raise ValueError(
@@ -142,8 +143,10 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                     "allowed None (engine='python' renders)"
                 )
             from spep_gym.compiled import CompiledSimulator
+            from spep_gym.compiled.env_step import EnvCore
 
-            self.sim = CompiledSimulator(cfg, observe=True)
+            self.sim = CompiledSimulator(cfg)
+            self._core = EnvCore(self.sim)
         elif engine == "python":
             self.sim = Simulator(cfg)
         else:
@@ -184,6 +187,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._keys = (*OBSERVATION_KEYS, *demand_obs.observation_spaces(cfg, P))
         self._demand_stats = demand_obs.DemandStats(cfg, P) if demand_obs.enabled(cfg) else None
         self.action_space = spaces.MultiDiscrete(np.full(cfg.action_len, P + 1, dtype=np.int64))
+        self._action_shape = (cfg.action_len,)
         self._demand = np.zeros(P, dtype=np.float32)
         self._events: SlotEvents | None = None
         self._pf: np.ndarray | None = None
@@ -196,7 +200,11 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         super().reset(seed=seed)
         episode_seed = seed if seed is not None else int(self.np_random.integers(2**63 - 1))
         self.episode_seed = episode_seed
-        events = self.sim.reset(episode_seed)
+        if self._core is not None:
+            self._core.reset(episode_seed)
+            events = self.sim.events(-1)
+        else:
+            events = self.sim.reset(episode_seed)
         self._pf = None
         net = self.sim.net
         self._link_pair = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
@@ -205,8 +213,10 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._demand[:] = 0.0
         if self._demand_stats is not None:
             self._demand_stats.reset()
-        self._update_demand(events)
         self._events = events
+        if self._core is not None:
+            return self._compiled_observation(), self._info(events, 0.0, 0.0)
+        self._update_demand(events)
         return self._observation(), self._info(events, 0.0, 0.0)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -215,6 +225,8 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise RuntimeError("call reset() before step()")
         if self.sim.done:
             raise RuntimeError("the episode is over (truncated): call reset()")
+        if self._core is not None:
+            return self._compiled_step(action)
         events = self.sim.step(self._action_list(action))
         self._pf = None
         self._update_demand(events)
@@ -230,23 +242,69 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._events = events
         return self._observation(), float(reward), False, truncated, info
 
+    def _compiled_step(
+        self, action: Any
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """``step`` on the compiled engine: the same values as the python path.
+
+        The action is checked, the slot run and observed in one compiled call
+        (:mod:`spep_gym.compiled.env_step`).
+        """
+        sim, cfg = self.sim, self.config
+        a = action if type(action) is np.ndarray else np.asarray(action)
+        if a.shape != self._action_shape or a.dtype.kind not in "iu":
+            raise self._invalid_action(action, a)
+        slot = sim.t
+        if not self._core.step(a if a.dtype == np.int64 else a.astype(np.int64)):
+            raise self._invalid_action(action, a)  # a value outside 0..P: nothing ran
+        self._pf = None
+        served_weight, failed_weight, hits = self._core.totals()
+        served = cfg.reward_served * served_weight
+        failed = cfg.reward_failed * failed_weight
+        reward = served - failed
+        if cfg.reward_predictive_hit:
+            reward += cfg.reward_predictive_hit * hits
+        truncated = sim.done
+        if cfg.info_level == "minimal":
+            info: dict[str, Any] = {"rewards": {"served": served, "failed": -failed}}
+        else:
+            info = self._info(sim.events(slot), served, failed)
+        if truncated:
+            info["episode_metrics"] = sim.metrics.summary()
+        return self._compiled_observation(), float(reward), False, truncated, info
+
+    def _compiled_observation(self) -> dict[str, np.ndarray]:
+        """The compiled engine's observation (a copy), with the long-run demand keys if asked."""
+        obs = self._core.observation()
+        if self._demand_stats is not None:
+            t = self.sim.t
+            if not self.sim.done:
+                self._demand_stats.update(self._core.arrived, t)
+            obs.update(self._demand_stats.observe(t))
+        return obs
+
+    def _invalid_action(self, action: Any, a: np.ndarray) -> ValueError:
+        """The one-line error of an action outside ``action_space`` (``a``: it as an array)."""
+        L, P = self.config.action_len, self.num_pairs
+        shown = reprlib.repr(action)
+        got = f"shape {a.shape}, dtype {a.dtype}"
+        return ValueError(
+            f"action = {shown} ({got}) is invalid: allowed an integer array of shape ({L},) "
+            f"with values in 0..{P} (the action space MultiDiscrete([{P + 1}] * {L}); {P} "
+            "means none)"
+        )
+
     def _action_list(self, action: Any) -> list[int]:
         """``action`` as a list of ints, if it lies in ``action_space``; else a ValueError."""
         a = action if isinstance(action, np.ndarray) else np.asarray(action)
-        L, P = self.config.action_len, self.num_pairs
+        P = self.num_pairs
         if (
-            a.shape != (L,)
+            a.shape != self._action_shape
             or not np.issubdtype(a.dtype, np.integer)
             or int(a.min()) < 0
             or int(a.max()) > P
         ):
-            shown = reprlib.repr(action)
-            got = f"shape {a.shape}, dtype {a.dtype}"
-            raise ValueError(
-                f"action = {shown} ({got}) is invalid: allowed an integer array of shape ({L},) "
-                f"with values in 0..{P} (the action space MultiDiscrete([{P + 1}] * {L}); {P} "
-                "means none)"
-            )
+            raise self._invalid_action(action, a)
         return a.tolist()
 
     def render(self) -> str | np.ndarray | None:
@@ -280,7 +338,7 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """``sim.preposition_fidelity()``, computed once per decision point (obs and mask share it)."""
         pf = self._pf
         if pf is None:
-            pf = self._pf = self.sim.preposition_fidelity()
+            pf = self._pf = self.sim.preposition_fidelity() if self._core is None else self._core.pf
         return pf
 
     def _update_demand(self, events: SlotEvents) -> None:
@@ -305,8 +363,6 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         P, lp = self.num_pairs, self._link_pair
         t = sim.t
         Q = cfg.queue_obs_size
-        if self.engine == "compiled":
-            return self._with_common(sim.observe())
         link_pairs = np.zeros(P, np.float32)
         links = sim.links
         link_pairs[lp] = links.count

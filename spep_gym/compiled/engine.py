@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from spep_gym.compiled import latency, observe, phases
+from spep_gym.compiled import observe, phases
 from spep_gym.compiled.state import (
     COUNTER_NAMES,
     EV,
@@ -67,25 +67,14 @@ def check_supported(cfg: SpepConfig) -> None:
             )
 
 
-#: The observation keys :meth:`CompiledSimulator.observe` fills (the rest are the env's).
-OBSERVED = (
-    "link_pairs", "link_fidelity", "link_age", "prepositioned", "prepositioned_fidelity", "queue",
-    "queue_mask", "link_busy", "prepositioned_in_flight", "requests_in_flight",
-)  # fmt: skip
-
-
 class CompiledSimulator:
     """The scalar simulator's episode, slot loop compiled: ``reset(seed)``, ``step(action)``.
 
-    With ``observe=True`` (the env's), every reset and step also fills new observation arrays in
-    the same compiled call (:meth:`observe`, :meth:`preposition_fidelity` return them).
+    The env observes it through :class:`spep_gym.compiled.env_step.EnvCore`.
     """
 
-    def __init__(self, cfg: SpepConfig | None = None, observe: bool = False) -> None:
+    def __init__(self, cfg: SpepConfig | None = None) -> None:
         self.cfg = cfg = cfg or SpepConfig()
-        self.observing = observe
-        self._views: dict[str, np.ndarray] | None = None  # this slot's observation arrays
-        self._pf: np.ndarray | None = None
         check_supported(cfg)
         # the fixed network and the trace, loaded once, as the scalar simulator loads them
         self._setup = Simulator(cfg)
@@ -122,9 +111,6 @@ class CompiledSimulator:
         self.t = 0
         net = self.net
         self._link_pair = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
-        self._views = self._pf = None
-        if self.observing:
-            self.observe()
         return self.events(-1)
 
     @property
@@ -138,19 +124,7 @@ class CompiledSimulator:
             raise RuntimeError("the episode is over (all episode_slots have run): call reset()")
         slot = self.t
         self._draw_ahead()
-        a = np.asarray(action, dtype=np.int64).reshape(-1)
-        if self.observing:
-            v, pf = self._new_views()
-            observe.step_observe(
-                self.state, self.params, a, self._link_pair, v["link_pairs"], v["link_fidelity"],
-                v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
-                v["queue_mask"], pf,
-            )  # fmt: skip
-            self._observe_flight(v)
-            self._views, self._pf = v, pf
-        else:
-            phases.step(self.state, self.params, a)
-            self._views = self._pf = None
+        phases.step(self.state, self.params, np.asarray(action, dtype=np.int64).reshape(-1))
         self.t = int(self.state.counts[T_NOW])
         return self.events(slot)
 
@@ -260,38 +234,8 @@ class CompiledSimulator:
             )
         ]
 
-    def _observe_flight(self, views: dict[str, np.ndarray]) -> None:
-        """The keys of swaps in flight (zeros without signalling latency)."""
-        if self.params.latency:
-            latency.observe(
-                self.state, self._link_pair, views["link_busy"],
-                views["prepositioned_in_flight"], views["requests_in_flight"],
-            )  # fmt: skip
-
-    def _new_views(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Zeroed observation arrays for one slot and its pre-position fidelities."""
-        P, Q = self.net.num_pairs, self.cfg.queue_obs_size
-        views = {k: np.zeros(P, np.float32) for k in OBSERVED if k not in ("queue", "queue_mask")}
-        views["queue"] = np.zeros((Q, 6), np.float32)
-        views["queue_mask"] = np.zeros(Q, np.float32)
-        return views, np.empty(P)
-
-    def observe(self) -> dict[str, np.ndarray]:
-        """The state's part of the env's observation now (the OBSERVED keys; float32 arrays)."""
-        if self._views is None:
-            v, pf = self._new_views()
-            observe.observe_all(
-                self.state, self.params, self._link_pair, v["link_pairs"], v["link_fidelity"],
-                v["link_age"], v["prepositioned"], v["prepositioned_fidelity"], v["queue"],
-                v["queue_mask"], pf,
-            )  # fmt: skip
-            self._observe_flight(v)
-            self._views, self._pf = v, pf
-        return {**self._views, "queue": self._views["queue"].reshape(-1)}
-
     def preposition_fidelity(self) -> np.ndarray:
         """(P,) fidelity a pre-position of each node pair would get now; 0 where it cannot."""
-        if self._pf is None:
-            self.observe()
-        assert self._pf is not None
-        return self._pf
+        out = np.empty(self.net.num_pairs)
+        observe.preposition_fidelity(self.state, self.params, out)
+        return out
