@@ -191,6 +191,23 @@ def test_lstm_actually_trains() -> None:
     assert preds.min() >= 0.0 and preds.max() <= 1.0
 
 
+@pytest.mark.parametrize("idle_share", [0.0, 0.9, 1.0])
+def test_unique_rows_is_numpys_unique(idle_share: float) -> None:
+    """The LSTM's merge of identical inputs: np.unique's rows, order, inverse and counts."""
+    from agents.predictors.lstm import unique_rows
+
+    rng = np.random.default_rng(5)
+    anchor = rng.integers(4, size=300)
+    counts = rng.integers(3, size=(300, 6)) * (rng.random(300) >= idle_share)[:, None]
+    rows = np.concatenate([anchor[:, None], counts], axis=1)
+    same = np.where(counts.any(axis=1), -1, anchor)
+    want = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    got = unique_rows(rows, same)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1].reshape(-1))
+    np.testing.assert_array_equal(got[2], want[2])
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
@@ -267,3 +284,23 @@ def test_arima_chooses_an_order_in_the_grid() -> None:
     p = ARIMAPredictor(**FAST_ARIMA)
     run_stream(p, synthetic_periodic_arrivals(n, slots, seed=1), n, slots)
     assert p.refits >= 2 and p.order in p.grid
+
+
+@pytest.mark.parametrize("order", [(0, 0, 0), (1, 0, 1), (2, 1, 2)])
+def test_arima_fit_is_statsmodels_default_fit(order: tuple[int, int, int]) -> None:
+    """The lean fit (no smoother, no covariance) keeps the default fit's estimates and AIC."""
+    import warnings
+
+    from statsmodels.tsa.arima.model import ARIMA
+
+    from agents.predictors.arima import _fit
+
+    rng = np.random.default_rng(7)
+    series = np.convolve(rng.normal(size=100), [1.0, 0.6, 0.3])[:96]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trend = "c" if order[1] == 0 else "n"
+        want = ARIMA(series, order=order, trend=trend).fit()
+    got = _fit(series, order)
+    np.testing.assert_array_equal(got.params, want.params)
+    assert got.aic == pytest.approx(want.aic, rel=1e-12)
