@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -265,13 +266,27 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if cfg.reward_predictive_hit:
             reward += cfg.reward_predictive_hit * hits
         truncated = sim.done
-        if cfg.info_level == "minimal":
-            info: dict[str, Any] = {"rewards": {"served": served, "failed": -failed}}
-        else:
-            info = self._info(sim.events(slot), served, failed)
+        info: dict[str, Any] = {"rewards": {"served": served, "failed": -failed}}
+        if cfg.info_level != "minimal":  # the rest is built when it is first read
+            info = LazyInfo(
+                info, functools.partial(self._compiled_info, slot, self._core.snapshot())
+            )
         if truncated:
             info["episode_metrics"] = sim.metrics.summary()
         return self._compiled_observation(), float(reward), False, truncated, info
+
+    def _compiled_info(self, slot: int, snapshot: Any) -> dict[str, Any]:
+        """The info of the compiled step that finished ``slot``, from ``EnvCore.snapshot()``."""
+        from spep_gym.compiled.engine import events_of, metrics_of
+
+        t, starts, counts, sums, placed, served, failed, pf, held, workload, end = snapshot
+        events = events_of(slot, t, starts, counts, sums, placed, served, failed)
+        return self._info(
+            events, self.config.reward_served * events.served_weight,
+            self.config.reward_failed * events.failed_weight, next_slot=t,
+            metrics=metrics_of(counts, sums).summary(), workload=workload, end_slot=end,
+            mask=lambda: self._mask(held, pf),
+        )  # fmt: skip
 
     def _compiled_observation(self) -> dict[str, np.ndarray]:
         """The compiled engine's observation (a copy), with the long-run demand keys if asked."""
@@ -323,14 +338,21 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def action_masks(self) -> np.ndarray:
         """(action_len * (P + 1),) bool: per action entry, the node pairs that can be placed now."""
         self._require_reset("action_masks()")
+        if self._core is not None:
+            held = self._core.held()
+        else:
+            held = len(self.sim.held) + self.sim.metrics.prepositions_in_flight
+        return self._mask(held, self._path_fidelity())
+
+    def _mask(self, held: int, pf: np.ndarray) -> np.ndarray:
+        """The action mask with ``held`` pre-positions (in flight ones included) and fidelities."""
         cfg = self.config
         mask = np.empty((cfg.action_len, self.num_pairs + 1), dtype=bool)
         mask[:, -1] = True
-        held = len(self.sim.held) + self.sim.metrics.prepositions_in_flight
         if held >= cfg.max_prepositioned or cfg.max_new_prepositions == 0:
             mask[:, :-1] = False
         else:
-            mask[:, :-1] = self._path_fidelity() > 0.0
+            mask[:, :-1] = pf > 0.0
         return mask.reshape(-1)
 
     # ------------------------------------------------------------------ internals
@@ -440,15 +462,30 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             value = dataclasses.replace(value, max_episode_steps=self.config.episode_slots)
         self._spec = value
 
-    def _info(self, events: SlotEvents, served: float, failed: float) -> dict[str, Any]:
-        """The step's info at ``info_level`` (full: events, counts, metrics and the mask)."""
+    def _info(
+        self,
+        events: SlotEvents,
+        served: float,
+        failed: float,
+        *,
+        next_slot: int | None = None,
+        metrics: dict[str, float] | None = None,
+        workload: Any = None,
+        end_slot: np.ndarray | None = None,
+        mask: Callable[[], np.ndarray] | None = None,
+    ) -> dict[str, Any]:
+        """The step's info at ``info_level`` (full: events, counts, metrics and the mask).
+
+        The keywords give what the step saw when the info is built later (:class:`LazyInfo`);
+        by default the simulator's state now.
+        """
         level = self.config.info_level
         rewards = {"served": served, "failed": -failed}
         if level == "minimal":
             return {"rewards": rewards}
         counts = {
             "slot": events.slot,
-            "next_slot": self.sim.t,
+            "next_slot": self.sim.t if next_slot is None else next_slot,
             "prepositions_used": sum(1 for s in events.served if s[1] == PREPOSITIONED),
             "prepositions_expired": events.prepositions_expired,
             "pairs_generated": events.pairs_generated,
@@ -457,12 +494,12 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "pairs_replaced": events.pairs_replaced,
             "swap_failures": events.swap_failures,
             "rewards": rewards,
-            "metrics": self.sim.metrics.summary(),
+            "metrics": self.sim.metrics.summary() if metrics is None else metrics,
         }
         if level == "counts":
             return counts
-        w = self.sim.workload
-        end = self.sim.records["end_slot"]
+        w = self.sim.workload if workload is None else workload
+        end = self.sim.records["end_slot"] if end_slot is None else end_slot
         arrived = [
             {
                 "id": r,
@@ -491,5 +528,61 @@ class SpepEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             ],
             "failed": list(events.failed),
             "placed": [{"pair": a, "fidelity": f, "hops": h} for a, f, h in events.placed],
-            "action_mask": self.action_masks(),
+            "action_mask": self.action_masks() if mask is None else mask(),
         }
+
+
+class LazyInfo(dict[str, Any]):
+    """A step's info whose costly entries are built when it is first read (``engine="compiled"``).
+
+    It holds the cheap entries (``rewards``) and ``fill``, which returns the whole info; any read
+    (a key, ``in``, iteration, ``len``, ``items``, equality, a copy, pickling) builds it first, in
+    the order of the eager info, keeping the values set on it before. Writing does not build it.
+    ``fill`` reads what the step saw, copied at the step, so a later step does not change it.
+    """
+
+    __slots__ = ("_fill",)
+
+    def __init__(self, cheap: dict[str, Any], fill: Callable[[], dict[str, Any]]) -> None:
+        super().__init__(cheap)
+        self._fill: Callable[[], dict[str, Any]] | None = fill
+
+    def _build(self) -> None:
+        fill = self._fill
+        if fill is not None:
+            self._fill = None
+            whole = {**fill(), **dict(dict.items(self))}
+            dict.clear(self)
+            dict.update(self, whole)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self._build()
+        return (dict, (dict(dict.items(self)),))
+
+    def __eq__(self, other: object) -> bool:
+        self._build()
+        if isinstance(other, LazyInfo):
+            other._build()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+
+def _building(name: str) -> Any:
+    method = getattr(dict, name)
+
+    @functools.wraps(method)
+    def read(self: LazyInfo, *args: Any) -> Any:
+        self._build()
+        return method(self, *args)
+
+    return read
+
+
+for _name in (
+    "__getitem__", "__contains__", "__iter__", "__len__", "__repr__", "__reversed__", "__or__",
+    "__ror__", "__delitem__", "get", "keys", "values", "items", "copy", "pop", "popitem",
+    "setdefault",
+):  # fmt: skip
+    setattr(LazyInfo, _name, _building(_name))

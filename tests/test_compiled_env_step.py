@@ -15,6 +15,7 @@ os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 import subprocess
 import sys
 import textwrap
+import warnings
 from typing import Any
 
 import numpy as np
@@ -132,6 +133,56 @@ def test_a_bad_action_is_refused_as_by_the_python_engine_and_runs_nothing(action
     assert errors[1].startswith("action = ") and "is invalid: allowed an integer array" in errors[1]
     ok = np.array([3, 120, 7, 120, 120, 120, 120, 120], np.uint8)  # another integer dtype is taken
     assert_same(*(env.step(ok) for env in envs))
+
+
+@pytest.mark.parametrize("level", ["counts", "full"])
+def test_an_info_read_late_is_the_one_of_its_step(level: str) -> None:
+    """The compiled engine's info is built when read: read after later steps, it is unchanged."""
+    cfg = {"episode_slots": 25, "arrival_rate": 0.9, "info_level": level, "swap_success": 0.8}
+    envs = [SpepEnv(engine=e, **cfg) for e in ("python", "compiled")]
+    rng = np.random.default_rng(4)
+    runs: list[list[Any]] = [[], []]
+    for run, env in zip(runs, envs, strict=True):
+        run.append(env.reset(seed=6)[1])
+    for _ in range(25):
+        action = random_actions(envs[0], rng)
+        for run, env in zip(runs, envs, strict=True):
+            run.append(env.step(action)[4])
+    late = runs[1][12]
+    late["mine"] = 1  # written before it is built: kept, after the info's own keys
+    assert "metrics" in late and len(late) == len(runs[0][12]) + 1
+    assert late.pop("mine") == 1
+    for slot, (eager, lazy) in enumerate(zip(*runs, strict=True)):
+        assert list(lazy) == list(eager), f"keys of slot {slot}"
+        assert_same(eager, dict(lazy.items()), f"info of slot {slot}")
+    assert "episode_metrics" in runs[1][-1]
+    info = runs[1][5]
+    assert type(pickle.loads(pickle.dumps(info))) is dict
+    assert_same(copy.deepcopy(info), info)
+    assert_same(info.copy(), {**info})
+
+
+def test_an_unread_info_equals_an_eager_one() -> None:
+    cfg = {"episode_slots": 5, "info_level": "counts"}
+    envs = [SpepEnv(engine=e, **cfg) for e in ("python", "compiled")]
+    infos = [env.reset(seed=0) and env.step(np.full(8, 120))[4] for env in envs]
+    assert infos[1] == infos[0]
+    assert infos[1].__ne__(infos[0]) is False
+    other = SpepEnv(engine="compiled", **cfg)
+    other.reset(seed=1)
+    assert infos[1] != other.step(np.full(8, 120))[4]  # two unread infos compare built
+
+
+def test_the_compiled_env_passes_gymnasiums_and_sb3s_checkers_without_warnings() -> None:
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fields in ({}, {"preposition_path": "available", "demand_hour_obs": True}):
+            env = SpepEnv(SpepConfig.tiny(episode_slots=30, **fields), engine="compiled")
+            check_env(env, skip_render_check=True)  # no render modes: it refuses them
+        sb3_check_env(SpepEnv(engine="compiled", episode_slots=30), warn=True)
 
 
 def test_the_jitted_core_equals_the_python_env() -> None:

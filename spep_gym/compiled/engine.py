@@ -148,41 +148,14 @@ class CompiledSimulator:
     def events(self, slot: int) -> SlotEvents:
         """The last step's events as the scalar simulator's :class:`SlotEvents`."""
         s = self.state
-        c = s.counts.tolist()
-        placed = s.ev_placed[: c[EV_PLACED]].tolist()
-        served = s.ev_served[: c[EV_SERVED]].tolist()
-        lo, hi = (s.starts[self.t], s.starts[self.t + 1]) if not self.done else (0, 0)
-        return SlotEvents(
-            slot=slot,
-            placed=[(int(a), f, int(h)) for a, f, h in placed],
-            served=[(int(r), int(how), f, int(h)) for r, how, f, h in served],
-            failed=s.ev_failed[: c[EV_FAILED]].tolist(),
-            swap_failures=c[EV + SWAP_FAILURES],
-            pairs_consumed=c[EV + PAIRS_CONSUMED],
-            served_weight=float(s.sums[EV_SERVED_WEIGHT]),
-            failed_weight=float(s.sums[EV_FAILED_WEIGHT]),
-            arrived=list(range(int(lo), int(hi))),
-            pairs_generated=c[EV + PAIRS_GENERATED],
-            pairs_expired=c[EV + PAIRS_EXPIRED],
-            pairs_replaced=c[EV + PAIRS_REPLACED],
-            prepositions_expired=c[EV + PREPOSITIONS_EXPIRED],
-            predictive_hits=c[EV_PREDICTIVE_HITS],
+        return events_of(
+            slot, self.t, s.starts, s.counts, s.sums, s.ev_placed, s.ev_served, s.ev_failed
         )
 
     @property
     def metrics(self) -> Metrics:
         """The run's counters as the scalar simulator's :class:`Metrics` (a copy)."""
-        s = self.state
-        sums = s.sums.tolist()
-        return Metrics(
-            **dict(zip(COUNTER_NAMES, s.counts[: len(COUNTER_NAMES)].tolist(), strict=True)),
-            requests_in_flight=int(s.counts[REQUESTS_IN_FLIGHT]),
-            prepositions_in_flight=int(s.counts[PREPOSITIONS_IN_FLIGHT]),
-            latency_sum=sums[LATENCY_SUM],
-            fidelity_sum=sums[FIDELITY_SUM],
-            served_weight=sums[SERVED_WEIGHT],
-            failed_weight=sums[FAILED_WEIGHT],
-        )
+        return metrics_of(self.state.counts, self.state.sums)
 
     @property
     def records(self) -> dict[str, np.ndarray]:
@@ -239,3 +212,52 @@ class CompiledSimulator:
         out = np.empty(self.net.num_pairs)
         observe.preposition_fidelity(self.state, self.params, out)
         return out
+
+
+def events_of(
+    slot: int,
+    t: int,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    placed: np.ndarray,
+    served: np.ndarray,
+    failed: np.ndarray,
+) -> SlotEvents:
+    """The :class:`SlotEvents` of a step from the state's arrays (or copies of them).
+
+    ``slot`` is the slot the step finished, ``t`` the slot it began (the next one), ``starts`` the
+    requests' slot index (``State.starts``); the event entries used are read from ``counts``.
+    """
+    c = counts.tolist()
+    arrived = range(int(starts[t]), int(starts[t + 1])) if t + 1 < len(starts) else range(0)
+    return SlotEvents(
+        slot=slot,
+        placed=[(int(a), f, int(h)) for a, f, h in placed[: c[EV_PLACED]].tolist()],
+        served=[(int(r), int(how), f, int(h)) for r, how, f, h in served[: c[EV_SERVED]].tolist()],
+        failed=failed[: c[EV_FAILED]].tolist(),
+        swap_failures=c[EV + SWAP_FAILURES],
+        pairs_consumed=c[EV + PAIRS_CONSUMED],
+        served_weight=float(sums[EV_SERVED_WEIGHT]),
+        failed_weight=float(sums[EV_FAILED_WEIGHT]),
+        arrived=list(arrived),
+        pairs_generated=c[EV + PAIRS_GENERATED],
+        pairs_expired=c[EV + PAIRS_EXPIRED],
+        pairs_replaced=c[EV + PAIRS_REPLACED],
+        prepositions_expired=c[EV + PREPOSITIONS_EXPIRED],
+        predictive_hits=c[EV_PREDICTIVE_HITS],
+    )
+
+
+def metrics_of(counts: np.ndarray, sums: np.ndarray) -> Metrics:
+    """The run's :class:`Metrics` from the state's ``counts`` and ``sums`` (or copies of them)."""
+    c, f = counts.tolist(), sums.tolist()
+    return Metrics(
+        **dict(zip(COUNTER_NAMES, c[: len(COUNTER_NAMES)], strict=True)),
+        requests_in_flight=c[REQUESTS_IN_FLIGHT],
+        prepositions_in_flight=c[PREPOSITIONS_IN_FLIGHT],
+        latency_sum=f[LATENCY_SUM],
+        fidelity_sum=f[FIDELITY_SUM],
+        served_weight=f[SERVED_WEIGHT],
+        failed_weight=f[FAILED_WEIGHT],
+    )

@@ -21,11 +21,16 @@ from numba.experimental import structref
 
 from spep_gym.compiled import latency, observe, phases
 from spep_gym.compiled.state import (
+    EV_FAILED,
     EV_FAILED_WEIGHT,
+    EV_PLACED,
     EV_PREDICTIVE_HITS,
+    EV_SERVED,
     EV_SERVED_WEIGHT,
     GEN_CHUNK,
     GEN_ROW,
+    HELD_LEN,
+    PREPOSITIONS_IN_FLIGHT,
     SWAP_END,
     SWAP_POS,
     T_NOW,
@@ -264,6 +269,28 @@ class EnvCore:
             self.sim._draw_ahead()
         self.sim.t += 1
         return True
+
+    def held(self) -> int:
+        """Pre-positioned pairs held now, those in flight included."""
+        c = self.sim.state.counts
+        return int(c[HELD_LEN] + c[PREPOSITIONS_IN_FLIGHT])
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """What a step's info reads, copied (``SpepEnv._compiled_info`` builds the info from it).
+
+        The slot begun, the requests' slot index, the counters, the event entries, the
+        pre-position fidelities, the pre-positions held, the workload and the requests' end slots
+        (the last three are not copied: a request's end slot is written once, and reset makes new
+        arrays).
+        """
+        s = self.sim.state
+        c = s.counts.copy()
+        return (
+            self.sim.t, s.starts, c, s.sums.copy(), s.ev_placed[: c[EV_PLACED]].copy(),
+            s.ev_served[: c[EV_SERVED]].copy(), s.ev_failed[: c[EV_FAILED]].copy(),
+            self.pf.copy(), int(c[HELD_LEN] + c[PREPOSITIONS_IN_FLIGHT]), self.sim.workload,
+            s.end_slot,
+        )  # fmt: skip
 
     def totals(self) -> tuple[float, float, int]:
         """The last step's served and failed priority weight and its predictive hits."""
