@@ -229,7 +229,7 @@ def algorithm2(
         f = np.float64(obs.path_fidelity[a])
         if (
             probability[a] >= threshold
-            and obs.prepositioned[a] == 0
+            and obs.prepositioned[a] + obs.prepositioned_in_flight[a] == 0
             and f >= min_fidelity
             and f > 0.0
         ):
@@ -261,7 +261,7 @@ def oracle(s: State, p: Params, pol: Policy, obs: Observation, rng: np.random.Ge
     """``spep-oracle``: the pairs of the requests of the next ``ints[0]`` slots (the workload's).
 
     :class:`agents.oracle.OracleAgent`: earliest arrival first, then higher priority, then request
-    order; each node pair once; pairs held skipped; at most ``action_len``.
+    order; each node pair once; pairs held or in flight skipped; at most ``action_len``.
     """
     t = s.counts[T_NOW]
     slots = s.starts.shape[0] - 1
@@ -284,7 +284,7 @@ def oracle(s: State, p: Params, pol: Policy, obs: Observation, rng: np.random.Ge
         if chosen >= action.shape[0]:
             break
         a = s.pair[ids[i]]
-        if obs.prepositioned[a] > 0:
+        if obs.prepositioned[a] + obs.prepositioned_in_flight[a] > 0:
             continue
         seen = False
         for j in range(chosen):

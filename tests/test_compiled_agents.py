@@ -58,6 +58,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "swap_success": {"swap_success": 0.7, "link_capacity": 3},
     "available": {"preposition_path": "available", "arrival_rate": 0.6},
     "physical": {"preset": "physical", "signalling_latency": 0.0, "swap_success": 0.9},
+    # long signalling latency: pairs still in flight at a decision point (skipped as held)
+    "latency": {
+        "preset": "physical",
+        "signalling_latency": 3.0,
+        "link_capacity": 4,
+        "arrival_rate": 1.0,
+    },
+    "latency_available": {"preset": "physical", "preposition_path": "available"},
 }
 
 
@@ -143,9 +151,16 @@ def test_an_agent_without_a_compiled_policy_runs_on_the_scalar_path() -> None:
         with pytest.raises(ValueError, match=r"has no compiled policy: allowed noop, ") as err:
             compiled_policy(agent, agent_config(agent, cfg))
         assert "\n" not in str(err.value)
-    latency = agent_config(agents.make("random"), {"signalling_latency": 0.5, "episode_slots": 40})
-    assert not covers(agents.make("random"), latency)
-    assert_same_rows(agents.make("random"), latency, [0])
+
+
+def test_signalling_latency_is_compiled_for_the_agents_that_read_swaps_in_flight() -> None:
+    latency = {"signalling_latency": 0.5, "episode_slots": 40}
+    for name in ("shortest", "random", "spep-frequency", "spep-oracle"):
+        assert covers(agents.make(name), agent_config(agents.make(name), latency)), name
+    managed = agents.make("managed")  # reads no swaps in flight: the scalar path
+    assert not covers(managed, agent_config(managed, latency))
+    assert covers(managed, agent_config(managed, {"episode_slots": 40}))
+    assert_same_rows(managed, agent_config(managed, latency), [0])
 
 
 def test_the_engine_is_checked_and_named() -> None:
@@ -205,6 +220,8 @@ def test_the_jitted_agents_equal_the_scalar_engine() -> None:
             agent = agents.make(name)
             fields = {"episode_slots": 300, "swap_success": 0.8, "preposition_path": "available"}
             assert_same_rows(agent, agent_config(agent, fields), [0, 1])
+            latency = {"preset": "physical", "episode_slots": 200}
+            assert_same_rows(agent, agent_config(agent, latency), [2])
         assert run.signatures, "the episode ran as Python"
         print("ok")
         """

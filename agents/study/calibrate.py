@@ -149,11 +149,17 @@ class Options:
     jobs: int = 0
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
+    engine: str = "scalar"  # CALIBRATE_ENGINES (agents.study.engine)
+
+
+#: The engines ``spep calibrate`` runs on: its agents all run compiled (agents.compiled).
+CALIBRATE_ENGINES = ("scalar", "compiled")
 
 
 def check_options(opts: Options) -> None:
     """Fail before any run starts: bad numbers, parameters, topologies or fields."""
     from agents.study import backends
+    from agents.study.engine import check_engine
 
     check_numbers(
         (
@@ -168,6 +174,12 @@ def check_options(opts: Options) -> None:
         )
     )
     backends.check_backend(opts.backend)
+    if opts.engine not in CALIBRATE_ENGINES:
+        raise ValueError(
+            f"--engine {opts.engine!r} is invalid for spep calibrate: allowed "
+            f"{', '.join(map(repr, CALIBRATE_ENGINES))}"
+        )
+    check_engine(opts.engine, None, option="--")
     unknown = [p for p in opts.params if p not in PARAMETERS]
     if unknown or not opts.params:
         raise ValueError(
@@ -199,7 +211,7 @@ def _tasks(
 ) -> list[Task]:
     fields = tuple(sorted({**opts.overrides, **params}.items()))
     return [
-        Task(t, a, s, opts.slots, fields, study=CALIBRATE, variant=label)
+        Task(t, a, s, opts.slots, fields, study=CALIBRATE, variant=label, engine=opts.engine)
         for t in opts.topologies
         for a in agents
         for s in seeds
@@ -403,6 +415,7 @@ def _calibrate(opts: Options, out: Path) -> int:
         "topologies": list(opts.topologies),
         "overrides": {k: repr(v) for k, v in opts.overrides.items()},
         "jobs": opts.jobs or os.cpu_count() or 1,
+        "engine": opts.engine,
         "wall_time_s": time.perf_counter() - start,
     }
     fresh = fresh_scores(out)
@@ -471,6 +484,7 @@ def command_line(opts: Options) -> str:
                 "backend",
                 "ray_address",
                 "jobs",
+                "engine",
             ),
         ),
     ]

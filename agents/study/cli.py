@@ -589,6 +589,12 @@ def add_calibrate(subparsers: Any) -> None:
     p.add_argument(
         "--jobs", type=int, default=default.jobs, help="parallel runs (default: all CPUs)"
     )
+    p.add_argument(
+        "--engine",
+        choices=calibrate.CALIBRATE_ENGINES,
+        default=default.engine,
+        help="scalar (default) or compiled: each run one compiled call, the same rows (numba)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(p)
     p.set_defaults(func=cmd_calibrate)
@@ -616,5 +622,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         overrides=parse_overrides(args.overrides),
         progress=not args.no_progress,
+        engine=args.engine,
     )
     return calibrate.calibrate(opts)

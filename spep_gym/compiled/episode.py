@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from spep_gym.compiled import observe
+from spep_gym.compiled import latency, observe
 from spep_gym.compiled.state import GEN_CHUNK, GEN_ROW, SWAP_END, SWAP_POS, Params, State
 from spep_gym.topology import pair_index_matrix
 
@@ -25,8 +25,8 @@ __all__ = ["Observation", "draw_ahead", "fill_observation", "new_observation"]
 class Observation(NamedTuple):
     """The arrays of ``SpepEnv``'s observation a compiled policy reads, filled every slot.
 
-    The float32 arrays hold the env's values exactly (signalling latency is 0 in the compiled
-    engine, so nothing is in flight).
+    The float32 arrays hold the env's values exactly (the keys of swaps in flight stay zero
+    without signalling latency).
     """
 
     link_pair: np.ndarray  # (E,) int, node pair of each link
@@ -38,6 +38,9 @@ class Observation(NamedTuple):
     prepositioned_fidelity: np.ndarray  # (P,) float32
     queue: np.ndarray  # (Q, 6) float32: source, destination, F_req, slots left, waited, priority
     queue_mask: np.ndarray  # (Q,) float32
+    link_busy: np.ndarray  # (P,) float32, slots a link still waits for a swap's outcome
+    prepositioned_in_flight: np.ndarray  # (P,) float32, pre-positions on their way
+    requests_in_flight: np.ndarray  # (P,) float32, on-demand deliveries on their way
     pf: np.ndarray  # (P,) float64, the simulator's pre-position fidelities
     path_fidelity: np.ndarray  # (P,) float32, the observation's (pf in float32)
 
@@ -56,6 +59,9 @@ def new_observation(link_pair: np.ndarray, n: int, queue_obs_size: int) -> Obser
         prepositioned_fidelity=np.zeros(num_pairs, f32),
         queue=np.zeros((queue_obs_size, 6), f32),
         queue_mask=np.zeros(queue_obs_size, f32),
+        link_busy=np.zeros(num_pairs, f32),
+        prepositioned_in_flight=np.zeros(num_pairs, f32),
+        requests_in_flight=np.zeros(num_pairs, f32),
         pf=np.zeros(num_pairs),
         path_fidelity=np.zeros(num_pairs, f32),
     )
@@ -93,6 +99,13 @@ def fill_observation(s: State, p: Params, obs: Observation) -> None:
         s, p, obs.link_pair, obs.link_pairs, obs.link_fidelity, obs.link_age, obs.prepositioned,
         obs.prepositioned_fidelity, obs.queue, obs.queue_mask,
     )  # fmt: skip
+    if p.latency:
+        obs.link_busy[:] = 0.0
+        obs.prepositioned_in_flight[:] = 0.0
+        obs.requests_in_flight[:] = 0.0
+        latency.observe(
+            s, obs.link_pair, obs.link_busy, obs.prepositioned_in_flight, obs.requests_in_flight
+        )
     observe.preposition_fidelity(s, p, obs.pf)
     for a in range(obs.pf.shape[0]):
         obs.path_fidelity[a] = obs.pf[a]
