@@ -177,8 +177,10 @@ def test_same_step_final_info_keeps_its_own_arrays() -> None:
     assert (info["final_info"]["next_slot"] == 2).all() and (info["next_slot"] == 0).all()
 
 
-@pytest.mark.slow  # a cold compile of the parallel functions takes tens of CPU seconds
-def test_the_jitted_vector_env_equals_the_scalar_env() -> None:
+@pytest.mark.slow  # a cold compile of the engine takes tens of CPU seconds
+def test_the_jitted_vector_env_equals_the_scalar_env(tmp_path: Any) -> None:
+    # a fresh cache: numba's cache notices changes to a function's own file only, so a cached
+    # step_rows could still hold an older phases.py or observe.py compiled into it
     code = textwrap.dedent(
         """
         import numpy as np
@@ -201,9 +203,9 @@ def test_the_jitted_vector_env_equals_the_scalar_env() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0", "NUMBA_CACHE_DIR": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1500
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok"
