@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.study import figures, stats
+from agents.study import figures, reproduce, stats
 
 VARIANTS = ["paper preset", "link_capacity=2", "preposition_rho=1.0", "swap_model=werner"]
 # In most row orders the reference is not the first agent: a colour counted from the left panel's
@@ -88,3 +88,15 @@ def test_sensitivity_x_labels_overlap_neither_each_other_nor_the_legend() -> Non
         legend = ax.get_legend().get_window_extent(renderer)
         assert not any(box.overlaps(legend) for box in boxes), "the legend covers an x label"
     figures._pyplot().close(fig)
+
+
+def test_every_agent_of_the_default_study_has_its_own_colour() -> None:
+    """The 13 agents of spep reproduce: C0-C9 repeat after ten, so the rest take tab20's light hues."""
+    from matplotlib.colors import to_hex
+
+    names = list(reproduce.Options().agents)
+    assert len(names) > 10
+    colours = figures.colour_map(names)
+    assert len({to_hex(c) for c in colours.values()}) == len(names)
+    # ten or fewer keep the default cycle, as before
+    assert figures.colour_map(names[:4]) == {n: f"C{i}" for i, n in enumerate(names[:4])}

@@ -69,8 +69,19 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def colour_map(names: Iterable[str]) -> dict[str, str]:
-    """One colour per name, in order of first appearance (matplotlib's cycle ``C0`` to ``C9``)."""
-    return {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(names))}
+    """One colour per name, in order of first appearance.
+
+    The first ten take matplotlib's cycle ``C0`` to ``C9``; the next ten the light hues of
+    ``tab20`` (the pale twin of each), so that up to 20 names have distinct colours.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    light = [to_hex(c) for c in colormaps["tab20"].colors[1::2]]  # type: ignore[attr-defined]
+    return {
+        name: f"C{i}" if i < 10 else light[(i - 10) % 10]
+        for i, name in enumerate(dict.fromkeys(names))
+    }
 
 
 def bar_table(
