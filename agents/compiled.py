@@ -6,7 +6,7 @@
 compiles (:func:`compiled_policy`): ``noop`` and the three routing baselines, ``random``,
 ``spep-frequency`` (any threshold, min_fidelity, history_slots or routing), ``spep-oracle`` and
 the managed family (:data:`MANAGED_AGENTS`, :mod:`agents.compiled_managed`).
-Any other agent, and the managed family under signalling latency (:func:`covers`), runs on the
+Any other agent (:func:`covers`) runs on the
 scalar path (:func:`agents.study.evaluate.run_episode`), with the same rows. numba loads only when
 a compiled run starts (the ``fast`` extra).
 """
@@ -81,17 +81,9 @@ def _settings(agent: Agent) -> tuple[str, list[int], list[float]] | None:
     return None
 
 
-#: The policies that read the swaps in flight (``prepositioned_in_flight``): with signalling
-#: latency the others run on the scalar path.
-IN_FLIGHT_KINDS = ("none", "random", "spep_frequency", "oracle")
-
-
 def covers(agent: Agent, cfg: SpepConfig) -> bool:
-    """True when the compiled engine runs ``agent`` on ``cfg`` in compiled code."""
-    settings = _settings(agent)
-    if settings is None:
-        return False
-    return cfg.signalling_latency == 0 or settings[0] in IN_FLIGHT_KINDS
+    """True when the compiled engine runs ``agent`` on ``cfg`` in compiled code (any config)."""
+    return _settings(agent) is not None
 
 
 def compiled_policy(

@@ -75,13 +75,14 @@ def algorithm2_into(
     probability: np.ndarray,
     path_fidelity: np.ndarray,
     held: np.ndarray,
+    in_flight: np.ndarray,
     threshold: float,
     min_fidelity: float,
     out: np.ndarray,
 ) -> int:
     """Paper Algorithm 2 (:func:`agents.spep.algorithm2`): candidates, best first, into ``out``.
 
-    A candidate has ``probability >= threshold``, no pair held (``held == 0``) and a path fidelity
+    A candidate has ``probability >= threshold``, no pair held or in flight and a path fidelity
     of at least ``min_fidelity`` (and above 0); its score is ``probability * path_fidelity``, high
     first, equal scores by lower index. Writes at most ``len(out)`` of them and returns how many.
     """
@@ -94,7 +95,12 @@ def algorithm2_into(
         best_score = -np.inf
         for a in range(num_pairs):
             f = path_fidelity[a]
-            if not (probability[a] >= threshold and held[a] == 0 and f >= min_fidelity and f > 0.0):
+            if not (
+                probability[a] >= threshold
+                and held[a] + in_flight[a] == 0
+                and f >= min_fidelity
+                and f > 0.0
+            ):
                 continue
             score = probability[a] * f
             # after the last one taken in the order (score high first, then index low first)
@@ -114,6 +120,7 @@ def algorithm2_into(
 def managed_action(
     path_fidelity: np.ndarray,
     held: np.ndarray,
+    in_flight: np.ndarray,
     held_fidelity: np.ndarray,
     queue: np.ndarray,
     queue_mask: np.ndarray,
@@ -131,7 +138,8 @@ def managed_action(
 
     Args:
         path_fidelity: (P,) the observation's ``path_fidelity`` (float32).
-        held: (P,) pre-positioned pairs held or in flight per node pair.
+        held: (P,) the observation's ``prepositioned``: pre-positioned pairs held per node pair.
+        in_flight: (P,) its ``prepositioned_in_flight`` (signalling latency): counted as held.
         held_fidelity: (P,) the observation's ``prepositioned_fidelity``.
         queue: (Q, 6) the observation's ``queue`` (source, destination, F_req, ...).
         queue_mask: (Q,) 1 for a visible queued request.
@@ -155,14 +163,14 @@ def managed_action(
                     count = _append(out, count, a)
     if use_demand:  # 2. the demand
         found = algorithm2_into(
-            probability, path_fidelity, held, threshold, min_fidelity, candidates
+            probability, path_fidelity, held, in_flight, threshold, min_fidelity, candidates
         )
         for k in range(found):
             count = _append(out, count, candidates[k])
     if flush:  # 3. the fill: lowest path fidelity first, equal ones by lower index
         total = 0
         for a in range(num_pairs):
-            total += int(held[a])
+            total += int(held[a]) + int(in_flight[a])
         room = room_for_fill - total - count
         before = count
         added = 0
@@ -253,7 +261,8 @@ def managed(s: State, p: Params, pol: Any, obs: Any, rng: np.random.Generator) -
     elif kind == DEMAND_TABLE:
         probability[:] = pol.table[t]
     managed_action(
-        obs.path_fidelity, obs.prepositioned, obs.prepositioned_fidelity, obs.queue,
+        obs.path_fidelity, obs.prepositioned, obs.prepositioned_in_flight,
+        obs.prepositioned_fidelity, obs.queue,
         obs.queue_mask, obs.pair_index, probability, kind != DEMAND_NONE, pol.ints[1] != 0,
         pol.floats[0], pol.floats[1], pol.ints[2], pol.scratch[: pol.action.shape[0]], pol.action,
     )  # fmt: skip

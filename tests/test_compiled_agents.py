@@ -155,12 +155,8 @@ def test_an_agent_without_a_compiled_policy_runs_on_the_scalar_path() -> None:
 
 def test_signalling_latency_is_compiled_for_the_agents_that_read_swaps_in_flight() -> None:
     latency = {"signalling_latency": 0.5, "episode_slots": 40}
-    for name in ("shortest", "random", "spep-frequency", "spep-oracle"):
+    for name in ("shortest", "random", "spep-frequency", "spep-oracle", "managed"):
         assert covers(agents.make(name), agent_config(agents.make(name), latency)), name
-    managed = agents.make("managed")  # reads no swaps in flight: the scalar path
-    assert not covers(managed, agent_config(managed, latency))
-    assert covers(managed, agent_config(managed, {"episode_slots": 40}))
-    assert_same_rows(managed, agent_config(managed, latency), [0])
 
 
 def test_the_engine_is_checked_and_named() -> None:

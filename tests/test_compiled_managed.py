@@ -23,7 +23,7 @@ import pytest
 from conftest import trace_config
 
 import agents
-from agents.base import agent_config, held_or_in_flight
+from agents.base import agent_config
 from agents.compiled import compiled_policy
 from agents.compiled_managed import (
     DEMAND_FREQUENCY,
@@ -67,7 +67,8 @@ class CompiledDecision:
         queue = obs["queue"].reshape(-1, 6)
         seen = self.obs._replace(
             path_fidelity=obs["path_fidelity"],
-            prepositioned=held_or_in_flight(obs),  # in flight (signalling latency) counts as held
+            prepositioned=obs["prepositioned"],
+            prepositioned_in_flight=obs["prepositioned_in_flight"],
             prepositioned_fidelity=obs["prepositioned_fidelity"],
             queue=np.ascontiguousarray(queue),
             queue_mask=obs["queue_mask"],
@@ -181,11 +182,12 @@ def test_algorithm2_equals_the_python_one_with_ties():
         probability = rng.choice([0.0, 0.05, 0.1, 0.5, 1.0], P)
         fidelity = rng.choice([0.0, 0.5, 0.6, 0.8, 1.0], P)
         held = rng.choice([0.0, 0.0, 1.0], P).astype(np.float32)
+        flying = rng.choice([0.0, 0.0, 0.0, 1.0], P).astype(np.float32)
         threshold, min_fidelity = rng.choice([0.0, 0.05, 0.5]), rng.choice([0.0, 0.6])
         length = int(rng.integers(1, 10))
-        want = algorithm2(probability, fidelity, held, threshold, min_fidelity, length)
+        want = algorithm2(probability, fidelity, held + flying, threshold, min_fidelity, length)
         out = np.full(length, P, dtype=np.int64)
-        found = algorithm2_into(probability, fidelity, held, threshold, min_fidelity, out)
+        found = algorithm2_into(probability, fidelity, held, flying, threshold, min_fidelity, out)
         assert out.tolist() == want.tolist()
         assert found == int((want < P).sum())
 
@@ -244,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the physical preset's physics (replace_oldest: no flushing) and its latency where covered
     "physical": {"preset": "physical", "signalling_latency": 0.0},
     "physical, flushing": {"preset": "physical", "signalling_latency": 0.0},
-    # with its latency (pairs in flight), on whichever path the engine takes for it
+    # with its latency: pre-positions in flight count as held
     "physical, latency": {"preset": "physical"},
 }
 
@@ -260,7 +262,7 @@ def test_the_compiled_engine_gives_the_scalar_rows(name: str, topology: str, pre
     kw = {"fill": "flush"} if preset == "physical, flushing" else {}
     agent = agents.make(name, **kw)
     cfg = agent_config(agent, {**PRESETS[preset], "topology": topology, "episode_slots": 150})
-    assert covers(agent, cfg) or preset == "physical, latency"
+    assert covers(agent, cfg)
     rows = assert_same_rows(agent, cfg, [0, 5])
     if name != "managed" or preset not in ("physical", "physical, latency"):
         assert sum(row["prepositions_placed"] for row in rows) > 0  # the policy acted
