@@ -243,3 +243,24 @@ def test_an_option_the_compiled_engine_refuses_is_not_covered(monkeypatch: Any) 
     monkeypatch.setitem(compiled_engine.UNSUPPORTED, "rho", 0.5)
     with pytest.raises(NotCovered, match=r"^config field 'rho' = .* is not covered"):
         CompiledVectorEnv(1, **TINY)
+
+
+def test_steps_run_on_the_envs_threads_and_the_callers_count_comes_back(monkeypatch: Any) -> None:
+    from spep_gym.compiled import vector_env
+
+    seen: list[int] = []
+    real = vector_env.step_rows
+
+    def spy(*args: Any) -> None:
+        seen.append(numba.get_num_threads())
+        real(*args)
+
+    monkeypatch.setattr(vector_env, "step_rows", spy)
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    before = numba.get_num_threads()
+    for num_threads, expected in ((None, before), (1, 1), (2, min(2, most))):
+        env = CompiledVectorEnv(2, num_threads=num_threads, **TINY)
+        env.reset(seed=0)
+        env.step(np.full((2, 8), env.num_pairs))
+        assert seen[-1] == expected and numba.get_num_threads() == before
+    assert CompiledVectorEnv(1, **TINY).num_threads == 1  # the default

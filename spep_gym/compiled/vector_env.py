@@ -121,8 +121,9 @@ class CompiledVectorEnv(gym.vector.VectorEnv):
         render_mode: only None.
         max_episode_steps: None or an int N >= 1: episodes end after ``min(N, episode_slots)``
             steps, as ``TimeLimit(N)`` cuts ``SpepEnv``, with ``episode_metrics`` at the cut.
-        num_threads: numba's threads while ``reset`` and ``step`` run (the caller's count restored
-            after each call); None (default): numba's own setting, every core.
+        num_threads: numba's threads for the loop over networks while ``reset`` and ``step`` run
+            (default 1, which measured fastest on the loaded 2-core machine: docs/batched.md), the
+            caller's count restored after each call; None: numba's own setting, every core.
         draws: only ``"scalar"``: the scalar env's own streams (``SpepVectorEnv``'s name for them).
         copy: return copies of the observation arrays (default, as ``SyncVectorEnv``); False
             returns the env's own arrays, overwritten by the next ``step`` or ``reset``.
@@ -145,7 +146,7 @@ class CompiledVectorEnv(gym.vector.VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
-        num_threads: int | None = None,
+        num_threads: int | None = 1,
         copy: bool = True,
         draws: str = "scalar",
         **fields: Any,
