@@ -125,45 +125,59 @@ def layout(num_pairs: int, queue_obs_size: int) -> tuple[np.ndarray, dict[str, s
 
 @njit(cache=True)
 def _observe(b: Any) -> None:
-    """Every key of the observation now into ``b``'s views; the demand window slid to this slot."""
-    s, p = b.s, b.p
-    for x in (
-        b.link_pairs, b.link_fidelity, b.link_age, b.prepositioned, b.prepositioned_fidelity,
-        b.queue_mask,
-    ):  # fmt: skip
-        x[:] = 0.0
-    b.queue[:, :] = 0.0
+    """Every key of the observation now into ``b``'s views; the demand window slid to this slot.
+
+    The box's fields are taken out once: each access of a field costs a reference count up and
+    down (the loops below ran 4x slower reading them from ``b``).
+    """
+    s, p, pf, window, arrived = b.s, b.p, b.pf, b.window, b.arrived
+    link_pairs, link_fidelity, link_age = b.link_pairs, b.link_fidelity, b.link_age
+    prepositioned, prepositioned_fidelity = b.prepositioned, b.prepositioned_fidelity
+    queue, queue_mask, path_fidelity = b.queue, b.queue_mask, b.path_fidelity
+    demand, arrivals, time_of_day, tod_table = b.demand, b.arrivals, b.time_of_day, b.tod_table
+    link_pairs[:] = 0.0
+    link_fidelity[:] = 0.0
+    link_age[:] = 0.0
+    prepositioned[:] = 0.0
+    prepositioned_fidelity[:] = 0.0
+    queue[:, :] = 0.0
+    queue_mask[:] = 0.0
     observe.observe_all(
-        s, p, b.link_pair, b.link_pairs, b.link_fidelity, b.link_age, b.prepositioned,
-        b.prepositioned_fidelity, b.queue, b.queue_mask, b.pf,
+        s, p, b.link_pair, link_pairs, link_fidelity, link_age, prepositioned,
+        prepositioned_fidelity, queue, queue_mask, pf,
     )  # fmt: skip
     if p.latency:
-        for x in (b.link_busy, b.prepositioned_in_flight, b.requests_in_flight):
-            x[:] = 0.0
-        latency.observe(
-            s, b.link_pair, b.link_busy, b.prepositioned_in_flight, b.requests_in_flight
+        link_busy, held_flight, requests_flight = (
+            b.link_busy,
+            b.prepositioned_in_flight,
+            b.requests_in_flight,
         )
-    num_pairs = b.pf.shape[0]
+        link_busy[:] = 0.0
+        held_flight[:] = 0.0
+        requests_flight[:] = 0.0
+        latency.observe(s, b.link_pair, link_busy, held_flight, requests_flight)
+    num_pairs = pf.shape[0]
     for a in range(num_pairs):
-        b.path_fidelity[a] = np.float32(b.pf[a])
+        path_fidelity[a] = np.float32(pf[a])
     # the demand window, as SpepEnv slides it: add this slot's arrivals, drop those W slots ago
     t = s.counts[T_NOW]
-    b.arrived[:] = 0.0
+    starts, pair = s.starts, s.pair
+    arrived[:] = 0.0
     if t < p.episode_slots:
-        for r in range(s.starts[t], s.starts[t + 1]):
-            b.arrived[s.pair[r]] += np.float32(1.0)
+        for r in range(starts[t], starts[t + 1]):
+            arrived[pair[r]] += np.float32(1.0)
         old = t - b.demand_slots
         for a in range(num_pairs):
-            b.window[a] += b.arrived[a]
+            window[a] += arrived[a]
         if old >= 0:
-            for r in range(s.starts[old], s.starts[old + 1]):
-                b.window[s.pair[r]] -= np.float32(1.0)
+            for r in range(starts[old], starts[old + 1]):
+                window[pair[r]] -= np.float32(1.0)
     for a in range(num_pairs):
-        b.demand[a] = min(b.window[a], DEMAND_OBS_MAX)
-        b.arrivals[a] = min(b.arrived[a], DEMAND_OBS_MAX)
-    day = t % b.tod_table.shape[0]
-    b.time_of_day[0] = b.tod_table[day, 0]
-    b.time_of_day[1] = b.tod_table[day, 1]
+        demand[a] = min(window[a], DEMAND_OBS_MAX)
+        arrivals[a] = min(arrived[a], DEMAND_OBS_MAX)
+    day = t % tod_table.shape[0]
+    time_of_day[0] = tod_table[day, 0]
+    time_of_day[1] = tod_table[day, 1]
 
 
 @njit(cache=True)

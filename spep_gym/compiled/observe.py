@@ -35,36 +35,40 @@ def preposition_fidelity(s: State, p: Params, out: np.ndarray) -> None:
     node, multiplied from the higher node back. With signalling latency the pair is usable from
     t + delay, decayed meanwhile.
     """
-    num_pairs, H = s.static_paths.shape
+    # the arrays taken out of the record once: an access in a loop costs a reference count each
+    paths, usable, factor, delay = s.static_paths, s.usable, s.factor, s.delay
+    num_pairs, H = paths.shape
     if p.preposition_path == 0:
+        hops = s.static_hops
         for a in range(num_pairs):
             product = 1.0
             ok = True
             for k in range(H):
-                e = s.static_paths[a, k]
-                if not s.usable[e]:
+                e = paths[a, k]
+                if not usable[e]:
                     ok = False
                     break
-                product = s.factor[e] if k == 0 else product * s.factor[e]
-            out[a] = _on_arrival(p, product, s.delay[s.static_hops[a]]) if ok else 0.0
+                product = factor[e] if k == 0 else product * factor[e]
+            out[a] = _on_arrival(p, product, delay[hops[a]]) if ok else 0.0
         return
-    n = s.seen.shape[0]
+    seen, parent_node, parent_link = s.seen, s.parent_node, s.parent_link
+    n = seen.shape[0]
     a = 0
     for i in range(n):
         routing.breadth_first(s, i, -1)  # every node (the predecessor: first discoverer)
         for j in range(i + 1, n):
-            if not s.seen[j]:
+            if not seen[j]:
                 out[a] = 0.0
             else:
                 node = j
-                product = s.factor[s.parent_link[node]]
-                node = s.parent_node[node]
-                hops = 1
+                product = factor[parent_link[node]]
+                node = parent_node[node]
+                h = 1
                 while node != i:
-                    product *= s.factor[s.parent_link[node]]
-                    node = s.parent_node[node]
-                    hops += 1
-                out[a] = _on_arrival(p, product, s.delay[hops])
+                    product *= factor[parent_link[node]]
+                    node = parent_node[node]
+                    h += 1
+                out[a] = _on_arrival(p, product, delay[h])
             a += 1
 
 
