@@ -221,3 +221,19 @@ def test_report_says_what_prediction_is_worth(tmp_path):
     (out / "prediction.csv").unlink()
     report_module.write_report(out)
     assert pd.read_csv(out / "prediction.csv").equals(prediction)
+
+
+def test_slow_twins_option_adds_the_lstm_and_arima_twins(monkeypatch, tmp_path):
+    from agents.cli import main
+
+    seen = []
+    monkeypatch.setattr(reproduce, "reproduce", lambda opts: seen.append(opts.agents) or 0)
+    out = str(tmp_path / "out")
+    assert main(["reproduce", "--out", out]) == 0
+    assert main(["reproduce", "--slow-twins", "--out", out]) == 0
+    assert (
+        main(["reproduce", "--agents", "managed,managed-lstm", "--slow-twins", "--out", out]) == 0
+    )
+    assert seen[1] == (*seen[0], "managed-lstm", "managed-arima")
+    assert seen[2] == ("managed", "managed-lstm", "managed-arima")
+    assert not set(plan.SLOW_PREDICTION_AGENTS) & set(seen[0])

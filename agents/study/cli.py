@@ -327,6 +327,12 @@ def add_reproduce(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--agents", default=",".join(default.agents), help="comma-separated agent names")
+    p.add_argument(
+        "--slow-twins",
+        action="store_true",
+        help="also run managed-lstm and managed-arima, the managed twins with the slow predictors "
+        "(not run by default: about as slow as spep-lstm and spep-arima)",
+    )
     p.add_argument("--topologies", default=",".join(TOPOLOGIES), help="comma-separated topologies")
     p.add_argument(
         "--runs", type=int, default=default.runs, help="runs per topology and agent (seeds SEED..)"
@@ -383,12 +389,15 @@ def check_ray_address(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run ``spep reproduce`` with the options of ``args``."""
+    from agents.study.plan import SLOW_PREDICTION_AGENTS
     from agents.study.reproduce import reproduce
 
     check_ray_address(args)
-
+    agents = parse_names(args.agents, "--agents")
+    if args.slow_twins:
+        agents += tuple(a for a in SLOW_PREDICTION_AGENTS if a not in agents)
     opts = Options(
-        agents=parse_names(args.agents, "--agents"),
+        agents=agents,
         topologies=parse_names(args.topologies, "--topologies"),
         runs=args.runs,
         slots=args.slots,

@@ -44,8 +44,8 @@ CONTROLS = ("random", TWIN)
 #: (prediction's value, SPEC section 11). About as cheap as ``random`` a run.
 PREDICTION_AGENTS = ("managed-oracle", "managed-distribution", "managed-frequency", "managed-rates")
 #: Their twins with the slow predictors: not run by default (each costs about as much as
-#: ``spep-lstm`` / ``spep-arima``, and they would add about half the study's CPU time); name them
-#: with ``--agents`` to measure them.
+#: ``spep-lstm`` / ``spep-arima``, and they would add about half the study's CPU time);
+#: ``spep reproduce --slow-twins`` (or ``--agents``) runs them.
 SLOW_PREDICTION_AGENTS = ("managed-lstm", "managed-arima")
 #: What ``spep reproduce`` runs by default: the paper's agents, the controls and the managed agents.
 STUDY_AGENTS = (*BASELINES, *CONTROLS, *SPEP_AGENTS, ORACLE, *PREDICTION_AGENTS)
