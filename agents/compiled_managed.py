@@ -8,7 +8,8 @@ an array the caller owns; nothing is allocated per slot. The demand inputs:
 
 - none: ``managed`` (the twin);
 - :func:`frequency_observe` / :func:`frequency_predict`: the frequency predictor (paper eq. 3,
-  :class:`agents.predictors.frequency.FrequencyPredictor`, whole history), for ``managed-frequency``;
+  :class:`agents.predictors.frequency.FrequencyPredictor`, any ``history_slots``), for
+  ``managed-frequency``;
 - :func:`next_requests`: the next requests of the workload, for ``managed-oracle``;
 - a table of window probabilities, one row a slot, computed ahead by :func:`demand_table` with the
   agent's own Python demand input: ``managed-distribution`` (the workload's rates) and
@@ -203,16 +204,18 @@ def managed_action(
 
 # ---------------------------------------------------------------------- demand inputs
 @njit(cache=True)
-def frequency_observe(counts: np.ndarray, slot: int, slots_per_day: int, pairs: np.ndarray) -> None:
-    """Count the slot's arrivals ``pairs`` in its hour of day.
+def frequency_observe(
+    counts: np.ndarray, slot: int, slots_per_day: int, pairs: np.ndarray, sign: int
+) -> None:
+    """Count (``sign`` 1) or uncount (-1, leaving the history window) a slot's arrivals ``pairs``.
 
     ``counts`` (24, P + 1): the requests of each node pair by hour of day, and of all of them in
-    the last column (:class:`agents.predictors.frequency.FrequencyPredictor`'s whole history).
+    the last column (:class:`agents.predictors.frequency.FrequencyPredictor`'s counts).
     """
     b = (slot % slots_per_day) * 24 // slots_per_day
     for a in pairs:
-        counts[b, a] += 1
-    counts[b, counts.shape[1] - 1] += pairs.shape[0]
+        counts[b, a] += sign
+    counts[b, counts.shape[1] - 1] += sign * pairs.shape[0]
 
 
 @njit(cache=True)
@@ -244,7 +247,8 @@ def managed(s: State, p: Params, pol: Any, obs: Any, rng: np.random.Generator) -
 
     The interface of :mod:`agents.compiled_policies` (``pol`` a ``Policy``, ``obs`` an
     :class:`spep_gym.compiled.episode.Observation`; ``rng`` unused). Settings (:func:`settings`):
-    ``ints`` = (demand kind, flush 0/1, room for the fill, oracle horizon, slots per day),
+    ``ints`` = (demand kind, flush 0/1, room for the fill, oracle horizon, slots per day,
+    history_slots or -1 for all),
     ``floats`` = (threshold, min_fidelity); ``memory`` (24, P + 1) the frequency counts;
     ``table`` (T, P) the window probabilities computed ahead; ``values`` the slot's
     probabilities; ``scratch`` Algorithm 2's candidates.
@@ -253,8 +257,11 @@ def managed(s: State, p: Params, pol: Any, obs: Any, rng: np.random.Generator) -
     kind = pol.ints[0]
     probability = pol.values
     if kind == DEMAND_FREQUENCY:
-        arrived = s.pair[s.starts[t] : s.starts[t + 1]]
-        frequency_observe(pol.memory, t, pol.ints[4], arrived)
+        frequency_observe(pol.memory, t, pol.ints[4], s.pair[s.starts[t] : s.starts[t + 1]], 1)
+        old = t - pol.ints[5]  # the slot that leaves a window of history_slots
+        if pol.ints[5] > 0 and old >= 0:
+            leaving = s.pair[s.starts[old] : s.starts[old + 1]]
+            frequency_observe(pol.memory, old, pol.ints[4], leaving, -1)
         frequency_predict(pol.memory, t, pol.ints[4], probability)
     elif kind == DEMAND_ORACLE:
         next_requests(s.pair, s.starts, t, pol.ints[3], probability)
@@ -280,13 +287,13 @@ def demand_kind(agent: ManagedAgent) -> int:
         return DEMAND_TABLE
     if isinstance(demand, PredictedDemand):
         predictor = demand.predictor
-        if type(predictor) is FrequencyPredictor and predictor.history_slots is None:
+        if type(predictor) is FrequencyPredictor:
             return DEMAND_FREQUENCY
         if type(predictor) is RatePredictor:
             return DEMAND_TABLE
     raise ValueError(
         f"agent {agent.name!r} is not covered by the compiled managed agents: allowed managed, "
-        "managed-oracle, managed-distribution, managed-frequency (whole history), managed-rates"
+        "managed-oracle, managed-distribution, managed-frequency, managed-rates"
     )
 
 
@@ -328,9 +335,14 @@ def settings(
     reserve = cfg.max_new_prepositions if agent.fill_reserve is None else agent.fill_reserve
     horizon = agent.demand.horizon if isinstance(agent.demand, NextRequests) else 0
     flush = flushes(agent.fill, cfg.link_pool_policy)
-    ints = np.array(
-        [kind, flush, cfg.max_prepositioned - reserve, horizon, cfg.slots_per_day], dtype=np.int64
-    )
+    history = -1
+    if kind == DEMAND_FREQUENCY:
+        assert isinstance(agent.demand, PredictedDemand)
+        assert isinstance(agent.demand.predictor, FrequencyPredictor)
+        slots = agent.demand.predictor.history_slots
+        history = -1 if slots is None else slots
+    room = cfg.max_prepositioned - reserve
+    ints = np.array([kind, flush, room, horizon, cfg.slots_per_day, history], dtype=np.int64)
     floats = np.array([agent.threshold, agent.min_fidelity], dtype=np.float64)
     memory = np.zeros((24, P + 1) if kind == DEMAND_FREQUENCY else (1, 1), dtype=np.int64)
     table = (

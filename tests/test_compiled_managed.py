@@ -127,6 +127,15 @@ def test_forced_fills_and_reserves(name: str):
     assert_same_actions(name, paper, seed=4, fill="none", min_fidelity=0.0)
 
 
+def test_the_frequency_predictors_history_window():
+    fields = {"episode_slots": 300, "slots_per_day": 48}
+    assert assert_same_actions("managed-frequency", fields, seed=6, history_slots=10) > 0
+    from test_compiled_agents import assert_same_rows
+
+    agent = agents.make("managed-frequency", history_slots=7, threshold=0.2)
+    assert_same_rows(agent, agent_config(agent, fields), [2])
+
+
 def test_link_capacity_and_the_oracle_horizon():
     config = {"link_capacity": 3, "episode_slots": 200, "swap_success": 0.8}
     assert assert_same_actions("managed-oracle", config, seed=5, oracle_horizon=8) > 0
@@ -157,9 +166,7 @@ def test_demand_kinds_and_the_agents_not_covered():
     assert demand_kind(agents.make("managed-distribution")) == DEMAND_TABLE
     assert demand_kind(agents.make("managed-rates")) == DEMAND_TABLE
     assert demand_kind(agents.make("managed-frequency")) == DEMAND_FREQUENCY
-    windowed = make_managed("frequency", history_slots=20)
-    with pytest.raises(ValueError, match=r"'managed-frequency' is not covered.*whole history"):
-        demand_kind(windowed)
+    assert demand_kind(make_managed("frequency", history_slots=20)) == DEMAND_FREQUENCY
     with pytest.raises(ValueError, match="'managed-lstm' is not covered"):
         demand_kind(ManagedAgent(PredictedDemand(_lstm_like())))
 
@@ -197,8 +204,9 @@ def test_the_frequency_and_oracle_inputs_by_hand():
     out = np.full(3, -1.0)
     frequency_predict(counts, 0, 240, out)
     assert out.tolist() == [0.0, 0.0, 0.0]  # no request in the hour yet
-    frequency_observe(counts, 5, 240, np.array([0, 2, 2, 2]))  # hour 0
-    frequency_observe(counts, 10, 240, np.array([1]))  # hour 1
+    frequency_observe(counts, 5, 240, np.array([0, 2, 2, 2]), 1)  # hour 0
+    frequency_observe(counts, 10, 240, np.array([1, 0]), 1)  # hour 1
+    frequency_observe(counts, 11, 240, np.array([0]), -1)  # slot 11 leaves a window
     assert counts[:2].tolist() == [[1, 0, 3, 4], [0, 1, 0, 1]]
     frequency_predict(counts, 9, 240, out)
     assert out.tolist() == [0.25, 0.0, 0.75]
@@ -225,6 +233,9 @@ def test_the_jitted_functions_equal_the_python_agent():
         for name in t.NAMES:
             t.assert_same_actions(name, {"episode_slots": 150}, seed=7)
         t.assert_same_actions("managed-oracle", {"preset": "physical", "episode_slots": 150}, 7)
+        t.assert_same_actions(
+            "managed-frequency", {"slots_per_day": 48, "episode_slots": 150}, 7, history_slots=10
+        )
         print("ok")
         """
     )
