@@ -18,15 +18,38 @@ agents: how to add one").
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit
 
 from agents.compiled_managed import managed
-from spep_gym.compiled import phases
+from spep_gym.compiled import cache_dir, phases
 from spep_gym.compiled.episode import Observation, draw_ahead, fill_observation
 from spep_gym.compiled.state import T_NOW, Params, State
+
+
+def agents_cache_dir(sources: Path = Path(__file__).parent) -> str:
+    """This module's compiled cache: in ``spep_gym.compiled``'s, named by ``compiled*.py`` here.
+
+    numba checks only the file of a cached function: :func:`run` holds the machine code of the
+    policies it calls, here and in :mod:`agents.compiled_managed`, so an edit of either starts a
+    new directory instead of loading stale code (as ``spep_gym.compiled.cache_dir`` does for the
+    engine's sources).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(sources.glob("compiled*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return os.path.join(cache_dir(), f"agents-{digest.hexdigest()[:16]}")
+
+
+# read when a function below is decorated; set back at the end of the module
+_CACHE_DIR = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+numba.config.CACHE_DIR = agents_cache_dir()  # type: ignore[attr-defined]
 
 __all__ = [
     "KINDS",
@@ -293,3 +316,6 @@ def oracle(s: State, p: Params, pol: Policy, obs: Observation, rng: np.random.Ge
         if not seen:
             action[chosen] = a
             chosen += 1
+
+
+numba.config.CACHE_DIR = _CACHE_DIR  # type: ignore[attr-defined]

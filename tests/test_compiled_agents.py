@@ -17,6 +17,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -201,6 +202,33 @@ def _same_but_time(a: str, b: str) -> bool:
     return bool(x.drop(columns=drop).equals(y.drop(columns=drop)))
 
 
+def test_the_episode_is_cached_by_the_sources_of_the_policies_it_calls(tmp_path) -> None:
+    """run() holds the code of agents.compiled_managed's policy: an edit there gets a new cache."""
+    import shutil
+
+    from agents import compiled_policies
+    from spep_gym.compiled import cache_dir
+
+    for path in Path(compiled_policies.__file__).parent.glob("compiled*.py"):
+        shutil.copy(path, tmp_path)
+    before = compiled_policies.agents_cache_dir(tmp_path)
+    assert before.startswith(cache_dir()) and before != cache_dir()
+    managed = tmp_path / "compiled_managed.py"
+    managed.write_text(managed.read_text() + "\n# edited\n")
+    assert compiled_policies.agents_cache_dir(tmp_path) != before
+    code = (  # where the jitted run() caches (no compile needed to ask)
+        "import numba; from agents import compiled_policies as c; "
+        "print(c.run.stats.cache_path.startswith(c.agents_cache_dir()), numba.config.CACHE_DIR)"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    same, after = out.stdout.split()
+    assert same == "True" and after == cache_dir()  # the engine's own directory set back
+
+
+@pytest.mark.slow  # a cold compile of the episode loop and every policy: about a minute
 def test_the_jitted_agents_equal_the_scalar_engine() -> None:
     """The compiled code itself (not the plain-Python runs above), in a fresh interpreter."""
     code = textwrap.dedent(
