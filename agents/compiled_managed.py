@@ -269,23 +269,26 @@ def managed(s: State, p: Params, pol: Any, obs: Any, rng: np.random.Generator) -
         probability[:] = pol.table[t]
     managed_action(
         obs.path_fidelity, obs.prepositioned, obs.prepositioned_in_flight,
-        obs.prepositioned_fidelity, obs.queue,
-        obs.queue_mask, obs.pair_index, probability, kind != DEMAND_NONE, pol.ints[1] != 0,
+        obs.prepositioned_fidelity, obs.queue, obs.queue_mask, obs.pair_index, probability,
+        kind != DEMAND_NONE, pol.ints[1] != 0,
         pol.floats[0], pol.floats[1], pol.ints[2], pol.scratch[: pol.action.shape[0]], pol.action,
     )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- from the agent
 def demand_kind(agent: ManagedAgent) -> int:
-    """How ``agent``'s demand input runs compiled; ValueError naming it where it cannot."""
+    """How ``agent``'s demand input runs compiled; ValueError naming it where it cannot.
+
+    Exact classes only: a subclass may compute otherwise.
+    """
     demand = agent.demand
     if demand is None:
         return DEMAND_NONE
-    if isinstance(demand, NextRequests):
+    if type(demand) is NextRequests:
         return DEMAND_ORACLE
-    if isinstance(demand, WorkloadRates):
+    if type(demand) is WorkloadRates:
         return DEMAND_TABLE
-    if isinstance(demand, PredictedDemand):
+    if isinstance(demand, PredictedDemand) and type(demand) is PredictedDemand:
         predictor = demand.predictor
         if type(predictor) is FrequencyPredictor:
             return DEMAND_FREQUENCY

@@ -38,7 +38,7 @@ from agents.compiled_managed import (
     managed,
     next_requests,
 )
-from agents.controls import ManagedAgent, PredictedDemand, make_managed
+from agents.controls import ManagedAgent, NextRequests, PredictedDemand, make_managed
 from agents.spep import algorithm2
 from spep_gym.compiled.episode import new_observation
 from spep_gym.compiled.state import T_NOW, new_state, params
@@ -169,6 +169,12 @@ def test_demand_kinds_and_the_agents_not_covered():
     assert demand_kind(make_managed("frequency", history_slots=20)) == DEMAND_FREQUENCY
     with pytest.raises(ValueError, match="'managed-lstm' is not covered"):
         demand_kind(ManagedAgent(PredictedDemand(_lstm_like())))
+
+    class Later(NextRequests):
+        """A subclass may compute otherwise: not covered."""
+
+    with pytest.raises(ValueError, match="'managed-later' is not covered"):
+        demand_kind(ManagedAgent(Later(), name="managed-later"))
 
 
 def _lstm_like() -> Any:
