@@ -121,7 +121,8 @@ class BatchedAgent:
         if not isinstance(sim, BatchedSimulator):
             raise ValueError(
                 f"env = {type(env).__name__} is invalid for batched agent {self.name!r}: allowed "
-                "a SpepVectorEnv or a spep_gym.batched.BatchedSimulator"
+                "a SpepVectorEnv (make_vec(..., engine='torch')) or a "
+                "spep_gym.batched.BatchedSimulator"
             )
         wrong = {k: v for k, v in self.env_config.items() if getattr(sim.cfg, k) != v}
         if wrong:

@@ -264,3 +264,10 @@ def test_steps_run_on_the_envs_threads_and_the_callers_count_comes_back(monkeypa
         env.step(np.full((2, 8), env.num_pairs))
         assert seen[-1] == expected and numba.get_num_threads() == before
     assert CompiledVectorEnv(1, **TINY).num_threads == 1  # the default
+
+
+def test_a_batched_agent_refuses_the_compiled_env_naming_the_torch_engine() -> None:
+    from agents.batched import batched_agent
+
+    with pytest.raises(ValueError, match=r"^env = CompiledVectorEnv is invalid .* engine='torch'"):
+        batched_agent("random").reset([0, 1], env=CompiledVectorEnv(2, **TINY))
