@@ -1,7 +1,8 @@
 """``SpepVectorEnv``: ``Spep-v0`` as a Gymnasium vector environment over the batched simulator.
 
-``gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="vector_entry_point", device="cpu")``
-makes one (``Spep-physical-v0`` likewise). Its sub-environments are ``SpepEnv``'s: the same spaces,
+``gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="vector_entry_point", engine="torch")``
+makes one (``Spep-physical-v0`` likewise; without ``engine`` the CPU gets the compiled vector env
+when numba is importable, :func:`spep_gym.make_vector_env`). Its sub-environments are ``SpepEnv``'s: the same spaces,
 the same observations and rewards, the same episode seeds; with ``draws="scalar"`` it equals
 ``gym.make_vec("Spep-v0", num_envs=B, vectorization_mode="sync")`` step for step (tests hold the
 two equal), and with the default counter-based draws it runs the same model on its own streams.
