@@ -20,6 +20,7 @@ from numba import njit, types
 from numba.experimental import structref
 
 from spep_gym.compiled import latency, observe, phases
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import (
     EV_FAILED,
     EV_FAILED_WEIGHT,
@@ -123,7 +124,7 @@ def layout(num_pairs: int, queue_obs_size: int) -> tuple[np.ndarray, dict[str, s
     return np.zeros(start, np.float32), slices
 
 
-@njit(cache=True)
+@inner
 def _observe(b: Any) -> None:
     """Every key of the observation now into ``b``'s views; the demand window slid to this slot.
 
@@ -180,7 +181,7 @@ def _observe(b: Any) -> None:
     time_of_day[1] = tod_table[day, 1]
 
 
-@njit(cache=True)
+@inner
 def _refill(b: Any) -> int:
     """REFILL if the next step needs new draws (the rows of ``gen_u`` used, ``swap_u`` low)."""
     c = b.s.counts

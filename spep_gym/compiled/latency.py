@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from spep_gym.compiled import laws
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import (
     PREPOSITIONS_IN_FLIGHT,
     REQUESTS_IN_FLIGHT,
@@ -24,13 +25,13 @@ from spep_gym.compiled.state import (
 )
 
 
-@njit(cache=True)
+@inner
 def in_flight(s: State) -> int:
     """Swaps in flight now."""
     return s.counts[REQUESTS_IN_FLIGHT] + s.counts[PREPOSITIONS_IN_FLIGHT]
 
 
-@njit(cache=True)
+@inner
 def dispatch(
     s: State, path: np.ndarray, hops: int, pair: int, fidelity: float, ok: bool, request: int
 ) -> None:
@@ -54,7 +55,7 @@ def dispatch(
         s.busy_until[e] = max(s.busy_until[e], due)
 
 
-@njit(cache=True)
+@inner
 def delivered(s: State, p: Params, fidelity: float, hops: int) -> float:
     """The fidelity a pair swapped now at ``fidelity`` over ``hops`` links has on arrival."""
     delay = s.delay[hops]
@@ -63,7 +64,7 @@ def delivered(s: State, p: Params, fidelity: float, hops: int) -> float:
     return laws.decayed(fidelity, p.preposition_rho, delay, p.decay_model)
 
 
-@njit(cache=True)
+@inner
 def highest_delivered(s: State, p: Params, src: int, dst: int, out: np.ndarray) -> int:
     """Highest fidelity *on arrival* over usable links (:func:`spep_gym.routing.highest_delivered_fidelity`).
 

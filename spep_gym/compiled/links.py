@@ -10,12 +10,12 @@ fidelities ran 3x faster so).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import State
 
 
-@njit(cache=True)
+@inner
 def discard_expired(s: State, t: int) -> int:
     """Phase 1: drop the pairs whose age reached their link's lifetime; return how many."""
     created, lifetime, stored = s.created, s.lifetime, s.stored  # once: see the module docstring
@@ -38,7 +38,7 @@ def discard_expired(s: State, t: int) -> int:
     return total
 
 
-@njit(cache=True)
+@inner
 def generate(s: State, t: int, replace_oldest: bool, uniforms: np.ndarray) -> tuple[int, int]:
     """Phase 2: one uniform per link, a new pair where it is below p_gen; ``(new, replaced)``.
 
@@ -73,7 +73,7 @@ def generate(s: State, t: int, replace_oldest: bool, uniforms: np.ndarray) -> tu
     return new + replaced, replaced
 
 
-@njit(cache=True)
+@inner
 def refresh(s: State, t: int) -> None:
     """The view of every link at slot ``t``: usable, factor and cost of its youngest pair."""
     stored, youngest, usable, factor, cost = s.stored, s.youngest, s.usable, s.factor, s.cost
@@ -91,7 +91,7 @@ def refresh(s: State, t: int) -> None:
             cost[e] = np.inf
 
 
-@njit(cache=True)
+@inner
 def take(s: State, e: int, t: int) -> float:
     """Remove link ``e``'s youngest pair and return its fidelity now (the link's view refreshed)."""
     C = s.created.shape[1]

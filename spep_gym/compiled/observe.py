@@ -10,10 +10,11 @@ import numpy as np
 from numba import njit
 
 from spep_gym.compiled import laws, routing
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
 
 
-@njit(cache=True)
+@inner
 def _on_arrival(p: Params, product: float, delay: int) -> float:
     """The path fidelity of ``product``, decayed for the signalling ``delay`` (slots).
 

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from spep_gym.compiled import latency, laws, links, routing
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import (
     ARRIVED,
     EV,
@@ -59,7 +60,7 @@ from spep_gym.compiled.state import (
 )
 
 
-@njit(cache=True)
+@inner
 def _count(s: State, index: int, n: int) -> None:
     """Add ``n`` to a metric counter and to the slot's event of the same name."""
     s.counts[index] += n
@@ -67,7 +68,7 @@ def _count(s: State, index: int, n: int) -> None:
 
 
 # ---------------------------------------------------------------------- requests
-@njit(cache=True)
+@inner
 def _before(s: State, a: int, b: int) -> bool:
     """Request ``a`` is served before ``b``: priority (high first), deadline, arrival, id."""
     if s.priority[a] != s.priority[b]:
@@ -79,7 +80,7 @@ def _before(s: State, a: int, b: int) -> bool:
     return a < b
 
 
-@njit(cache=True)
+@inner
 def _enqueue(s: State, r: int) -> None:
     """Insert request ``r`` into the queue in service order."""
     n = s.counts[QUEUE_LEN]
@@ -96,7 +97,7 @@ def _enqueue(s: State, r: int) -> None:
     s.counts[QUEUE_LEN] = n + 1
 
 
-@njit(cache=True)
+@inner
 def _served(s: State, r: int, how: int, fidelity: float, hops: int) -> None:
     """Record request ``r`` as served now."""
     t = s.counts[T_NOW]
@@ -119,7 +120,7 @@ def _served(s: State, r: int, how: int, fidelity: float, hops: int) -> None:
     s.counts[EV_SERVED] = k + 1
 
 
-@njit(cache=True)
+@inner
 def _fail(s: State, r: int) -> None:
     """Record request ``r`` as failed now."""
     s.status[r] = FAILED_STATUS
@@ -131,7 +132,7 @@ def _fail(s: State, r: int) -> None:
     s.counts[EV_FAILED] += 1
 
 
-@njit(cache=True)
+@inner
 def _drop_held(s: State, i: int) -> None:
     """Remove the i-th pre-positioned pair, keeping the others in order."""
     n = s.counts[HELD_LEN]
@@ -145,7 +146,7 @@ def _drop_held(s: State, i: int) -> None:
 
 
 # ---------------------------------------------------------------------- swaps
-@njit(cache=True)
+@inner
 def _consume(s: State, p: Params, path: np.ndarray, hops: int) -> tuple[float, bool]:
     """Take the youngest pair of every link on ``path`` and swap: (F_path, the swaps succeeded)."""
     t = s.counts[T_NOW]
@@ -167,7 +168,7 @@ def _consume(s: State, p: Params, path: np.ndarray, hops: int) -> tuple[float, b
 
 
 # ---------------------------------------------------------------------- phases 1-3
-@njit(cache=True)
+@inner
 def _settle_preposition(
     s: State, p: Params, a: int, fidelity: float, placed: int, hops: int
 ) -> None:
@@ -190,7 +191,7 @@ def _settle_preposition(
     s.counts[PREPOSITIONS_PLACED] += 1
 
 
-@njit(cache=True)
+@inner
 def receive_outcomes(s: State, p: Params) -> None:
     """Phase 1 (``signalling_latency > 0``): the swaps decided ``delay`` slots ago are known now.
 
@@ -230,7 +231,7 @@ def receive_outcomes(s: State, p: Params) -> None:
         _served(s, r, ON_DEMAND, f, hops)
 
 
-@njit(cache=True)
+@inner
 def discard_expired(s: State, p: Params) -> None:
     """Phase 1: discard link pairs past their lifetime and pre-positioned pairs past expiry.
 
@@ -254,7 +255,7 @@ def discard_expired(s: State, p: Params) -> None:
     _count(s, PREPOSITIONS_EXPIRED, n - k)
 
 
-@njit(cache=True)
+@inner
 def generate_links(s: State, p: Params) -> None:
     """Phase 2: one uniform per link, drawn for every link whatever its state (a row of gen_u)."""
     t = s.counts[T_NOW]
@@ -265,7 +266,7 @@ def generate_links(s: State, p: Params) -> None:
     links.refresh(s, t)
 
 
-@njit(cache=True)
+@inner
 def admit_arrivals(s: State, p: Params) -> None:
     """Phase 3: this slot's requests join the queue; a full queue rejects (fails) a request."""
     t = s.counts[T_NOW]
@@ -282,7 +283,7 @@ def admit_arrivals(s: State, p: Params) -> None:
     s.counts[ARRIVED] += hi - lo
 
 
-@njit(cache=True)
+@inner
 def begin_slot(s: State, p: Params) -> None:
     """Phases 1-3 of the slot ``counts[T_NOW]``."""
     discard_expired(s, p)
@@ -291,7 +292,7 @@ def begin_slot(s: State, p: Params) -> None:
 
 
 # ---------------------------------------------------------------------- phases 4-6
-@njit(cache=True)
+@inner
 def preposition_path(s: State, p: Params, a: int, out: np.ndarray) -> int:
     """The path pre-positioning would use for node pair ``a`` now (its hops; -1: none)."""
     src, dst = s.pair_nodes[a, 0], s.pair_nodes[a, 1]
@@ -300,7 +301,7 @@ def preposition_path(s: State, p: Params, a: int, out: np.ndarray) -> int:
     return routing.shortest(s, src, dst, out)
 
 
-@njit(cache=True)
+@inner
 def preposition(s: State, p: Params, action: np.ndarray) -> None:
     """Phase 4 (Algorithm 2's placement): try the chosen node pairs in order within the limits.
 
@@ -333,7 +334,7 @@ def preposition(s: State, p: Params, action: np.ndarray) -> None:
         placed += 1
 
 
-@njit(cache=True)
+@inner
 def serve(s: State, p: Params) -> None:
     """Phase 5: a pre-positioned pair first (the lowest sufficient fidelity), else on demand.
 
@@ -409,7 +410,7 @@ def serve(s: State, p: Params) -> None:
     s.counts[QUEUE_LEN] = keep
 
 
-@njit(cache=True)
+@inner
 def fail_overdue(s: State, p: Params) -> None:
     """Phase 6: a request still queued at the end of its deadline slot fails."""
     t = s.counts[T_NOW]
@@ -424,7 +425,7 @@ def fail_overdue(s: State, p: Params) -> None:
     s.counts[QUEUE_LEN] = keep
 
 
-@njit(cache=True)
+@inner
 def finish_slot(s: State, p: Params, action: np.ndarray) -> None:
     """Phases 4-6 of the slot ``counts[T_NOW]``: pre-position ``action``, serve, fail overdue."""
     preposition(s, p, action)
@@ -433,7 +434,7 @@ def finish_slot(s: State, p: Params, action: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- the slot
-@njit(cache=True)
+@inner
 def clear_events(s: State) -> None:
     """Zero the slot's event entries."""
     s.counts[EV:T_NOW] = 0

@@ -6,12 +6,12 @@ Each writes the links of its path into ``out`` and returns the hop count, or -1 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import State
 
 
-@njit(cache=True)
+@inner
 def _unwind(s: State, d: int, out: np.ndarray) -> int:
     """The links from the search's root to ``d`` (by ``parent_*``) into ``out``; their count."""
     hops = 0
@@ -26,7 +26,7 @@ def _unwind(s: State, d: int, out: np.ndarray) -> int:
     return hops
 
 
-@njit(cache=True)
+@inner
 def static(s: State, src: int, dst: int, out: np.ndarray) -> int:
     """The static path of (src, dst), if all its links hold a pair now (``reactive``)."""
     n = s.seen.shape[0]
@@ -41,7 +41,7 @@ def static(s: State, src: int, dst: int, out: np.ndarray) -> int:
     return hops
 
 
-@njit(cache=True)
+@inner
 def breadth_first(s: State, src: int, dst: int) -> bool:
     """Breadth-first from ``src`` over usable links, neighbours in ascending id.
 
@@ -69,7 +69,7 @@ def breadth_first(s: State, src: int, dst: int) -> bool:
     return False
 
 
-@njit(cache=True)
+@inner
 def shortest(s: State, src: int, dst: int, out: np.ndarray) -> int:
     """Fewest hops over usable links: breadth-first, neighbours in ascending id."""
     if src == dst:
@@ -77,7 +77,7 @@ def shortest(s: State, src: int, dst: int, out: np.ndarray) -> int:
     return _unwind(s, dst, out) if breadth_first(s, src, dst) else -1
 
 
-@njit(cache=True)
+@inner
 def highest_fidelity(s: State, src: int, dst: int, out: np.ndarray) -> int:
     """Highest end-to-end fidelity over usable links: Dijkstra on ``cost``.
 
@@ -112,7 +112,7 @@ def highest_fidelity(s: State, src: int, dst: int, out: np.ndarray) -> int:
                 s.parent_link[v] = e
 
 
-@njit(cache=True)
+@inner
 def route(s: State, routing: int, src: int, dst: int, out: np.ndarray) -> int:
     """The on-demand strategy ``routing`` (state.ROUTING): reactive, shortest or highest_fidelity."""
     if routing == 0:
