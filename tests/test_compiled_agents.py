@@ -192,6 +192,27 @@ def test_reproduce_on_the_compiled_engine_writes_the_scalar_results(tmp_path) ->
     assert out["compiled"] == out["scalar"] or _same_but_time(out["compiled"], out["scalar"])
 
 
+def test_regimes_on_the_compiled_engine_writes_the_scalar_map(tmp_path) -> None:
+    from agents.cli import main
+
+    text = {}
+    for engine in ("scalar", "compiled"):
+        out = tmp_path / engine
+        argv = [
+            "regimes", "--runs", "1", "--slots", "60", "--topologies", "erdos_renyi",
+            "--only", "physics=paper", "--only", "latency=0", "--only", "end_memory=equal",
+            "--only", "load=paper", "--out", str(out), "--jobs", "1", "--no-progress",
+            "--no-figures", "--engine", engine,
+        ]  # fmt: skip
+        assert main(argv) == 0
+        text[engine] = (out / "regimes.csv").read_text()
+    assert _same_but_time(text["compiled"], text["scalar"])
+    assert (
+        "compiled engine (the scalar engine's runs exactly)"
+        in (tmp_path / "compiled" / "summary.md").read_text()
+    )
+
+
 def _same_but_time(a: str, b: str) -> bool:
     import io
 
