@@ -13,6 +13,7 @@ import os
 # before numba loads: plain Python, so coverage sees it (a subprocess sets 0)
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -190,6 +191,16 @@ def test_reproduce_on_the_compiled_engine_writes_the_scalar_results(tmp_path) ->
         assert reproduce.reproduce(opts) == 0
         out[engine] = (tmp_path / engine / "results.csv").read_text()
     assert out["compiled"] == out["scalar"] or _same_but_time(out["compiled"], out["scalar"])
+
+
+def test_a_compiled_run_is_a_unit_of_its_own() -> None:
+    """So that the runs spread over the workers (spep-lstm's on the scalar path too)."""
+    from agents.study.plan import Task, batches
+
+    tasks = [Task("erdos_renyi", "spep-lstm", s, 60, (), engine="compiled") for s in range(3)]
+    assert batches(tasks) == [(t,) for t in tasks]
+    grouped = [dataclasses.replace(t, engine="batched", draws="counter") for t in tasks]
+    assert batches(grouped) == [tuple(grouped)]
 
 
 def test_regimes_on_the_compiled_engine_writes_the_scalar_map(tmp_path) -> None:

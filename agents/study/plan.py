@@ -283,14 +283,16 @@ def schedule(tasks: Iterable[Task]) -> list[Task]:
 
 
 def batches(tasks: Iterable[Task]) -> list[tuple[Task, ...]]:
-    """The units that execute: a scalar task alone, batched tasks grouped by everything but seed.
+    """The units that execute: a scalar or compiled task alone, batched tasks grouped but by seed.
 
     The batched engine steps the runs of one (topology, agent, slots, config, draws) together, one
-    network per seed; the groups keep the order of their first task, the tasks their order.
+    network per seed; the groups keep the order of their first task, the tasks their order. A
+    compiled run is one compiled call: alone, its unit spreads over the workers as a scalar run's
+    does (an agent the compiled engine runs on the scalar path, e.g. spep-lstm, too).
     """
     groups: dict[Any, list[Task]] = {}
     for task in tasks:
-        key: Any = task if task.engine == "scalar" else dataclasses.replace(task, seed=0)
+        key: Any = task if task.engine != "batched" else dataclasses.replace(task, seed=0)
         groups.setdefault(key, []).append(task)
     return [tuple(group) for group in groups.values()]
 

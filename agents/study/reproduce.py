@@ -432,7 +432,7 @@ def engine_note(engine: str, draws: str | None, units: int) -> str:
     if engine == "scalar":
         return ""
     if engine == "compiled":
-        return f", compiled engine: {units} group(s) of runs"
+        return ", compiled engine"
     return f", {engine} engine ({draws} draws): {units} batch(es)"
 
 
