@@ -91,6 +91,12 @@ class CompiledSimulator:
 
     def reset(self, seed: int) -> SlotEvents:
         """Start an episode from ``seed`` and run phases 1-3 of slot 0."""
+        self.new_episode(seed)
+        phases.reset(self.state, self.params)
+        return self.events(-1)
+
+    def new_episode(self, seed: int) -> None:
+        """The episode of ``seed`` at slot 0, before its phases run (``reset`` runs them)."""
         cfg, setup = self.cfg, self._setup
         topo_ss, work_ss, gen_ss, swap_ss = np.random.SeedSequence(seed).spawn(4)
         if setup.fixed_net is not None:
@@ -107,11 +113,9 @@ class CompiledSimulator:
         self.state = s = new_state(cfg, self.net, self.workload)
         self._swap_reserve = (len(s.swap_u) - 1) // 2  # the most swap draws one step reads
         self._draw_ahead()
-        phases.reset(s, self.params)
         self.t = 0
         net = self.net
         self._link_pair = net.pair_index[net.edges[:, 0], net.edges[:, 1]]
-        return self.events(-1)
 
     @property
     def done(self) -> bool:

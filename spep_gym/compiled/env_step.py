@@ -47,6 +47,8 @@ ENV_KEYS = (
 DEMAND_OBS_MAX = np.float32(1e6)
 #: :func:`env_step`'s flags: the action lies outside 0..P (nothing ran); the draws need a refill.
 BAD_ACTION, REFILL = 1, 2
+#: The action of :func:`env_step`'s reset call (unread; the type of every action).
+NO_ACTION = np.zeros(0, np.int64)
 
 #: The fields of :class:`EnvBox`, in constructor order.
 FIELDS = (
@@ -108,9 +110,8 @@ def time_of_day_table(slots_per_day: int) -> np.ndarray:
     for t in range(slots_per_day):
         phase = 2.0 * np.pi * t / slots_per_day
         rows.append(np.array([np.sin(phase), np.cos(phase)], np.float32))
-    table = np.array(rows, np.float32)
-    table.flags.writeable = False
-    return table
+    # writeable, as an unpickled copy is: a read-only array is another type, compiled again
+    return np.array(rows, np.float32)
 
 
 def layout(num_pairs: int, queue_obs_size: int) -> tuple[np.ndarray, dict[str, slice]]:
@@ -193,25 +194,22 @@ def _refill(b: Any) -> int:
 
 
 @njit(cache=True)
-def env_reset(b: Any) -> int:
-    """The observation of slot 0 (after ``phases.reset``) into ``b``'s views; :func:`_refill`."""
-    b.window[:] = 0.0
-    _observe(b)
-    return _refill(b)
-
-
-@njit(cache=True)
-def env_step(b: Any, action: np.ndarray) -> int:
+def env_step(b: Any, action: np.ndarray, reset: bool) -> int:
     """Check ``action`` (int64, node pairs 0..P), run the slot, observe: the flags.
 
     BAD_ACTION (and nothing else done) if a value lies outside 0..P; else REFILL or 0 (see
-    :func:`_refill`).
+    :func:`_refill`). With ``reset``, phases 1-3 of slot 0 instead of a step (``action`` unread):
+    one entry point for both, so that the slot's code is compiled once (a second one cost 7 s).
     """
-    num_pairs = b.pf.shape[0]
-    for k in range(action.shape[0]):
-        if action[k] < 0 or action[k] > num_pairs:
-            return BAD_ACTION
-    phases.step(b.s, b.p, action)
+    if reset:
+        b.window[:] = 0.0
+        phases.reset(b.s, b.p)
+    else:
+        num_pairs = b.pf.shape[0]
+        for k in range(action.shape[0]):
+            if action[k] < 0 or action[k] > num_pairs:
+                return BAD_ACTION
+        phases.step(b.s, b.p, action)
     _observe(b)
     return _refill(b)
 
@@ -256,12 +254,12 @@ class EnvCore:
     def reset(self, seed: int) -> None:
         """``sim.reset(seed)`` and the observation of slot 0."""
         sim = self.sim
-        sim.reset(seed)
+        sim.new_episode(seed)
         adjacency = self.views["adjacency"]
         adjacency[:] = 0.0
         adjacency[sim._link_pair] = 1.0
         self._box()
-        if env_reset(self.box):
+        if env_step(self.box, NO_ACTION, True):
             sim._draw_ahead()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -277,7 +275,7 @@ class EnvCore:
 
     def step(self, action: np.ndarray) -> bool:
         """Run one slot with ``action`` (int64, shape checked): False if a value is out of range."""
-        flags = env_step(self.box, action)
+        flags = env_step(self.box, action, False)
         if flags & BAD_ACTION:
             return False
         if flags:
