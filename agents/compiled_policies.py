@@ -1,6 +1,6 @@
 """Whole episodes of the non-learning agents, compiled: one call runs every slot of a run.
 
-The studies' ``--engine compiled`` (:mod:`agents.compiled`) runs an agent's episode here instead
+The studies' ``--engine compiled`` (:mod:`agents.study.compiled`) runs an agent's episode here instead
 of one ``SpepEnv.step`` and one ``agent.act`` per slot. :func:`run` is the episode loop: at each
 decision point it fills the observation arrays
 (:func:`spep_gym.compiled.episode.fill_observation`: the values ``SpepEnv`` shows the agent), asks

@@ -1,4 +1,4 @@
-"""The study engine ``compiled`` (agents.compiled): whole episodes of the non-learning agents.
+"""The study engine ``compiled`` (agents.study.compiled): whole episodes of the non-learning agents.
 
 Each compiled agent's result row and per-request records equal the scalar engine's
 ``run_episode`` for the same agent, config and seed. This module runs the compiled code as plain
@@ -28,7 +28,7 @@ from conftest import reproduce_options, write_trace
 
 import agents
 from agents.base import Agent, agent_config
-from agents.compiled import COMPILED_AGENTS, compiled_policy, covers, run_compiled
+from agents.study.compiled import COMPILED_AGENTS, compiled_policy, covers, run_compiled
 from agents.compiled_policies import choice
 from agents.study.engine import check_engine, engine_text
 from agents.study.evaluate import evaluate, run_episode
@@ -268,7 +268,7 @@ def test_the_jitted_agents_equal_the_scalar_engine() -> None:
         import numba
         import agents
         from agents.base import agent_config
-        from agents.compiled import COMPILED_AGENTS
+        from agents.study.compiled import COMPILED_AGENTS
         from agents.compiled_policies import run
         from test_compiled_agents import assert_same_rows
         assert not numba.config.DISABLE_JIT

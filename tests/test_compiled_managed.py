@@ -24,7 +24,7 @@ from conftest import trace_config
 
 import agents
 from agents.base import agent_config
-from agents.compiled import compiled_policy
+from agents.study.compiled import compiled_policy
 from agents.compiled_managed import (
     DEMAND_FREQUENCY,
     DEMAND_NONE,
@@ -274,7 +274,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def test_the_compiled_engine_gives_the_scalar_rows(name: str, topology: str, preset: str):
     from test_compiled_agents import assert_same_rows
 
-    from agents.compiled import covers
+    from agents.study.compiled import covers
 
     kw = {"fill": "flush"} if preset == "physical, flushing" else {}
     agent = agents.make(name, **kw)

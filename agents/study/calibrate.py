@@ -152,7 +152,7 @@ class Options:
     engine: str = "scalar"  # CALIBRATE_ENGINES (agents.study.engine)
 
 
-#: The engines ``spep calibrate`` runs on: its agents all run compiled (agents.compiled).
+#: The engines ``spep calibrate`` runs on: its agents all run compiled (agents.study.compiled).
 CALIBRATE_ENGINES = ("scalar", "compiled")
 
 

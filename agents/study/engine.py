@@ -8,7 +8,7 @@ together, network i of the batch from the i-th seed, on a
 Its random draws are ``counter`` (counter-based streams: within noise of the scalar runs, fast) or
 ``scalar`` (the scalar environment's own streams: the same rows as the scalar engine, exactly).
 torch loads only when a batch runs (or its agents are checked). ``compiled`` runs each episode of
-a non-learning agent as one compiled call (:func:`agents.compiled.run_compiled`, numba: the same
+a non-learning agent as one compiled call (:func:`agents.study.compiled.run_compiled`, numba: the same
 rows as the scalar engine, exactly); any other agent runs on the scalar path there.
 """
 

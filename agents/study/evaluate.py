@@ -8,7 +8,6 @@ Both are re-exported as ``agents.run_episode`` and ``agents.evaluate``.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from agents.base import Agent, agent_config, check_inputs, make
 from agents.study import backends
+from agents.study.episode import result_row, run_episode
 from agents.study.store import COLUMNS
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
@@ -30,62 +30,11 @@ __all__ = [
     "agent_config",
     "evaluate",
     "progress_bar",
+    "result_row",
     "run_episode",
     "summary_table",
     "write_frame",
 ]
-
-
-def run_episode(
-    agent: Agent | str,
-    seed: int,
-    config: Mapping[str, Any] | SpepConfig | None = None,
-    return_records: bool = False,
-    blank: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Run one episode of ``agent`` from ``seed``; return its result row (section-6 metrics).
-
-    The row holds :data:`COLUMNS` first, then every other counter and rate of
-    :meth:`spep_gym.metrics.Metrics.summary` and the wall time. With ``return_records`` the
-    per-request records come along under ``"records"``. ``blank`` names observation keys zeroed
-    before the agent sees them (:class:`spep_gym.wrappers.BlankObservation`; the observation only:
-    ``info`` and the environment the agent is given stay as they are); the row then says which,
-    under ``"blank"``.
-    """
-    if isinstance(agent, str):
-        agent = make(agent)
-    cfg = agent_config(agent, config)
-    env = SpepEnv(cfg)
-    seen: Any = BlankObservation(env, tuple(blank)) if blank else env
-    start = time.perf_counter()
-    obs, info = seen.reset(seed=seed)
-    agent.reset(seed=seed, env=env)
-    truncated = False
-    while not truncated:
-        action = agent.act(obs, info)
-        obs, _, _, truncated, info = seen.step(action)
-    row = result_row(agent, cfg, seed, info["episode_metrics"], time.perf_counter() - start)
-    if blank:
-        row["blank"] = ",".join(blank)
-    if return_records:
-        row["records"] = env.sim.request_records()
-    return row
-
-
-def result_row(
-    agent: Agent, cfg: SpepConfig, seed: int, metrics: Mapping[str, Any], wall: float
-) -> dict[str, Any]:
-    """The result row of a run: who and what, :data:`COLUMNS` first, the other metrics, the time."""
-    row: dict[str, Any] = {
-        "agent": agent.name,
-        "topology": cfg.topology_name,
-        "seed": seed,
-        "slots": cfg.episode_slots,
-    }
-    row.update({k: metrics[k] for k in COLUMNS if k in metrics})
-    row.update({k: v for k, v in metrics.items() if k not in row})
-    row["wall_time_s"] = wall
-    return row
 
 
 # ---------------------------------------------------------------------- many runs
@@ -129,7 +78,7 @@ def evaluate(
             as one batch of networks, network i from seed ``seed + i``
             (:func:`agents.study.engine.run_batch`; the agents of :data:`agents.batched.BATCHED_AGENTS`),
             or ``"compiled"``: each run one compiled call, in this process
-            (:func:`agents.compiled.iter_compiled`: the scalar rows exactly; an agent it does not
+            (:func:`agents.study.compiled.iter_compiled`: the scalar rows exactly; an agent it does not
             compile runs as with ``"scalar"``).
         draws: the batched engine's random draws: ``"counter"`` (default; its own streams, within
             noise of the scalar runs) or ``"scalar"`` (the scalar streams: the scalar rows exactly).
@@ -208,7 +157,7 @@ def evaluate(
             if callback is not None:
                 callback(df)
 
-    from agents.compiled import covers as compiled_covers
+    from agents.study.compiled import covers as compiled_covers
 
     try:
         if engine == "batched":
@@ -220,7 +169,7 @@ def evaluate(
             ):
                 finished(run_seed, row)
         elif engine == "compiled" and compiled_covers(agent, cfg):
-            from agents.compiled import iter_compiled
+            from agents.study.compiled import iter_compiled
 
             # one compiled call per run, in this process
             for run_seed, row in zip(seeds, iter_compiled(agent, seeds, cfg), strict=True):

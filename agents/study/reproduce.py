@@ -106,7 +106,7 @@ def run_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
 
     if first.engine == "compiled":  # one compiled call per run, the agent's scalar path where none
         from agents.base import agent_config
-        from agents.compiled import run_compiled
+        from agents.study.compiled import run_compiled
 
         agent, seeds = agents.make(first.agent), [task.seed for task in tasks]
         rows = run_compiled(agent, seeds, agent_config(agent, first.config()), True)

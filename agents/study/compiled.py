@@ -151,7 +151,7 @@ def iter_compiled(
     return_records: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """:func:`run_compiled`'s rows one by one, each as soon as its run has finished."""
-    from agents.study.evaluate import result_row, run_episode
+    from agents.study.episode import result_row, run_episode
 
     if not covers(agent, cfg):
         for seed in seeds:
