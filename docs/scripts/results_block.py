@@ -547,7 +547,8 @@ def claims_part(d: dict[str, Any]) -> list[str]:
         f"{span_ci(vs_short)}, against `random` {span_ci(vs_rand)} "
         f"({len(significant(vs_rand, 1))} of {len(vs_rand)} significantly above), against the "
         f"best control ({' or '.join(f'`{b}`' for b in sorted(set(best.baseline)))}) "
-        f"{span_ci(best)} ({len(significant(best, 1))} of {len(best)} significantly above) | "
+        f"{span_ci(best)} ({len(significant(best, 1))} of {len(best)} significantly above, "
+        f"{len(significant(best, -1))} below) | "
         "a blocking "
         "link layer, where any pre-positioning flushes stale pairs; items 2 and 3 |",
         f"| about {lat_paper} % lower latency | {rel(lat)} against shortest path "
