@@ -72,12 +72,12 @@ DEFAULT_AGENTS = (
 #: the smallest two-sided Wilcoxon p of n pairs is 2 / 2**n, and Holm over the default map's 512
 #: comparisons of a metric needs it below 0.05 / 512, so n >= 15.
 DEFAULT_RUNS = 20
-#: Slots per run. The paper's 2000 would take about four times as long as 500, far over the goal of
-#: 20 minutes on a 2-core machine with the scalar engine (``--engine batched`` runs a cell's 20
-#: runs as one batch, which on a CPU gains little at that size), so the default map cuts the slots,
-#: not the runs nor the cells: 500 slots are two days and a bit of the daily cycle.
-#: ``--slots 2000`` restores the paper's length.
-DEFAULT_SLOTS = 500
+#: Slots per run: the paper's 2000. The map's answer moved with the run length (at 500 slots the
+#: first day, with no request history for the predictors, was half of each run), so the default is
+#: the full length; it takes about 6.5 minutes on 2 cores with ``--engine compiled`` (the stored
+#: map, docs/results/regimes) and about 50 with the scalar engine. ``--slots 500`` gives the
+#: shorter map of earlier versions.
+DEFAULT_SLOTS = 2000
 #: Table metrics: (metric, label, format of a mean, format of a difference).
 METRICS = (
     ("success_rate", "success (%)", "pct"),
