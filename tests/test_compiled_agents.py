@@ -28,8 +28,8 @@ from conftest import reproduce_options, write_trace
 
 import agents
 from agents.base import Agent, agent_config
-from agents.study.compiled import COMPILED_AGENTS, compiled_policy, covers, run_compiled
 from agents.compiled_policies import choice
+from agents.study.compiled import COMPILED_AGENTS, compiled_policy, covers, run_compiled
 from agents.study.engine import check_engine, engine_text
 from agents.study.evaluate import evaluate, run_episode
 from spep_gym.config import SpepConfig

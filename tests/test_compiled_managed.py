@@ -24,7 +24,6 @@ from conftest import trace_config
 
 import agents
 from agents.base import agent_config
-from agents.study.compiled import compiled_policy
 from agents.compiled_managed import (
     DEMAND_FREQUENCY,
     DEMAND_NONE,
@@ -40,6 +39,7 @@ from agents.compiled_managed import (
 )
 from agents.controls import ManagedAgent, NextRequests, PredictedDemand, make_managed
 from agents.spep import algorithm2
+from agents.study.compiled import compiled_policy
 from spep_gym.compiled.episode import new_observation
 from spep_gym.compiled.state import T_NOW, new_state, params
 from spep_gym.env import SpepEnv
