@@ -22,11 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from bench_compiled import best_rate, env_rate  # this folder: python benchmarks/bench_goals.py
 
 import spep_gym  # noqa: F401  (registers Spep-v0)
 
@@ -45,35 +45,6 @@ TABLE = {
 }  # fmt: skip
 
 
-def cpu_rate(run: Callable[[], int], repeat: int) -> float:
-    """Steps per CPU second of ``run`` (which returns its step count), best of ``repeat``."""
-    best = 0.0
-    for _ in range(repeat):
-        t0 = time.process_time()
-        steps = run()
-        best = max(best, steps / max(time.process_time() - t0, 1e-9))
-    return best
-
-
-def env_rate(env: gym.Env, steps: int, repeat: int) -> float:
-    """``env.step`` per CPU second, random actions drawn beforehand; an episode end stops a run."""
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    actions = [env.action_space.sample() for _ in range(steps)]
-
-    def run() -> int:
-        env.reset(seed=0)
-        step, done = env.step, 0
-        for a in actions:
-            _, _, terminated, truncated, _ = step(a)
-            done += 1
-            if terminated or truncated:
-                break
-        return done
-
-    return cpu_rate(run, repeat)
-
-
 def vector_rate(num_envs: int, steps: int, repeat: int, **kwargs: object) -> tuple[float, str]:
     """Env steps per CPU second of the vector env (random actions; one thread by default)."""
     env = gym.make_vec(
@@ -82,12 +53,13 @@ def vector_rate(num_envs: int, steps: int, repeat: int, **kwargs: object) -> tup
     env.reset(seed=0)
     env.action_space.seed(0)
     batches = [env.action_space.sample() for _ in range(steps)]  # drawn before the clock starts
-    best = 0.0
-    for _ in range(repeat):
-        t0 = time.process_time()
+
+    def run() -> int:
         for actions in batches:
             env.step(actions)
-        best = max(best, num_envs * steps / max(time.process_time() - t0, 1e-9))
+        return num_envs * steps
+
+    best = best_rate(run, repeat)
     name = type(getattr(env, "unwrapped", env)).__module__
     env.close()
     return best, name
@@ -95,7 +67,7 @@ def vector_rate(num_envs: int, steps: int, repeat: int, **kwargs: object) -> tup
 
 def cartpole_rate(steps: int, repeat: int) -> float:
     """CartPole-v1 steps per CPU second with random actions."""
-    return env_rate(gym.make("CartPole-v1"), steps, repeat)
+    return env_rate(lambda: gym.make("CartPole-v1"), steps, repeat)
 
 
 def command_wall(args: list[str]) -> float:
@@ -127,11 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     cart = cartpole_rate(args.steps, args.repeat)
     print(f"CartPole-v1: {cart:,.0f} steps per CPU second")
     slots = max(args.steps, 2000)
-    paper = env_rate(gym.make("Spep-v0", engine=args.engine, episode_slots=slots), args.steps,
-                     args.repeat)  # fmt: skip
+    paper = env_rate(lambda: gym.make("Spep-v0", engine=args.engine, episode_slots=slots),
+                     args.steps, args.repeat)  # fmt: skip
     got["env"] = f"{paper / cart:.3f}x ({paper:,.0f} steps/s)"
     physical = env_rate(
-        gym.make("Spep-v0", engine=args.engine, preset="physical", episode_slots=slots),
+        lambda: gym.make("Spep-v0", engine=args.engine, preset="physical", episode_slots=slots),
         args.steps,
         args.repeat,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -532,14 +532,18 @@ class Simulator:
 
     def request_records(self) -> dict[str, np.ndarray]:
         """Per-request records (arrays) of the episode so far, one row per drawn request."""
-        w = self.workload
-        return {
-            "id": np.arange(len(w)),
-            "source": w.source,
-            "destination": w.destination,
-            "arrival": w.arrival,
-            "F_req": w.F_req,
-            "deadline": w.deadline,
-            "priority": w.priority,
-            **{k: v.copy() for k, v in self.records.items()},
-        }
+        return request_records(self.workload, self.records)
+
+
+def request_records(w: Workload, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One row per drawn request: the workload's columns, then copies of its outcome columns."""
+    return {
+        "id": np.arange(len(w)),
+        "source": w.source,
+        "destination": w.destination,
+        "arrival": w.arrival,
+        "F_req": w.F_req,
+        "deadline": w.deadline,
+        "priority": w.priority,
+        **{k: v.copy() for k, v in outcomes.items()},
+    }

@@ -142,3 +142,20 @@ def random_actions(env: Any, rng: np.random.Generator) -> np.ndarray:
 def assert_same(a: Any, b: Any, where: str = "") -> None:
     """Exact equality of nested dicts, lists and arrays (floats bit for bit)."""
     assert _plain(a) == _plain(b), where
+
+
+def run_jitted(code: str, cwd: str | Path = Path(__file__).parent) -> None:
+    """Run ``code`` in a fresh interpreter with numba's JIT on; it must exit 0 and print ``ok`` last.
+
+    The fast suite runs the compiled engine as plain Python (``NUMBA_DISABLE_JIT=1``, for
+    coverage); this is its check that the same functions also compile and agree.
+    """
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")

@@ -19,7 +19,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import assert_same, line_graph, random_actions, trace_config, write_trace
+from conftest import (
+    assert_same,
+    line_graph,
+    random_actions,
+    run_jitted,
+    trace_config,
+    write_trace,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import configs
@@ -387,10 +394,4 @@ def test_the_jitted_engine_equals_the_scalar_simulator() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=here
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    run_jitted(code)

@@ -24,7 +24,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from conftest import reproduce_options, write_trace
+from conftest import reproduce_options, run_jitted, write_trace
 
 import agents
 from agents.base import Agent, agent_config
@@ -282,10 +282,4 @@ def test_the_jitted_agents_equal_the_scalar_engine() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=here
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    run_jitted(code)

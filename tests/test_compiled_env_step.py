@@ -12,15 +12,13 @@ import pickle
 
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
-import subprocess
-import sys
 import textwrap
 import warnings
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_same, random_actions
+from conftest import assert_same, random_actions, run_jitted
 
 from spep_gym.compiled import CompiledSimulator
 from spep_gym.compiled.env_step import ENV_KEYS, EnvCore, time_of_day_table
@@ -206,10 +204,4 @@ def test_the_jitted_core_equals_the_python_env() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=here
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    run_jitted(code)

@@ -13,14 +13,12 @@ import os
 # before agents.compiled_managed imports numba: plain Python, so coverage sees it
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
-import subprocess
-import sys
 import textwrap
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import trace_config
+from conftest import run_jitted, trace_config
 
 import agents
 from agents.base import agent_config
@@ -245,12 +243,7 @@ def test_the_jitted_functions_equal_the_python_agent():
         print("ok")
         """
     )
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=_root()
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    run_jitted(code, cwd=_root())
 
 
 def _root() -> str:

@@ -160,6 +160,7 @@ def iter_compiled(
     from agents.compiled_policies import run
     from spep_gym.compiled import CompiledSimulator
     from spep_gym.compiled.episode import new_observation
+    from spep_gym.simulator import request_records
 
     sim = CompiledSimulator(cfg)
     for seed in seeds:
@@ -173,15 +174,5 @@ def iter_compiled(
         sim.t = cfg.episode_slots
         row = result_row(agent, cfg, seed, sim.metrics.summary(), time.perf_counter() - start)
         if return_records:
-            w = sim.workload
-            row["records"] = {
-                "id": np.arange(len(w)),
-                "source": w.source,
-                "destination": w.destination,
-                "arrival": w.arrival,
-                "F_req": w.F_req,
-                "deadline": w.deadline,
-                "priority": w.priority,
-                **{k: v.copy() for k, v in sim.records.items()},
-            }
+            row["records"] = request_records(sim.workload, sim.records)
         yield row
