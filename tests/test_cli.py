@@ -25,7 +25,7 @@ OPTIONS = {
     "reproduce": [
         "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs",
         "--no-figures", "--no-progress", "--no-sensitivity", "--out", "--ray-address", "--runs",
-        "--seed", "--sensitivity", "--set", "--slots", "--topologies",
+        "--seed", "--sensitivity", "--set", "--slots", "--slow-twins", "--topologies",
     ],
     "regimes": [
         "--agents", "--backend", "--device", "--draws", "--engine", "--import", "--jobs",
@@ -33,7 +33,7 @@ OPTIONS = {
         "--set", "--slots", "--topologies",
     ],
     "calibrate": [
-        "--backend", "--batch", "--check-runs", "--fit-runs", "--jobs", "--no-progress", "--out",
+        "--backend", "--batch", "--check-runs", "--engine", "--fit-runs", "--jobs", "--no-progress", "--out",
         "--params", "--patience", "--ray-address", "--seed", "--set", "--slots", "--topologies",
         "--trials",
     ],
