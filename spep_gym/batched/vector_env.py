@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -27,6 +27,7 @@ from spep_gym.batched.draws import Draws
 from spep_gym.batched.simulator import EVENTS, BatchedSimulator, BatchEvents, same_config
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
+from spep_gym.vector_checks import episode_seeds, episode_steps, is_seed, reset_rows
 
 #: The per-step counts of ``info`` (int64 arrays of shape (B,)), named as in ``SpepEnv``'s info.
 INFO_COUNTS = {
@@ -77,11 +78,6 @@ def _on_own_threads(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return pinned  # type: ignore[return-value]
-
-
-def _is_seed(seed: Any) -> TypeGuard[int | np.integer]:
-    """An episode seed ``SpepEnv.reset`` takes: an integer >= 0 (numpy integers too)."""
-    return isinstance(seed, int | np.integer) and bool(seed >= 0)
 
 
 class SpepVectorEnv(gym.vector.VectorEnv):
@@ -160,24 +156,9 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         else:
             single = SpepEnv(config, preset=preset, **fields)  # type: ignore[arg-type]
             cfg = single.config
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError as err:
-            raise ValueError(
-                f"autoreset_mode={autoreset_mode!r} is invalid: allowed "
-                f"{[m.value for m in AutoresetMode]}"
-            ) from err
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, int)
-            or max_episode_steps < 1
-        ):
-            raise ValueError(
-                f"max_episode_steps={max_episode_steps!r} is invalid: allowed None or an integer "
-                f">= 1 (episodes end after min(max_episode_steps, episode_slots) steps)"
-            )
-        #: Steps per episode: the config's, or a shorter cut (a TimeLimit's).
-        self.max_episode_steps = min(max_episode_steps or cfg.episode_slots, cfg.episode_slots)
+        mode, self.max_episode_steps = episode_steps(
+            autoreset_mode, max_episode_steps, cfg.episode_slots
+        )
         self.config = cfg
         self.sim = BatchedSimulator(cfg, num_envs, device=device, draws=draws)
         self.device = self.sim.device
@@ -211,42 +192,12 @@ class SpepVectorEnv(gym.vector.VectorEnv):
         (network i gets ``seed + i``) or one seed (or None) per network, as ``SyncVectorEnv``.
         """
         B = self.num_envs
-        seeds: list[Any] | None = None
-        if seed is None:
-            seeds = [None] * B
-        elif _is_seed(seed):
-            seeds = [int(seed) + i for i in range(B)]
-        elif isinstance(seed, Sequence | np.ndarray) and not isinstance(seed, str):
-            seeds = list(seed)
-        if seeds is None or not all(s is None or _is_seed(s) for s in seeds):
-            raise ValueError(
-                f"seed={seed!r} is invalid: allowed None, an integer >= 0 (network i gets seed + i) "
-                "or one seed per network, each None or an integer >= 0"
-            )
-        if len(seeds) != B:
-            raise ValueError(
-                f"{len(seeds)} seeds for num_envs={B}: give one per network (or an int)"
-            )
+        seeds = episode_seeds(seed, B)
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(
-                int(seed) if _is_seed(seed) else None
+                int(seed) if is_seed(seed) else None
             )
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if mask is None:
-            rows = np.arange(B)
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (B,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({B},) with a True, "
-                    f"got {mask!r}"
-                )
-            if not self._started:
-                raise RuntimeError("call reset() without reset_mask first")
-            rows = np.flatnonzero(mask)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}: allowed 'reset_mask'")
+        rows = reset_rows(options, B, self._started)
         events = self._reset_rows(rows, [seeds[i] for i in rows])
         self._autoreset[rows] = False
         info = self._info(events, None)

@@ -43,8 +43,6 @@ ENV_KEYS = (
     "prepositioned", "prepositioned_fidelity", "prepositioned_in_flight", "requests_in_flight",
     "demand", "arrivals", "queue", "queue_mask", "time_of_day",
 )  # fmt: skip
-#: Upper bound of ``demand`` and ``arrivals`` (``spep_gym.env.DEMAND_OBS_MAX``).
-DEMAND_OBS_MAX = np.float32(1e6)
 #: :func:`env_step`'s flags: the action lies outside 0..P (nothing ran); the draws need a refill.
 BAD_ACTION, REFILL = 1, 2
 #: The action of :func:`env_step`'s reset call (unread; the type of every action).
@@ -161,22 +159,10 @@ def _observe(b: Any) -> None:
     num_pairs = pf.shape[0]
     for a in range(num_pairs):
         path_fidelity[a] = np.float32(pf[a])
-    # the demand window, as SpepEnv slides it: add this slot's arrivals, drop those W slots ago
     t = s.counts[T_NOW]
-    starts, pair = s.starts, s.pair
-    arrived[:] = 0.0
-    if t < p.episode_slots:
-        for r in range(starts[t], starts[t + 1]):
-            arrived[pair[r]] += np.float32(1.0)
-        old = t - b.demand_slots
-        for a in range(num_pairs):
-            window[a] += arrived[a]
-        if old >= 0:
-            for r in range(starts[old], starts[old + 1]):
-                window[pair[r]] -= np.float32(1.0)
-    for a in range(num_pairs):
-        demand[a] = min(window[a], DEMAND_OBS_MAX)
-        arrivals[a] = min(arrived[a], DEMAND_OBS_MAX)
+    observe.slide_demand(
+        t, p.episode_slots, s.starts, s.pair, b.demand_slots, window, arrived, demand, arrivals
+    )
     day = t % tod_table.shape[0]
     time_of_day[0] = tod_table[day, 0]
     time_of_day[1] = tod_table[day, 1]

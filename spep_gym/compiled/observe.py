@@ -13,6 +13,42 @@ from spep_gym.compiled import laws, routing
 from spep_gym.compiled.jit import inner
 from spep_gym.compiled.state import HELD_LEN, QUEUE_LEN, T_NOW, Params, State
 
+#: Upper bound of ``demand`` and ``arrivals`` (``spep_gym.env.DEMAND_OBS_MAX``).
+DEMAND_OBS_MAX = np.float32(1e6)
+
+
+@inner
+def slide_demand(
+    t: int,
+    episode_slots: int,
+    starts: np.ndarray,
+    pair: np.ndarray,
+    demand_slots: int,
+    window: np.ndarray,
+    arrived: np.ndarray,
+    demand: np.ndarray,
+    arrivals: np.ndarray,
+) -> None:
+    """The demand window slid to slot ``t``, as ``SpepEnv`` slides it.
+
+    ``arrived`` gets slot ``t``'s requests per node pair, ``window`` (unclipped) adds them and drops
+    those of ``demand_slots`` slots ago; ``demand`` and ``arrivals`` are the two, clipped to
+    :data:`DEMAND_OBS_MAX` (``arrivals`` may be ``arrived`` itself).
+    """
+    arrived[:] = 0.0
+    if t < episode_slots:
+        for r in range(starts[t], starts[t + 1]):
+            arrived[pair[r]] += np.float32(1.0)
+        for a in range(window.shape[0]):
+            window[a] += arrived[a]
+        old = t - demand_slots
+        if old >= 0:
+            for r in range(starts[old], starts[old + 1]):
+                window[pair[r]] -= np.float32(1.0)
+    for a in range(window.shape[0]):
+        demand[a] = min(window[a], DEMAND_OBS_MAX)
+        arrivals[a] = min(arrived[a], DEMAND_OBS_MAX)
+
 
 @inner
 def _on_arrival(p: Params, product: float, delay: int) -> float:

@@ -26,9 +26,6 @@ from spep_gym.compiled.state import (
     State,
 )
 
-#: Upper bound of the ``demand`` and ``arrivals`` keys (``spep_gym.env.DEMAND_OBS_MAX``).
-DEMAND_OBS_MAX = np.float32(1e6)
-
 
 @njit(cache=True)
 def _after(
@@ -66,21 +63,10 @@ def _after(
     num_pairs = pf.shape[1]
     for a in range(num_pairs):
         path_fidelity[b, a] = np.float32(pf[b, a])
-    # the demand window, as SpepEnv._update_demand slides it
-    t = c[T_NOW]
-    arrivals[b, :] = 0.0
-    if t < p.episode_slots:
-        for r in range(s.starts[t], s.starts[t + 1]):
-            arrivals[b, s.pair[r]] += np.float32(1.0)
-    for a in range(num_pairs):
-        demand[b, a] += arrivals[b, a]
-    old = t - demand_slots
-    if old >= 0 and t < p.episode_slots:
-        for r in range(s.starts[old], s.starts[old + 1]):
-            demand[b, s.pair[r]] -= np.float32(1.0)
-    for a in range(num_pairs):
-        demand_obs[b, a] = min(demand[b, a], DEMAND_OBS_MAX)
-        arrivals[b, a] = min(arrivals[b, a], DEMAND_OBS_MAX)
+    observe.slide_demand(
+        c[T_NOW], p.episode_slots, s.starts, s.pair, demand_slots, demand[b], arrivals[b],
+        demand_obs[b], arrivals[b],
+    )  # fmt: skip
     # the action mask: every entry may say "none"; a pair where it can be placed now
     full = c[HELD_LEN] >= p.max_prepositioned or p.max_new_prepositions == 0
     for k in range(mask.shape[1]):

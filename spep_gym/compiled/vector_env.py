@@ -40,6 +40,7 @@ from spep_gym.compiled.vector import after_rows, step_rows
 from spep_gym.config import SpepConfig
 from spep_gym.env import SpepEnv
 from spep_gym.resources import check_batched_memory
+from spep_gym.vector_checks import episode_seeds, episode_steps, is_seed, reset_rows
 
 #: The per-step counts of ``info`` (int64 (B,)), each the change of one metric counter.
 INFO_COUNTS = {
@@ -102,11 +103,6 @@ def not_covered(cfg: SpepConfig) -> str | None:
                 f"allowed {allowed!r} (engine='torch' covers it)"
             )
     return None
-
-
-def _is_seed(seed: Any) -> bool:
-    """An episode seed ``SpepEnv.reset`` takes: an integer >= 0 (numpy integers too)."""
-    return isinstance(seed, int | np.integer) and not isinstance(seed, bool) and bool(seed >= 0)
 
 
 class CompiledVectorEnv(gym.vector.VectorEnv):
@@ -183,23 +179,9 @@ class CompiledVectorEnv(gym.vector.VectorEnv):
                 f"draws={draws!r} is invalid for engine='compiled': allowed 'scalar' (the scalar "
                 "env's streams; engine='torch' takes the others)"
             )
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError as err:
-            raise ValueError(
-                f"autoreset_mode={autoreset_mode!r} is invalid: allowed "
-                f"{[m.value for m in AutoresetMode]}"
-            ) from err
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, int)
-            or max_episode_steps < 1
-        ):
-            raise ValueError(
-                f"max_episode_steps={max_episode_steps!r} is invalid: allowed None or an integer "
-                f">= 1 (episodes end after min(max_episode_steps, episode_slots) steps)"
-            )
-        self.max_episode_steps = min(max_episode_steps or cfg.episode_slots, cfg.episode_slots)
+        mode, self.max_episode_steps = episode_steps(
+            autoreset_mode, max_episode_steps, cfg.episode_slots
+        )
         self.config = cfg
         self.num_threads = num_threads
         self.copy = bool(copy)
@@ -253,42 +235,12 @@ class CompiledVectorEnv(gym.vector.VectorEnv):
         (network i gets ``seed + i``) or one seed (or None) per network, as ``SyncVectorEnv``.
         """
         B = self.num_envs
-        seeds: list[Any] | None = None
-        if seed is None:
-            seeds = [None] * B
-        elif _is_seed(seed):
-            seeds = [int(seed) + i for i in range(B)]  # type: ignore[arg-type]
-        elif isinstance(seed, Sequence | np.ndarray) and not isinstance(seed, str):
-            seeds = list(seed)
-        if seeds is None or not all(s is None or _is_seed(s) for s in seeds):
-            raise ValueError(
-                f"seed={seed!r} is invalid: allowed None, an integer >= 0 (network i gets seed + i) "
-                "or one seed per network, each None or an integer >= 0"
-            )
-        if len(seeds) != B:
-            raise ValueError(
-                f"{len(seeds)} seeds for num_envs={B}: give one per network (or an int)"
-            )
+        seeds = episode_seeds(seed, B)
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(
-                int(seed) if _is_seed(seed) else None  # type: ignore[arg-type]
+                int(seed) if is_seed(seed) else None
             )
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if mask is None:
-            rows = np.arange(B)
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (B,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({B},) with a True, "
-                    f"got {mask!r}"
-                )
-            if not self._started:
-                raise RuntimeError("call reset() without reset_mask first")
-            rows = np.flatnonzero(mask)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}: allowed 'reset_mask'")
+        rows = reset_rows(options, B, self._started)
         with numba_threads(self.num_threads):
             self._reset_rows(rows, [seeds[i] for i in rows])
         self._autoreset[rows] = False
