@@ -75,8 +75,8 @@ DEFAULT_RUNS = 20
 #: Slots per run: the paper's 2000. The map's answer moved with the run length (at 500 slots the
 #: first day, with no request history for the predictors, was half of each run), so the default is
 #: the full length; it takes about 6.5 minutes on 2 cores with ``--engine compiled`` (the stored
-#: map, docs/results/regimes) and about 50 with the scalar engine. ``--slots 500`` gives the
-#: shorter map of earlier versions.
+#: map, docs/results/regimes), whose runs cost 4.9-13.7x less CPU than the scalar engine's
+#: (docs/compiled.md). ``--slots 500`` gives the shorter map of earlier versions.
 DEFAULT_SLOTS = 2000
 #: Table metrics: (metric, label, format of a mean, format of a difference).
 METRICS = (
