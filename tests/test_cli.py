@@ -38,7 +38,8 @@ OPTIONS = {
         "--trials",
     ],
     "train": [
-        "--algo", "--checkpoint-freq", "--device", "--engine", "--eval-freq", "--eval-seeds",
+        "--algo", "--blank", "--checkpoint-freq", "--demand-blind", "--device", "--engine",
+        "--eval-freq", "--eval-seeds",
         "--hyper", "--keep-checkpoints", "--n-envs", "--no-progress", "--out", "--pair-features",
         "--plot", "--policy", "--predictive-hit-reward", "--preposition-bonus", "--resume", "--seed",
         "--set", "--subproc", "--timesteps", "--topology", "--torch-threads", "--verbose",

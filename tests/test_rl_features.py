@@ -115,3 +115,77 @@ def test_train_refuses_a_feature_the_observation_lacks(
     assert not (tmp_path / "run").exists()
     assert main([*args, "--policy", "mlp", "--pair-features", "arrivals"]) == 2
     assert "allowed with --policy pair" in capsys.readouterr().err
+
+
+def test_blanked_keys_are_never_read_and_the_rest_is() -> None:
+    """A policy with ``blank`` gives the same logits whatever the blanked keys hold, the logits it
+    gives with those keys zeroed, and still reacts to the keys it was not told to blank."""
+    env = SpepEnv(SpepConfig.tiny(action_len=2, **DEMAND))
+    obs, _ = env.reset(seed=2)
+    for _ in range(30):
+        obs, *_ = env.step(np.full(2, env.num_pairs))
+    batch = {k: v[None] for k, v in obs.items()}
+    blank = ["demand", "arrivals", "time_of_day", "demand_ema", "demand_by_hour"]
+    torch.manual_seed(0)
+    blind = _policy(env, extra=list(EXTRA_FEATURES), blank=blank)
+    torch.manual_seed(0)
+    seeing = _policy(env, extra=list(EXTRA_FEATURES))  # the same weights, nothing blanked
+    zeroed = {k: np.zeros_like(v) if k in blank else v for k, v in batch.items()}
+    before = _logits(blind, batch)
+    np.testing.assert_array_equal(before, _logits(seeing, zeroed))
+    rng = np.random.default_rng(0)
+    for key in blank:
+        changed = {**batch, key: batch[key] + rng.uniform(1, 5, batch[key].shape)}
+        np.testing.assert_array_equal(_logits(blind, changed), before, err_msg=key)
+        assert not np.array_equal(_logits(seeing, changed), _logits(seeing, batch)), key
+    for key in ("link_fidelity", "link_age", "requests_in_flight"):
+        changed = {**batch, key: batch[key] + 1.0}
+        assert not np.array_equal(_logits(blind, changed), before), key
+
+
+def test_bad_blank_keys_are_refused_in_one_line() -> None:
+    env = SpepEnv(SpepConfig.tiny())
+    with pytest.raises(ValueError, match="blank key 'demand_ema' is invalid: allowed observation"):
+        _policy(env, blank=["demand_ema"])
+    with pytest.raises(ValueError, match="distinct keys"):
+        _policy(env, blank=["demand", "demand"])
+
+
+def test_a_demand_blind_run_stores_its_blank_keys_and_its_model_ignores_demand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--demand-blind`` blanks the demand inputs the run's observation has, the model saved acts
+    the same whatever they hold, and a resume with other blank keys is refused."""
+    from agents import make
+    from agents.cli import main
+
+    folder = tmp_path / "blind"
+    args = ["train", "--timesteps", "256", "--out", str(folder), "--engine", "batched"]
+    args += ["--n-envs", "2", "--seed", "3", "--checkpoint-freq", "128", "--no-progress"]
+    args += [*TINY, *FAST, *DEMAND_SET, "--pair-features", "demand_ema"]
+    assert main([*args, "--demand-blind"]) == 0
+    meta = json.loads((folder / "model.json").read_text())
+    extractor = meta["policy_kwargs"]["features_extractor_kwargs"]
+    assert extractor["blank"] == [
+        "demand",
+        "arrivals",
+        "time_of_day",
+        "demand_ema",
+        "demand_by_hour",
+    ]
+    agent = make("sb3", path=folder)
+    env = agent.make_env()
+    obs, info = env.reset(seed=5)
+    for _ in range(20):
+        obs, _, _, _, info = env.step(agent.act(obs, info))
+    action = agent.act(obs, info)
+    for key in extractor["blank"]:
+        noisy = {**obs, key: obs[key] + 3.0}
+        np.testing.assert_array_equal(agent.act(noisy, info), action, err_msg=key)
+    resume = ["train", "--timesteps", "512", "--out", str(folder), "--resume", *TINY, *FAST]
+    resume += [*DEMAND_SET, "--pair-features", "demand_ema", "--engine", "batched", "--no-progress"]
+    assert main([*resume, "--blank", "demand"]) == 2
+    assert "blank" in capsys.readouterr().err
+    assert main([*args[:2], "64", "--out", str(tmp_path / "x"), *TINY, "--blank", "nope"]) == 2
+    assert "--blank: blank key 'nope' is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

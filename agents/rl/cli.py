@@ -13,6 +13,7 @@ from agents.cli import add_common, parse_literals, parse_overrides
 from agents.rl.config import (
     ALGOS,
     DEFAULT_N_ENVS,
+    DEMAND_INPUTS,
     ENGINES,
     EXTRA_FEATURES,
     POLICIES,
@@ -120,6 +121,20 @@ def add_cli(subparsers: Any) -> None:
         "--set demand_hour_obs=True; default: none)",
     )
     p.add_argument(
+        "--blank",
+        default="",
+        metavar="A,B",
+        help="observation keys the pair policy zeroes before reading them, in training and "
+        "whenever the model acts (a twin that differs only in what it sees); default: none",
+    )
+    p.add_argument(
+        "--demand-blind",
+        action="store_true",
+        help="blank every demand input the observation has, of: "
+        + ", ".join(DEMAND_INPUTS)
+        + " (the policy still sees the queue and the links)",
+    )
+    p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument("--plot", action="store_true", help="write DIR/training_curve.png")
@@ -127,6 +142,23 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--verbose", type=int, default=0)
     add_common(p)
     p.set_defaults(func=cmd_train)
+
+
+def parse_names(text: str) -> list[str]:
+    """``"a, b,"`` -> ``["a", "b"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _blank(args: argparse.Namespace, fields: dict[str, Any]) -> list[str]:
+    """``--blank``'s keys, and with ``--demand-blind`` the demand inputs of the run's observation."""
+    blank = parse_names(args.blank)
+    if args.demand_blind:
+        from spep_gym.config import SpepConfig
+        from spep_gym.env import SpepEnv
+
+        keys = SpepEnv(SpepConfig.from_dict({**TRAIN_DEFAULTS, **fields})).observation_space
+        blank += [k for k in DEMAND_INPUTS if k in keys.spaces and k not in blank]
+    return blank
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -167,7 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         eval_freq=args.eval_freq,
         eval_seeds=args.eval_seeds,
-        pair_features=[f.strip() for f in args.pair_features.split(",") if f.strip()],
+        pair_features=parse_names(args.pair_features),
+        blank=_blank(args, fields),
     )
     print(
         f"trained {meta['algo']} to {meta['timesteps']} timesteps in {meta['wall_time_s']} s "

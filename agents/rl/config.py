@@ -35,6 +35,10 @@ EXTRA_FEATURES = (
     "arrivals", "prepositioned_in_flight", "requests_in_flight", "link_busy", "demand_ema",
     "demand_by_hour",
 )  # fmt: skip
+#: The observation keys that carry demand (past arrivals, their long-run means, the time of day):
+#: ``spep train --demand-blind`` blanks those the observation has, for a demand-blind twin that
+#: still sees the queue (requests already waiting) and the links.
+DEMAND_INPUTS = ("demand", "arrivals", "time_of_day", "demand_ema", "demand_by_hour")
 #: Default hyperparameters of each algorithm (``--hyper NAME=VALUE`` overrides one).
 HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     # gamma 0.95: a request's deadline is at most 12 slots and a pre-position lasts 15. A larger

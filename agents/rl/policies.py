@@ -4,7 +4,8 @@ Every node pair is scored by the same small network from its own features (link 
 fidelity a pre-position would get, pre-positioned pairs held, recent demand, queued requests) and a
 summary of all pairs, so the policy has a few thousand weights whatever the network size, learns
 "which pair is worth pre-positioning" once for all pairs, and applies to any graph of the same node
-count. The extractor's ``extra`` argument (``policy_kwargs={"features_extractor_kwargs":
+count. The extractor's ``blank`` argument names observation keys it zeroes before reading anything
+(a twin that differs from another policy only in what it sees: ``spep train --blank``). Its ``extra`` argument (``policy_kwargs={"features_extractor_kwargs":
 {"extra": [...]}}``) adds per-pair features of :data:`agents.rl.config.EXTRA_FEATURES` (the arrivals, the in-flight
 counts, ``link_busy``, the long-run demand keys); the default adds none, so a saved model of the
 default policy loads and acts as before. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
@@ -58,13 +59,34 @@ def extra_width(observation_space: spaces.Dict, extra: Sequence[str]) -> int:
     return width
 
 
+def check_blank(observation_space: spaces.Dict, blank: Sequence[str]) -> None:
+    """Refuse a ``blank`` list that is not distinct keys of the observation.
+
+    Raises:
+        ValueError: naming the key and the observation's keys.
+    """
+    keys = sorted(observation_space.spaces)
+    if isinstance(blank, str) or len(set(blank)) != len(blank):
+        raise ValueError(f"blank = {blank!r} is invalid: allowed a list of distinct keys of {keys}")
+    for name in blank:
+        if name not in observation_space.spaces:
+            raise ValueError(
+                f"blank key {name!r} is invalid: allowed observation keys ({', '.join(keys)})"
+            )
+
+
 class PairExtractor(BaseFeaturesExtractor):
     """Observation -> ``(P + 1) * hidden`` features: an embedding per node pair, then a global one."""
 
     def __init__(
-        self, observation_space: spaces.Dict, hidden: int = 32, extra: Sequence[str] = ()
+        self,
+        observation_space: spaces.Dict,
+        hidden: int = 32,
+        extra: Sequence[str] = (),
+        blank: Sequence[str] = (),
     ) -> None:
         width = extra_width(observation_space, extra)
+        check_blank(observation_space, blank)
         P = int(observation_space["adjacency"].shape[0])  # type: ignore[index]
         super().__init__(observation_space, features_dim=(P + 1) * hidden)
         self.num_nodes = n = num_nodes(P)
@@ -78,13 +100,15 @@ class PairExtractor(BaseFeaturesExtractor):
         )
         self.pair_index: torch.Tensor
         self.register_buffer("pair_index", torch.as_tensor(index), persistent=False)
-        self.extra = tuple(extra)
+        self.extra, self.blank = tuple(extra), tuple(blank)
         self.encode = nn.Sequential(nn.Linear(PAIR_FEATURES + width, hidden), nn.ReLU())
         self.mix = nn.Sequential(nn.Linear(2 * hidden + 2, hidden), nn.ReLU())
         self.summary = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``PAIR_FEATURES`` per pair -> embeddings mixed with their mean, then a global one."""
+        if self.blank:
+            obs = {k: torch.zeros_like(v) if k in self.blank else v for k, v in obs.items()}
         B, P = obs["adjacency"].shape
         n = self.num_nodes
         queue = obs["queue"].view(B, self.queue_len, 6)

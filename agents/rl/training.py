@@ -97,6 +97,7 @@ def train(
     eval_freq: int = 0,
     eval_seeds: str = EVAL_SEEDS,
     pair_features: Sequence[str] = (),
+    blank: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``algo`` until ``timesteps`` environment steps in total; return the run's metadata.
 
@@ -121,7 +122,9 @@ def train(
     controls once (:mod:`agents.rl.evaluation`). ``model.json`` gets ``timing``: the seconds of
     collecting rollouts and of updating the policy (evaluations apart), and the steps/s of each.
     ``pair_features`` (the pair policy only) are extra per-pair inputs of
-    :data:`agents.rl.config.EXTRA_FEATURES`, stored in ``policy_kwargs``.
+    :data:`agents.rl.config.EXTRA_FEATURES`, stored in ``policy_kwargs``; ``blank`` (the pair
+    policy only) names observation keys the policy zeroes before reading them, in training and
+    whenever the model acts (:data:`agents.rl.config.DEMAND_INPUTS` for a demand-blind twin).
 
     Raises:
         ValueError: a bad setting or hyperparameter, an ``out`` that cannot be written or holds
@@ -177,6 +180,8 @@ def train(
         stored["engine"] = meta.get("engine", "scalar")  # runs before --engine were scalar
         asked["pair_features"] = list(pair_features)
         stored["pair_features"] = _pair_features(meta.get("policy_kwargs", {}))
+        asked["blank"] = list(blank)
+        stored["blank"] = _pair_features(meta.get("policy_kwargs", {}), "blank")
         diff = differences(json.loads(json.dumps(stored)), json.loads(json.dumps(asked)))
         if diff:
             raise ValueError(
@@ -220,7 +225,7 @@ def train(
         check_engine(engine, cfg, subproc)
         hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
-        policy_kwargs = _with_pair_features(policy, pair_features, make_env(cfg, algo))
+        policy_kwargs = _with_pair_features(policy, pair_features, make_env(cfg, algo), blank)
         check_policy_fits(algo, policy, policy_kwargs, make_env(cfg, algo), "policy")
         if eval_freq:
             check_disjoint(seeds, [(seed, n_envs)])
@@ -525,31 +530,43 @@ def _config(config: SpepConfig | Mapping[str, Any] | None) -> SpepConfig:
     return SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})
 
 
-def _with_pair_features(policy: str, pair_features: Sequence[str], env: Any) -> dict[str, Any]:
-    """``POLICY_KWARGS[policy]``, with ``pair_features`` as the pair extractor's ``extra``.
+def _with_pair_features(
+    policy: str, pair_features: Sequence[str], env: Any, blank: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``POLICY_KWARGS[policy]``, with the pair extractor's ``extra`` and ``blank`` lists.
 
     Raises:
-        ValueError: features with another policy than ``pair``, or a feature the pair policy
-            cannot read from ``env``'s observation (:func:`agents.rl.policies.extra_width`).
+        ValueError: features or blanked keys with another policy than ``pair``, a feature the pair
+            policy cannot read from ``env``'s observation (:func:`agents.rl.policies.extra_width`)
+            or a blanked key that is not in it.
     """
     kwargs = POLICY_KWARGS[policy]
-    if not pair_features:
+    if not pair_features and not blank:
         return kwargs
-    if policy != "pair":
-        raise ValueError(
-            f"--pair-features {','.join(pair_features)} is invalid with --policy {policy}: "
-            "allowed with --policy pair"
-        )
-    from agents.rl.policies import extra_width
+    for option, names in (("--pair-features", pair_features), ("--blank", blank)):
+        if names and policy != "pair":
+            raise ValueError(
+                f"{option} {','.join(names)} is invalid with --policy {policy}: "
+                "allowed with --policy pair"
+            )
+    from agents.rl.policies import check_blank, extra_width
 
     try:
         extra_width(env.observation_space, list(pair_features))
     except ValueError as err:
         raise ValueError(f"--pair-features: {err}") from None
-    extractor = {**kwargs["features_extractor_kwargs"], "extra": list(pair_features)}
+    try:
+        check_blank(env.observation_space, list(blank))
+    except ValueError as err:
+        raise ValueError(f"--blank: {err}") from None
+    extractor = dict(kwargs["features_extractor_kwargs"])
+    if pair_features:
+        extractor["extra"] = list(pair_features)
+    if blank:
+        extractor["blank"] = list(blank)
     return {**kwargs, "features_extractor_kwargs": extractor}
 
 
-def _pair_features(policy_kwargs: Mapping[str, Any]) -> list[str]:
-    """The ``extra`` features of a run's ``policy_kwargs`` (none for runs before them)."""
-    return list(policy_kwargs.get("features_extractor_kwargs", {}).get("extra", []))
+def _pair_features(policy_kwargs: Mapping[str, Any], key: str = "extra") -> list[str]:
+    """The ``extra`` features (or ``blank`` keys) of a run's ``policy_kwargs`` (none before them)."""
+    return list(policy_kwargs.get("features_extractor_kwargs", {}).get(key, []))
