@@ -28,9 +28,10 @@ POLICY_KWARGS: dict[str, dict[str, Any]] = {
     "mlp": {"net_arch": [64, 64]},
 }
 #: Observation keys the pair policy can read as extra per-pair features (its extractor's ``extra``,
-#: ``spep train --pair-features``), each as the observation gives it (``VecNormalize`` scales them
-#: in training); ``demand_ema`` gives one feature per half-life, ``demand_by_hour`` two: the
-#: current hour's and the next's.
+#: ``spep train --pair-features``), each as the observation gives it (the pair policy's inputs are
+#: not normalised); ``demand_ema`` gives one feature per half-life, ``demand_by_hour`` two: the
+#: current hour's and the next's share of the requests so far (log1p of it over a uniform spread,
+#: so that it does not grow with the episode's length).
 EXTRA_FEATURES = (
     "arrivals", "prepositioned_in_flight", "requests_in_flight", "link_busy", "demand_ema",
     "demand_by_hour",

@@ -136,7 +136,10 @@ class PairExtractor(BaseFeaturesExtractor):
             if name == "demand_ema":
                 columns.extend(value.unbind(1))
             elif name == "demand_by_hour":
-                columns.extend(value[:, :2].unbind(1))  # the current hour and the next
+                # the current hour's and the next's share of every request so far, relative to a
+                # uniform spread over pairs and hours: it does not grow with the episode's length
+                total = value.sum(dim=(1, 2), keepdim=True).clamp(min=1.0)
+                columns.extend(torch.log1p(value[:, :2] * (24 * P) / total).unbind(1))
             else:
                 columns.append(value)
         x = torch.stack(columns, dim=-1)
