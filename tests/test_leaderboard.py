@@ -83,6 +83,39 @@ def test_the_table_from_a_small_fixture(tmp_path):
     assert "its `meta.json` says: PPO, 1000 steps" in page
 
 
+def test_twin_models_get_a_row_each_with_a_cell_per_topology(tmp_path):
+    """A learned_twins.py folder: results.csv rows on several topologies, a model per label."""
+    folder = tmp_path / "learned-physical"
+    folder.mkdir()
+    rows = [
+        {"agent": a, "topology": t, "seed": s, "slots": 300, "success_rate": r}
+        for a, t, values in (
+            ("learned-predictive", "erdos_renyi", [0.5, 0.5]),
+            ("learned-predictive", "scale_free", [0.2, 0.4]),
+            ("learned-blind", "erdos_renyi", [0.1, 0.1]),
+            ("managed", "erdos_renyi", [0.9, 0.9]),  # a control's rows: not a learned row
+        )
+        for s, r in enumerate(values)
+    ]
+    pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
+    agents = {"learned-predictive": "predictive", "learned-blind": "blind"}
+    meta = {"preset": "physical", "topology": "erdos_renyi", "eval_seeds": [0, 1]}
+    (folder / "meta.json").write_text(json.dumps({**meta, "agents": agents}))
+    (folder / "predictive").mkdir()
+    model = {"seed": 100, "n_envs": 2, "timesteps": 720_896, "wall_time_s": 600.0}
+    (folder / "predictive" / "model.json").write_text(json.dumps(model))
+    page = leaderboard.render(tmp_path)
+    # mean 0.3 +- t(0.975, 1) x sd 0.1414 / sqrt(2) = 12.706 x 0.1 = 127.1 pp
+    row = "| learned: learned-predictive | 720,896 steps, 10.0 min | " + "– | " * 4
+    assert row + "**50.0 ± 0.0** | – | – | **30.0 ± 127.1** |" in page
+    assert "| learned: learned-blind | not stored | " + "– | " * 4 + "10.0 ± 0.0 | – |" in page
+    assert "learned: managed" not in page
+    assert (
+        "trained on erdos_renyi, evaluated on 2 topologies on seeds 0–1; training started" in page
+    )
+    assert "from seeds 100–101, disjoint from them; 720,896 steps, 10.0 min" in page
+
+
 def test_a_study_of_another_preset_in_a_presets_folder_is_refused(tmp_path):
     _study(tmp_path / "reproduce-physical", "paper", {("random", "erdos_renyi"): [0.2, 0.3]})
     with pytest.raises(ValueError, match="preset 'paper' is invalid here: allowed 'physical'"):

@@ -79,41 +79,67 @@ def load_studies(results: Path) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]
 
 
 def learned_agents(results: Path) -> list[dict[str, Any]]:
-    """Every stored learned agent: its ``compare.csv`` row and what its folder says of it.
+    """Every stored learned agent: its cells and what its folder says of it.
 
+    A ``learned*`` folder holds either the ``compare.csv`` of ``agents.rl.compare`` (one cell: its
+    preset and training topology) or, as ``docs/scripts/learned_twins.py`` writes it, a
+    ``results.csv`` of per-run rows on every topology of its preset, with ``meta.json``'s
+    ``agents`` mapping each row label to the subfolder of its model (one row per label).
     ``meta.json`` names the preset, topology, evaluation and training seeds (``preset``,
     ``topology``, ``eval_seeds`` and ``train_seeds``: ``[first, last]``); ``model.json``
     (``spep train``'s, where it was kept) gives the training steps and wall time.
     """
     agents = []
-    for folder in sorted(p for p in results.glob("learned*") if (p / "compare.csv").exists()):
-        meta = json.loads((folder / "meta.json").read_text())
-        row = pd.read_csv(folder / "compare.csv").set_index("agent").loc["learned"]
-        model = folder / "model.json"
-        trained = json.loads(model.read_text()) if model.exists() else None
-        first, last = meta["eval_seeds"]
-        train = meta.get("train_seeds")
-        if trained is not None and train is None:
-            train = [trained["seed"], trained["seed"] + trained["n_envs"] - 1]
-        disjoint = None if train is None else (last < train[0] or first > train[1])
-        agents.append(
-            {
-                "name": f"learned: {meta.get('name', folder.name)}",
-                "folder": folder.name,
-                "what": meta.get("agent", ""),
-                "preset": meta["preset"],
-                "topology": meta["topology"],
+    for folder in sorted(results.glob("learned*")):
+        if (folder / "results.csv").exists():
+            meta = json.loads((folder / "meta.json").read_text())
+            df = pd.read_csv(folder / "results.csv")
+            for label, sub in meta["agents"].items():
+                rows = df[df["agent"] == label]
+                cells = {str(t): list(g["success_rate"]) for t, g in rows.groupby("topology")}
+                agents.append(_learned(folder, meta, cells, folder / sub / "model.json", label))
+        elif (folder / "compare.csv").exists():
+            meta = json.loads((folder / "meta.json").read_text())
+            row = pd.read_csv(folder / "compare.csv").set_index("agent").loc["learned"]
+            one = {
+                "text": f"{100 * row['success_rate']:.1f} ± "
+                f"{50 * (row['ci_high'] - row['ci_low']):.1f}",
                 "mean": float(row["success_rate"]),
-                "low": float(row["ci_low"]),
-                "high": float(row["ci_high"]),
-                "eval_seeds": (first, last),
-                "train_seeds": train,
-                "disjoint": disjoint,
-                "steps": None if trained is None else trained["timesteps"],
-                "wall_s": None if trained is None else trained["wall_time_s"],
             }
-        )
+            name = meta.get("name", folder.name)
+            agents.append(
+                _learned(folder, meta, {meta["topology"]: one}, folder / "model.json", name)
+            )
     return agents
+
+
+def _learned(
+    folder: Path, meta: dict[str, Any], cells: dict[str, Any], model: Path, name: str
+) -> dict[str, Any]:
+    """One learned agent's entry: its cells per topology (run values, or a stored text and mean)."""
+    trained = json.loads(model.read_text()) if model.exists() else None
+    first, last = meta["eval_seeds"]
+    train = meta.get("train_seeds")
+    if trained is not None and train is None:
+        train = [trained["seed"], trained["seed"] + trained["n_envs"] - 1]
+    disjoint = None if train is None else (last < train[0] or first > train[1])
+    return {
+        "name": f"learned: {name}",
+        "folder": folder.name,
+        "source": "results.csv" if (folder / "results.csv").exists() else "compare.csv",
+        "what": meta.get("agent", ""),
+        "preset": meta["preset"],
+        "topology": meta["topology"],
+        "cells": {
+            t: v if isinstance(v, dict) else {"text": cell(v), "mean": float(pd.Series(v).mean())}
+            for t, v in cells.items()
+        },
+        "eval_seeds": (first, last),
+        "train_seeds": train,
+        "disjoint": disjoint,
+        "steps": None if trained is None else trained["timesteps"],
+        "wall_s": None if trained is None else trained["wall_time_s"],
+    }
 
 
 def training_text(agent: dict[str, Any]) -> str:
@@ -142,9 +168,9 @@ def render(results: Path = RESULTS) -> str:
             cells[(str(agent), preset, str(topology))] = cell(group["success_rate"])
             means[(str(agent), preset, str(topology))] = float(group["success_rate"].mean())
     for a in learned:
-        key = (a["name"], a["preset"], a["topology"])
-        cells[key] = f"{100 * a['mean']:.1f} ± {50 * (a['high'] - a['low']):.1f}"
-        means[key] = a["mean"]
+        for topology, one in a["cells"].items():
+            cells[(a["name"], a["preset"], topology)] = one["text"]
+            means[(a["name"], a["preset"], topology)] = one["mean"]
     best = {
         (p, t): max((m for (_, mp, mt), m in means.items() if (mp, mt) == (p, t)), default=None)
         for p, t in columns
@@ -216,10 +242,14 @@ def render(results: Path = RESULTS) -> str:
             else "training steps and wall time: not stored (no `model.json`; its `meta.json` "
             f"says: {a['what']})"
         )
+        where = (
+            f"trained on {a['topology']}, evaluated on {len(a['cells'])} topologies on"
+            if len(a["cells"]) > 1
+            else f"{a['topology']}, evaluated on"
+        )
         parts.append(
-            f"- **{a['name']}** (`docs/results/{a['folder']}/compare.csv`): "
-            f"{a['preset']} preset, {a['topology']}, evaluated on seeds {first}–{last}; {seeds}; "
-            f"{training}."
+            f"- **{a['name']}** (`docs/results/{a['folder']}/{a['source']}`): "
+            f"{a['preset']} preset, {where} seeds {first}–{last}; {seeds}; {training}."
         )
     parts.append("")
     return "\n".join(parts)
