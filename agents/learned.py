@@ -82,6 +82,9 @@ class SB3Agent(Agent):
         label: the agent's name in result rows.
         device: torch device of the policy.
         seed: generator of sampled actions (reset(seed) reseeds it per episode).
+        num_nodes: run on networks of this many nodes instead of the training one's (the pair
+            policy only: its weights are shared by every node pair, so they apply to any size;
+            a transfer test, ``--param num_nodes=32``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class SB3Agent(Agent):
         label: str = "sb3",
         device: str = "cpu",
         seed: int | None = None,
+        num_nodes: int | None = None,
     ) -> None:
         super().__init__()
         meta_path, zip_path, stats = locate(path)
@@ -104,6 +108,14 @@ class SB3Agent(Agent):
             self.train_config = config_from_json(self.meta["config"])
         except ValueError as err:
             raise ValueError(f"{meta_path}: config: {err}") from None
+        if num_nodes is not None and num_nodes != self.train_config.n:
+            if self.meta.get("policy", "mlp") != "pair":
+                raise ValueError(
+                    f"num_nodes={num_nodes!r} is invalid for {meta_path.parent} (policy "
+                    f"{self.meta.get('policy', 'mlp')!r}, trained on {self.train_config.n} "
+                    "nodes): allowed for the pair policy only"
+                )
+            self.train_config = self.train_config.replace(num_nodes=num_nodes)
         self.env_config = {k: getattr(self.train_config, k) for k in MODEL_FIELDS}
         self.obs_stats = load_obs_stats(stats) if stats is not None else None
         self.policy = _load_policy(self.algo, zip_path, self.train_config, self.meta, device)

@@ -156,6 +156,24 @@ def test_agent_rejects_a_network_of_another_size(runs: dict[str, Path]) -> None:
         learned.locate(runs["ppo"] / "nothing")
 
 
+def test_a_pair_policy_transfers_to_another_network_size(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """``num_nodes=`` builds the pair policy for that size with the same weights (issue 21, 7)."""
+    small = agents.make("sb3", path=runs["maskable_ppo"])
+    big = agents.make("sb3", path=runs["maskable_ppo"], num_nodes=8)
+    a, b = small.policy.state_dict(), big.policy.state_dict()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert big.env_config["num_nodes"] == 8 and big.num_pairs == 28
+    row = run_episode(big, seed=0, config={"episode_slots": 30})
+    assert row["arrived"] > 0  # it ran on 8 nodes: a 6-node observation would be refused
+    with pytest.raises(ValueError, match="contradicts"):
+        run_episode(big, seed=0, config={"num_nodes": 6, "episode_slots": 5})
+    assert train_cli(tmp_path / "mlp", "ppo", 64, "--policy", "mlp") == 0
+    with pytest.raises(ValueError, match=r"num_nodes=8 is invalid .* pair policy only"):
+        agents.make("sb3", path=tmp_path / "mlp", num_nodes=8)
+
+
 def test_a_checkpoint_loads_as_an_agent(runs: dict[str, Path]) -> None:
     ckpt = runs["ppo"] / "checkpoints" / "rl_model_128_steps.zip"
     meta, zip_path, stats = learned.locate(ckpt)
