@@ -124,8 +124,28 @@ def load(results: Path) -> dict[str, Any]:
         "check": pd.read_csv(results / "calibration" / "check.csv"),
         "fresh": calibrate.fresh_scores(results / "calibration"),
         "about": json.loads((results / "about.json").read_text()),
+        "twins": {
+            preset: _twins(results / f"learned-{preset}")
+            for preset, _ in PRESETS
+            if (results / f"learned-{preset}" / "prediction.csv").exists()
+        },
         "learned": pd.read_csv(results / "learned" / "compare.csv"),
         "learned_meta": json.loads((results / "learned" / "meta.json").read_text()),
+    }
+
+
+def _twins(folder: Path) -> dict[str, Any]:
+    """A ``learned-<preset>`` folder of docs/scripts/learned_twins.py: its tables and models."""
+    meta = json.loads((folder / "meta.json").read_text())
+    return {
+        "prediction": pd.read_csv(folder / "prediction.csv"),
+        "runs": pd.read_csv(folder / "results.csv"),
+        "meta": meta,
+        "models": {
+            label: json.loads((folder / sub / "model.json").read_text())
+            for label, sub in meta["agents"].items()
+        },
+        "folder": folder.name,
     }
 
 
@@ -501,6 +521,71 @@ def learned_part(d: dict[str, Any]) -> list[str]:
     ]
 
 
+LEARNED_PREDICTIVE, LEARNED_BLIND = "learned-predictive", "learned-blind"
+
+
+def _levels(runs: pd.DataFrame, topology: str, agent: str) -> str:
+    from agents.study.stats import mean_ci
+
+    m, low, high, _ = mean_ci(
+        runs[(runs.topology == topology) & (runs.agent == agent)].success_rate
+    )
+    return f"{pp(m, False)} ± {pp((high - low) / 2, False)}"
+
+
+def twins_part(d: dict[str, Any]) -> list[str]:
+    """The learned predictive agents against their demand-blind twins and the strong control."""
+    if not d["twins"]:
+        return ["6. **Learned agents and their demand-blind twins**: not stored."]
+    rows = []
+    trained = []
+    for preset, tw in d["twins"].items():
+        pred, runs = tw["prediction"], tw["runs"]
+        for topology in TOPOLOGIES:
+            p = pred[pred.topology == topology]
+            if p.empty:
+                continue
+            twin = p[p.family == PREDICTION].iloc[0]
+            ctrl = p[(p.family == CONTROL) & (p.baseline == TWIN)].set_index("agent")
+            rows.append(
+                [
+                    preset,
+                    TOPOLOGIES[topology],
+                    _levels(runs, topology, LEARNED_PREDICTIVE),
+                    _levels(runs, topology, LEARNED_BLIND),
+                    _levels(runs, topology, TWIN),
+                    _cell(twin),
+                    _cell(ctrl.loc[LEARNED_PREDICTIVE]),
+                    _cell(ctrl.loc[LEARNED_BLIND]),
+                ]
+            )
+        m = tw["models"][LEARNED_PREDICTIVE]
+        b = tw["models"][LEARNED_BLIND]
+        trained.append(
+            f"{preset}: {m['timesteps']:,} steps each, {m['wall_time_s'] / 60:.1f} and "
+            f"{b['wall_time_s'] / 60:.1f} min (`docs/results/{tw['folder']}/`)"
+        )
+    from agents.study.tables import markdown_table
+
+    header = [
+        "preset", "topology", "learned predictive", "learned blind twin", f"`{TWIN}`",
+        "predictive − twin", f"predictive − `{TWIN}`", f"blind − `{TWIN}`",
+    ]  # fmt: skip
+    first = next(iter(d["twins"].values()))
+    return [
+        "6. **Learned agents and their demand-blind twins** (`spep train`, MaskablePPO, pair "
+        "policy with the long-run demand inputs; the twin is the same run with `--demand-blind`: "
+        "the same network, seeds, reward and steps, the demand inputs zeroed; trained on "
+        f"{TOPOLOGIES[first['meta']['topology']]}, evaluated on every topology, seeds "
+        f"{first['meta']['eval_seeds'][0]}–{first['meta']['eval_seeds'][1]} × "
+        f"{first['meta']['slots']} slots, paired by seed; `docs/scripts/learned_twins.py`). "
+        "Training: " + "; ".join(trained) + ". Success rate (%) and mean paired differences (pp) "
+        "[95 % CI] (Holm p over each preset's family: prediction; the controls):",
+        "",
+        "   " + markdown_table(header, rows).replace("\n", "\n   "),
+    ]
+
+
 def _value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
@@ -622,12 +707,29 @@ def words_part(d: dict[str, Any]) -> list[str]:
         "",
         *(f"- {p}" for p in presets),
         f"- Over the regime map ({n} cells at {d['regimes_meta']['slots']} slots): {over_map}.",
+        *(f"- {t}" for t in _twins_words(d)),
         "",
         "The best setting of the open fields the search found misses the paper's baseline rates "
         f"by {fresh['fit']['loss_pp']:.2f} ± {fresh['fit']['se_pp']:.2f} pp RMS on fresh seeds "
         f"(the preset: {fresh['preset']['loss_pp']:.2f} ± {fresh['preset']['se_pp']:.2f}), and "
         f"under it SPEP-frequency is {where} shortest path.",
     ]
+
+
+def _twins_words(d: dict[str, Any]) -> list[str]:
+    """Item 6 in words: the learned predictive agent − its twin, and each − the strong control."""
+    out = []
+    for preset, tw in d["twins"].items():
+        pred = tw["prediction"]
+        ctrl = pred[(pred.family == CONTROL) & (pred.baseline == TWIN)]
+        out.append(
+            f"Learned agents under the {preset} preset (item 6, over the "
+            f"{pred.topology.nunique()} topologies): the predictive policy − its demand-blind "
+            f"twin is {_span_count(pred[pred.family == PREDICTION])}; the predictive policy − "
+            f"`{TWIN}` {_span_count(ctrl[ctrl.agent == LEARNED_PREDICTIVE])}; the blind twin − "
+            f"`{TWIN}` {_span_count(ctrl[ctrl.agent == LEARNED_BLIND])}."
+        )
+    return out
 
 
 def _fit_tests(d: dict[str, Any]) -> pd.DataFrame:
@@ -680,6 +782,8 @@ def render(results: Path = RESULTS) -> str:
         *calibration_part(d),
         "",
         *learned_part(d),
+        "",
+        *twins_part(d),
     ]
     return "\n".join([*head, *body, "", *claims_part(d), "", *words_part(d), "", END])
 
