@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slots", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args(argv)
+    import torch
+
+    # the policies are small: with torch's default threads on a busy machine a step cost 6x more
+    # CPU (measured: 2.0 against 0.32 s per 300 slots); the worker processes run one thread each
+    torch.set_num_threads(1)
     out: Path = args.out
     models = {PREDICTIVE: out / "predictive", BLIND: out / "blind"}
     for folder, run in zip(models.values(), (args.predictive, args.blind), strict=True):
