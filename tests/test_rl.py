@@ -174,6 +174,21 @@ def test_a_pair_policy_transfers_to_another_network_size(
         agents.make("sb3", path=tmp_path / "mlp", num_nodes=8)
 
 
+def test_saved_zips_leave_out_the_training_envs_last_observations(runs: dict[str, Path]) -> None:
+    """The zips hold the weights and settings, not every env's last observation (issue 21, 5)."""
+    import json
+    import zipfile
+
+    folder = runs["maskable_ppo"]
+    for zip_path in [folder / "model.zip", *sorted((folder / "checkpoints").glob("*.zip"))]:
+        with zipfile.ZipFile(zip_path) as archive:
+            data = json.loads(archive.read("data"))
+        assert not set(checkpoints.UNSAVED) & set(data), zip_path.name
+        assert data["num_timesteps"] > 0
+    agent = agents.make("sb3", path=folder)  # still loads
+    assert run_episode(agent, seed=0, config={"episode_slots": 10})["slots"] == 10
+
+
 def test_a_checkpoint_loads_as_an_agent(runs: dict[str, Path]) -> None:
     ckpt = runs["ppo"] / "checkpoints" / "rl_model_128_steps.zip"
     meta, zip_path, stats = learned.locate(ckpt)
