@@ -67,3 +67,20 @@ def test_comparisons_pair_by_seed_per_topology_with_holm_per_family() -> None:
     assert len(control) == 2 * 2 * 3
     assert set(control["baseline"]) == {"managed", "random", "highest_fidelity"}
     assert (table["wilcoxon_p_holm"] >= table["wilcoxon_p"]).all()
+
+
+def test_slim_zip_drops_the_last_observations_and_keeps_the_rest(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    path = tmp_path / "model.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", json.dumps({"num_timesteps": 7, "_last_obs": [1] * 1000}))
+        archive.writestr("policy.pth", b"weights")
+    twins.slim_zip(path)
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("data")) == {"num_timesteps": 7}
+        assert archive.read("policy.pth") == b"weights"
+    before = path.read_bytes()
+    twins.slim_zip(path)  # nothing to drop: left as it is
+    assert path.read_bytes() == before

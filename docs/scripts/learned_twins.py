@@ -28,6 +28,7 @@ import json
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,23 @@ def copy_model(run: Path, folder: Path) -> None:
     for name in KEPT:
         if (run / name).is_file():
             shutil.copy2(run / name, folder / name)
+    slim_zip(folder / "model.zip")
+
+
+def slim_zip(path: Path) -> None:
+    """Drop :data:`agents.rl.checkpoints.UNSAVED` from a zip's ``data`` (runs saved before they
+    were left out carry every training env's last observation: 13 MB for 256 networks)."""
+    from agents.rl.checkpoints import UNSAVED
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    if not set(UNSAVED) & set(data):
+        return
+    members["data"] = json.dumps({k: v for k, v in data.items() if k not in UNSAVED}).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
 
 
 def check_twins(predictive: dict[str, Any], blind: dict[str, Any]) -> None:
