@@ -84,7 +84,8 @@ def learned_agents(results: Path) -> list[dict[str, Any]]:
     A ``learned*`` folder holds either the ``compare.csv`` of ``agents.rl.compare`` (one cell: its
     preset and training topology) or, as ``docs/scripts/learned_twins.py`` writes it, a
     ``results.csv`` of per-run rows on every topology of its preset, with ``meta.json``'s
-    ``agents`` mapping each row label to the subfolder of its model (one row per label).
+    ``agents`` mapping each row label to the subfolder of its model (one row per label, named by
+    ``names`` where it names it).
     ``meta.json`` names the preset, topology, evaluation and training seeds (``preset``,
     ``topology``, ``eval_seeds`` and ``train_seeds``: ``[first, last]``); ``model.json``
     (``spep train``'s, where it was kept) gives the training steps and wall time.
@@ -97,7 +98,8 @@ def learned_agents(results: Path) -> list[dict[str, Any]]:
             for label, sub in meta["agents"].items():
                 rows = df[df["agent"] == label]
                 cells = {str(t): list(g["success_rate"]) for t, g in rows.groupby("topology")}
-                agents.append(_learned(folder, meta, cells, folder / sub / "model.json", label))
+                name = meta.get("names", {}).get(label, label)
+                agents.append(_learned(folder, meta, cells, folder / sub / "model.json", name))
         elif (folder / "compare.csv").exists():
             meta = json.loads((folder / "meta.json").read_text())
             row = pd.read_csv(folder / "compare.csv").set_index("agent").loc["learned"]
