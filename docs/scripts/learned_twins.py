@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--slots", type=int, default=2000)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--topologies", default=",".join(TOPOLOGIES), help="comma-separated (default: all four)"
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -152,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     csv = out / "results.csv"
     df = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     start = time.perf_counter()
-    for topology in TOPOLOGIES:
+    topologies = [t.strip() for t in args.topologies.split(",") if t.strip()]
+    for topology in topologies:
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"--topologies {topology!r} is invalid: allowed of {TOPOLOGIES}")
         for agent in (PREDICTIVE, BLIND, *CONTROLS):
             if (
                 not df.empty
