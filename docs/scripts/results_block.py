@@ -579,8 +579,10 @@ def twins_part(d: dict[str, Any]) -> list[str]:
         f"{TOPOLOGIES[first['meta']['topology']]}, evaluated on every topology, seeds "
         f"{first['meta']['eval_seeds'][0]}–{first['meta']['eval_seeds'][1]} × "
         f"{first['meta']['slots']} slots, paired by seed; `docs/scripts/learned_twins.py`). "
-        "Training: " + "; ".join(trained) + ". Success rate (%) and mean paired differences (pp) "
-        "[95 % CI] (Holm p over each preset's family: prediction; the controls):",
+        "Training: " + "; ".join(trained) + ". One training run per model: the intervals cover "
+        "the evaluation seeds, not the spread between training runs. Success rate (%) and mean "
+        "paired differences (pp) [95 % CI] (Holm p over each preset's family: prediction; the "
+        "controls):",
         "",
         "   " + markdown_table(header, rows).replace("\n", "\n   "),
     ]
