@@ -104,11 +104,16 @@ def test_twin_models_get_a_row_each_with_a_cell_per_topology(tmp_path):
     (folder / "predictive").mkdir()
     model = {"seed": 100, "n_envs": 2, "timesteps": 720_896, "wall_time_s": 600.0}
     (folder / "predictive" / "model.json").write_text(json.dumps(model))
+    (folder / "blind").mkdir()
+    resumed = {**model, "resumed_from": 360_448, "wall_time_s": 300.0}
+    (folder / "blind" / "model.json").write_text(json.dumps(resumed))
     page = leaderboard.render(tmp_path)
     # mean 0.3 +- t(0.975, 1) x sd 0.1414 / sqrt(2) = 12.706 x 0.1 = 127.1 pp
     row = "| learned: learned-predictive | 720,896 steps, 10.0 min | " + "– | " * 4
     assert row + "**50.0 ± 0.0** | – | – | **30.0 ± 127.1** |" in page
-    assert "| learned: learned-blind | not stored | " + "– | " * 4 + "10.0 ± 0.0 | – |" in page
+    # a resumed run's model.json times the resumed part only: said so
+    blind = "| learned: learned-blind | 720,896 steps (resumed at 360,448: 5.0 min for the rest) | "
+    assert blind + "– | " * 4 + "10.0 ± 0.0 | – |" in page
     assert "learned: managed" not in page
     assert (
         "trained on erdos_renyi, evaluated on 2 topologies on seeds 0–1; training started" in page

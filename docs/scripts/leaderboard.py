@@ -141,6 +141,7 @@ def _learned(
         "disjoint": disjoint,
         "steps": None if trained is None else trained["timesteps"],
         "wall_s": None if trained is None else trained["wall_time_s"],
+        "resumed_from": None if trained is None else trained.get("resumed_from"),
     }
 
 
@@ -148,6 +149,11 @@ def training_text(agent: dict[str, Any]) -> str:
     """``261,120 steps, 10.2 min`` from a learned agent's ``model.json``; ``not stored`` without."""
     if agent["steps"] is None:
         return "not stored"
+    if agent.get("resumed_from"):  # model.json's wall time is the resumed part's
+        return (
+            f"{agent['steps']:,} steps (resumed at {agent['resumed_from']:,}: "
+            f"{agent['wall_s'] / 60:.1f} min for the rest)"
+        )
     return f"{agent['steps']:,} steps, {agent['wall_s'] / 60:.1f} min"
 
 

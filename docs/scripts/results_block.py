@@ -125,9 +125,9 @@ def load(results: Path) -> dict[str, Any]:
         "fresh": calibrate.fresh_scores(results / "calibration"),
         "about": json.loads((results / "about.json").read_text()),
         "twins": {
-            preset: _twins(results / f"learned-{preset}")
-            for preset, _ in PRESETS
-            if (results / f"learned-{preset}" / "prediction.csv").exists()
+            folder.name: _twins(folder)
+            for folder in sorted(results.glob("learned-*"))
+            if (folder / "prediction.csv").exists()
         },
         "learned": pd.read_csv(results / "learned" / "compare.csv"),
         "learned_meta": json.loads((results / "learned" / "meta.json").read_text()),
@@ -135,9 +135,11 @@ def load(results: Path) -> dict[str, Any]:
 
 
 def _twins(folder: Path) -> dict[str, Any]:
-    """A ``learned-<preset>`` folder of docs/scripts/learned_twins.py: its tables and models."""
+    """A ``learned-*`` folder of docs/scripts/learned_twins.py: its tables and models; its label
+    (``meta.json``'s ``label``, else the preset) names it in the block."""
     meta = json.loads((folder / "meta.json").read_text())
     return {
+        "label": meta.get("label", meta["preset"]),
         "prediction": pd.read_csv(folder / "prediction.csv"),
         "runs": pd.read_csv(folder / "results.csv"),
         "meta": meta,
@@ -539,7 +541,7 @@ def twins_part(d: dict[str, Any]) -> list[str]:
         return ["6. **Learned agents and their demand-blind twins**: not stored."]
     rows = []
     trained = []
-    for preset, tw in d["twins"].items():
+    for tw in d["twins"].values():
         pred, runs = tw["prediction"], tw["runs"]
         for topology in TOPOLOGIES:
             p = pred[pred.topology == topology]
@@ -549,7 +551,7 @@ def twins_part(d: dict[str, Any]) -> list[str]:
             ctrl = p[(p.family == CONTROL) & (p.baseline == TWIN)].set_index("agent")
             rows.append(
                 [
-                    preset,
+                    tw["label"],
                     TOPOLOGIES[topology],
                     _levels(runs, topology, LEARNED_PREDICTIVE),
                     _levels(runs, topology, LEARNED_BLIND),
@@ -561,14 +563,19 @@ def twins_part(d: dict[str, Any]) -> list[str]:
             )
         m = tw["models"][LEARNED_PREDICTIVE]
         b = tw["models"][LEARNED_BLIND]
+        resumed = (
+            f" (resumed at {m['resumed_from']:,}: the time is the rest's)"
+            if m.get("resumed_from")
+            else ""
+        )
         trained.append(
-            f"{preset}: {m['timesteps']:,} steps each, {m['wall_time_s'] / 60:.1f} and "
-            f"{b['wall_time_s'] / 60:.1f} min (`docs/results/{tw['folder']}/`)"
+            f"{tw['label']}: {m['timesteps']:,} steps each, {m['wall_time_s'] / 60:.1f} and "
+            f"{b['wall_time_s'] / 60:.1f} min{resumed} (`docs/results/{tw['folder']}/`)"
         )
     from agents.study.tables import markdown_table
 
     header = [
-        "preset", "topology", "learned predictive", "learned blind twin", f"`{TWIN}`",
+        "run", "topology", "learned predictive", "learned blind twin", f"`{TWIN}`",
         "predictive − twin", f"predictive − `{TWIN}`", f"blind − `{TWIN}`",
     ]  # fmt: skip
     first = next(iter(d["twins"].values()))
@@ -576,13 +583,14 @@ def twins_part(d: dict[str, Any]) -> list[str]:
         "6. **Learned agents and their demand-blind twins** (`spep train`, MaskablePPO, pair "
         "policy with the long-run demand inputs; the twin is the same run with `--demand-blind`: "
         "the same network, seeds, reward and steps, the demand inputs zeroed; trained on "
-        f"{TOPOLOGIES[first['meta']['topology']]}, evaluated on every topology, seeds "
+        f"{TOPOLOGIES[first['meta']['topology']]}, evaluated on the topologies below, seeds "
         f"{first['meta']['eval_seeds'][0]}–{first['meta']['eval_seeds'][1]} × "
         f"{first['meta']['slots']} slots, paired by seed; `docs/scripts/learned_twins.py`). "
-        "Training: " + "; ".join(trained) + ". One training run per model: the intervals cover "
-        "the evaluation seeds, not the spread between training runs. Success rate (%) and mean "
-        "paired differences (pp) [95 % CI] (Holm p over each preset's family: prediction; the "
-        "controls):",
+        "Training (steps, wall time of the predictive run and of its twin): "
+        + "; ".join(trained)
+        + ". The intervals cover the evaluation seeds, not the spread between training runs (a "
+        "second pair of another training seed is that check). Success rate (%) and mean paired "
+        "differences (pp) [95 % CI] (Holm p over each run's family: prediction; the controls):",
         "",
         "   " + markdown_table(header, rows).replace("\n", "\n   "),
     ]
@@ -721,11 +729,11 @@ def words_part(d: dict[str, Any]) -> list[str]:
 def _twins_words(d: dict[str, Any]) -> list[str]:
     """Item 6 in words: the learned predictive agent − its twin, and each − the strong control."""
     out = []
-    for preset, tw in d["twins"].items():
+    for tw in d["twins"].values():
         pred = tw["prediction"]
         ctrl = pred[(pred.family == CONTROL) & (pred.baseline == TWIN)]
         out.append(
-            f"Learned agents under the {preset} preset (item 6, over the "
+            f"Learned agents, {tw['label']} (item 6, over the "
             f"{pred.topology.nunique()} topologies): the predictive policy − its demand-blind "
             f"twin is {_span_count(pred[pred.family == PREDICTION])}; the predictive policy − "
             f"`{TWIN}` {_span_count(ctrl[ctrl.agent == LEARNED_PREDICTIVE])}; the blind twin − "
