@@ -31,13 +31,9 @@ MODELS = {
 }
 
 
-def _make(name: str, path: Path, **kwargs: object) -> SB3Agent:
-    return SB3Agent(path, label=name, **kwargs)  # type: ignore[arg-type]
-
-
 for _name, _path in MODELS.items():
     if (_path / "model.zip").is_file():
-        agents.register(_name, functools.partial(_make, _name, _path))
+        agents.register(_name, functools.partial(SB3Agent, _path, label=_name))
 
 
 def main(argv: list[str] | None = None) -> None:

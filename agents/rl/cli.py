@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agents.cli import add_common, parse_literals, parse_overrides
+from agents.cli import add_common, parse_literals, parse_names, parse_overrides
 from agents.rl.config import (
     ALGOS,
     DEFAULT_N_ENVS,
@@ -144,14 +144,9 @@ def add_cli(subparsers: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def parse_names(text: str) -> list[str]:
-    """``"a, b,"`` -> ``["a", "b"]``."""
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
 def _blank(args: argparse.Namespace, fields: dict[str, Any]) -> list[str]:
     """``--blank``'s keys, and with ``--demand-blind`` the demand inputs of the run's observation."""
-    blank = parse_names(args.blank)
+    blank = list(parse_names(args.blank))
     if args.demand_blind:
         from spep_gym.config import SpepConfig
         from spep_gym.env import SpepEnv
@@ -199,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         eval_freq=args.eval_freq,
         eval_seeds=args.eval_seeds,
-        pair_features=parse_names(args.pair_features),
+        pair_features=list(parse_names(args.pair_features)),
         blank=_blank(args, fields),
     )
     print(

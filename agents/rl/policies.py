@@ -4,9 +4,10 @@ Every node pair is scored by the same small network from its own features (link 
 fidelity a pre-position would get, pre-positioned pairs held, recent demand, queued requests) and a
 summary of all pairs, so the policy has a few thousand weights whatever the network size, learns
 "which pair is worth pre-positioning" once for all pairs, and applies to any graph of the same node
-count. The extractor's ``blank`` argument names observation keys it zeroes before reading anything
-(a twin that differs from another policy only in what it sees: ``spep train --blank``). Its ``extra`` argument (``policy_kwargs={"features_extractor_kwargs":
-{"extra": [...]}}``) adds per-pair features of :data:`agents.rl.config.EXTRA_FEATURES` (the arrivals, the in-flight
+count. The extractor's ``blank`` argument names observation keys it zeroes before reading
+anything (a twin that differs from another policy only in what it sees: ``spep train --blank``).
+Its ``extra`` argument (``policy_kwargs={"features_extractor_kwargs": {"extra": [...]}}``) adds
+per-pair features of :data:`agents.rl.config.EXTRA_FEATURES` (the arrivals, the in-flight
 counts, ``link_busy``, the long-run demand keys); the default adds none, so a saved model of the
 default policy loads and acts as before. ``PairPolicy`` (PPO), ``MaskablePairPolicy`` (MaskablePPO) and ``PairDQNPolicy`` (DQN) share
 :class:`PairExtractor` and :class:`PairHead`.

@@ -179,9 +179,9 @@ def train(
         stored = {k: meta.get(k) for k in asked}
         stored["engine"] = meta.get("engine", "scalar")  # runs before --engine were scalar
         asked["pair_features"] = list(pair_features)
-        stored["pair_features"] = _pair_features(meta.get("policy_kwargs", {}))
+        stored["pair_features"] = _extractor_list(meta.get("policy_kwargs", {}), "extra")
         asked["blank"] = list(blank)
-        stored["blank"] = _pair_features(meta.get("policy_kwargs", {}), "blank")
+        stored["blank"] = _extractor_list(meta.get("policy_kwargs", {}), "blank")
         diff = differences(json.loads(json.dumps(stored)), json.loads(json.dumps(asked)))
         if diff:
             raise ValueError(
@@ -225,7 +225,7 @@ def train(
         check_engine(engine, cfg, subproc)
         hp = {**default_hyperparameters(algo, engine, n_envs), **dict(hyperparameters or {})}
         check_hyperparameters(algo, hp)
-        policy_kwargs = _with_pair_features(policy, pair_features, make_env(cfg, algo), blank)
+        policy_kwargs = _policy_kwargs(policy, pair_features, make_env(cfg, algo), blank)
         check_policy_fits(algo, policy, policy_kwargs, make_env(cfg, algo), "policy")
         if eval_freq:
             check_disjoint(seeds, [(seed, n_envs)])
@@ -530,7 +530,7 @@ def _config(config: SpepConfig | Mapping[str, Any] | None) -> SpepConfig:
     return SpepConfig.from_dict({**TRAIN_DEFAULTS, **dict(config or {})})
 
 
-def _with_pair_features(
+def _policy_kwargs(
     policy: str, pair_features: Sequence[str], env: Any, blank: Sequence[str] = ()
 ) -> dict[str, Any]:
     """``POLICY_KWARGS[policy]``, with the pair extractor's ``extra`` and ``blank`` lists.
@@ -567,6 +567,6 @@ def _with_pair_features(
     return {**kwargs, "features_extractor_kwargs": extractor}
 
 
-def _pair_features(policy_kwargs: Mapping[str, Any], key: str = "extra") -> list[str]:
+def _extractor_list(policy_kwargs: Mapping[str, Any], key: str) -> list[str]:
     """The ``extra`` features (or ``blank`` keys) of a run's ``policy_kwargs`` (none before them)."""
     return list(policy_kwargs.get("features_extractor_kwargs", {}).get(key, []))

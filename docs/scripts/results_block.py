@@ -532,7 +532,7 @@ def _levels(runs: pd.DataFrame, topology: str, agent: str) -> str:
     m, low, high, _ = mean_ci(
         runs[(runs.topology == topology) & (runs.agent == agent)].success_rate
     )
-    return f"{pp(m, False)} ± {pp((high - low) / 2, False)}"
+    return level(pd.Series({"mean": m, "half_width": (high - low) / 2}))
 
 
 def twins_part(d: dict[str, Any]) -> list[str]:
